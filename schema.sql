@@ -1,0 +1,68 @@
+-- claude-manager: the whole database schema.
+--
+-- Applied at start by `src/db/migrate.rs`. Each `-- version: N` section is applied once, in order,
+-- inside one transaction, when `PRAGMA user_version` < N; user_version is then set to N.
+-- Never edit a released section: append a new one.
+-- Timestamps are RFC 3339 UTC text with milliseconds ('2026-11-27T21:00:00.123Z'): they sort as text.
+
+-- version: 1
+CREATE TABLE tasks (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    title         TEXT    NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
+    description   TEXT    NOT NULL DEFAULT '',
+    priority      INTEGER NOT NULL DEFAULT 5 CHECK (priority BETWEEN 1 AND 10),
+    status        TEXT    NOT NULL DEFAULT 'pending'
+                  CHECK (status IN ('draft','pending','running','succeeded','failed','cancelled')),
+    tags          TEXT    NOT NULL DEFAULT '[]',   -- JSON array of strings
+    project_path  TEXT,
+    agent_id      INTEGER,
+    meta          TEXT    NOT NULL DEFAULT '{}',   -- JSON object
+    created_at    TEXT    NOT NULL,
+    updated_at    TEXT    NOT NULL,
+    started_at    TEXT,
+    completed_at  TEXT
+);
+CREATE INDEX tasks_newest ON tasks (created_at DESC, id DESC);
+CREATE INDEX tasks_status ON tasks (status);
+
+CREATE TABLE executions (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id           INTEGER REFERENCES tasks(id) ON DELETE SET NULL,
+    agent_id          INTEGER,
+    type              TEXT NOT NULL CHECK (type IN ('terminal','agent_session','agent_run')),
+    status            TEXT NOT NULL DEFAULT 'pending'
+                      CHECK (status IN ('pending','running','succeeded','failed','cancelled','interrupted')),
+    reason            TEXT,                 -- why it ended as it did (idle, stopped, server restart, ...)
+    boot_id           TEXT NOT NULL,        -- the server run that started it (startup reconciliation)
+    session_id        TEXT,                 -- terminal / agent session id, when it has one
+    pid               INTEGER,
+    pid_start_time    INTEGER,              -- /proc/<pid>/stat field 22: guards against PID reuse
+    pgid              INTEGER,
+    cwd               TEXT,
+    command           TEXT NOT NULL DEFAULT '[]',   -- argv as a JSON array
+    exit_code         INTEGER,
+    exit_signal       INTEGER,
+    created_at        TEXT NOT NULL,
+    started_at        TEXT,
+    finished_at       TEXT,
+    last_activity_at  TEXT,
+    bytes_out         INTEGER NOT NULL DEFAULT 0,
+    output_tail       BLOB,                 -- the last bytes of output (64 KiB at most)
+    output_truncated  INTEGER NOT NULL DEFAULT 0,
+    result            TEXT,
+    cost_usd          REAL,
+    usage             TEXT,                 -- JSON
+    meta              TEXT NOT NULL DEFAULT '{}'    -- JSON object
+);
+CREATE INDEX executions_task ON executions (task_id, id DESC);
+CREATE INDEX executions_status ON executions (status);
+CREATE INDEX executions_newest ON executions (created_at DESC, id DESC);
+
+CREATE TABLE execution_events (
+    execution_id  INTEGER NOT NULL REFERENCES executions(id) ON DELETE CASCADE,
+    seq           INTEGER NOT NULL,
+    ts            TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,
+    data          TEXT    NOT NULL,        -- JSON
+    PRIMARY KEY (execution_id, seq)
+) WITHOUT ROWID;

@@ -1,0 +1,190 @@
+//! A running server: start it (DB, actors, listener), stop it gracefully.
+//!
+//! Used by `main` and by the integration tests, which start servers in-process on 127.0.0.1:0.
+//! Start order: open and migrate the DB (blocking work, off the runtime), start the supervision
+//! tree, bind, serve. Shutdown order: stop accepting, tell every WebSocket (1001), let in-flight
+//! requests finish within the grace, stop the actors (DB last), checkpoint the WAL.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ractor::{Actor, ActorRef};
+use slog::{info, warn, Logger};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::actors::db::{Db, DbArgs};
+use crate::actors::events::Events;
+use crate::actors::supervisor::{RootArgs, RootMsg, RootSupervisor};
+use crate::config::Config;
+use crate::db::{self, DbError};
+use crate::state::{AppState, Metrics, Tracker};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database {path}: {source}")]
+    Db { path: String, source: DbError },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the supervision tree: {0}")]
+    Actors(String),
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown_tx: watch::Sender<bool>,
+    serve_task: JoinHandle<()>,
+    root: ActorRef<RootMsg>,
+    root_task: JoinHandle<()>,
+}
+
+/// Opens the database and applies the schema. Blocking: run it off the runtime.
+pub fn open_database(config: &Config) -> Result<db::Pool, DbError> {
+    let pool = db::open_pool(
+        &config.db_path(),
+        config.db_pool_size,
+        config.db_checkout_timeout,
+    )?;
+    let mut conn = pool.get()?;
+    db::migrate::migrate(&mut conn)?;
+    Ok(pool)
+}
+
+impl Server {
+    /// Starts a server; `log_dropped` is the log drain's drop counter (for health).
+    pub async fn start(
+        config: Config,
+        log: Logger,
+        log_dropped: Arc<AtomicU64>,
+    ) -> Result<Server, StartError> {
+        let started_at = Instant::now();
+        let config = Arc::new(config);
+        let db_path = config.db_path().display().to_string();
+        let pool = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || open_database(&config))
+                .await
+                .map_err(|e| StartError::Actors(e.to_string()))?
+                .map_err(|source| StartError::Db {
+                    path: db_path.clone(),
+                    source,
+                })?
+        };
+
+        let checkout_timeouts = Arc::new(AtomicU64::new(0));
+        let db = Db::new(pool.clone(), checkout_timeouts.clone());
+        let events = Events::default();
+        let (root, root_task) = Actor::spawn(
+            None,
+            RootSupervisor,
+            RootArgs {
+                db: db.clone(),
+                db_args: DbArgs {
+                    pool,
+                    checkout_timeout: config.db_checkout_timeout,
+                    checkout_timeouts,
+                },
+                events: events.clone(),
+                events_queue_len: config.events_queue_len,
+                log: log.new(slog::o!("actor" => "root")),
+            },
+        )
+        .await
+        .map_err(|e| StartError::Actors(e.to_string()))?;
+
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let metrics = Metrics {
+            log_records_dropped: log_dropped,
+            ..Metrics::default()
+        };
+        let state = AppState {
+            config: config.clone(),
+            db,
+            events,
+            log: log.clone(),
+            metrics: Arc::new(metrics),
+            boot_id: uuid::Uuid::new_v4().to_string().into(),
+            started_at,
+            shutdown: shutdown_rx.clone(),
+            sockets: Arc::new(Tracker::default()),
+        };
+        let routes = crate::http::routes(&state);
+        let serve_task = tokio::spawn(crate::http::server::serve(
+            listener,
+            routes,
+            log.clone(),
+            shutdown_rx,
+            config.shutdown_grace,
+        ));
+        info!(log, "listening"; "addr" => %addr, "boot_id" => &*state.boot_id,
+              "startup_ms" => started_at.elapsed().as_millis() as u64);
+        Ok(Server {
+            addr,
+            state,
+            shutdown_tx,
+            serve_task,
+            root,
+            root_task,
+        })
+    }
+
+    /// Graceful shutdown, bounded by the configured grace. Returns when everything has stopped
+    /// or the grace ran out.
+    pub async fn shutdown(self) {
+        let log = self.state.log.clone();
+        let grace = self.state.config.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace;
+        let _ = self.shutdown_tx.send(true);
+        info!(log, "shutting down"; "grace_s" => grace.as_secs());
+
+        let sockets = self.state.sockets.clone();
+        if tokio::time::timeout_at(deadline, sockets.wait_idle())
+            .await
+            .is_err()
+        {
+            warn!(log, "some WebSockets did not close within the grace");
+        }
+        if tokio::time::timeout_at(deadline, self.serve_task)
+            .await
+            .is_err()
+        {
+            warn!(log, "HTTP server did not drain within the grace");
+        }
+        let stop = self.root.call(RootMsg::StopChildren, None);
+        if tokio::time::timeout_at(deadline, stop).await.is_err() {
+            warn!(log, "actors did not stop within the grace");
+        }
+        self.root.stop(None);
+        let _ = tokio::time::timeout_at(deadline, self.root_task).await;
+
+        let pool = self.state.db.pool().clone();
+        let checkpoint = tokio::task::spawn_blocking(move || -> Result<(), DbError> {
+            let conn = pool.get()?;
+            db::checkpoint(&conn)
+        });
+        match tokio::time::timeout_at(deadline, checkpoint).await {
+            Ok(Ok(Ok(()))) => info!(log, "database checkpointed"),
+            Ok(Ok(Err(e))) => warn!(log, "WAL checkpoint failed"; "error" => %e),
+            _ => warn!(log, "WAL checkpoint did not finish within the grace"),
+        }
+        info!(log, "stopped");
+    }
+}

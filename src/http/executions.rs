@@ -1,0 +1,126 @@
+//! `/api/executions`: the record of every session and run. Read-only here; the actors that own
+//! the processes write it.
+
+use serde::Serialize;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::json::{ok_json, raw_query, reject, Page, Query};
+use crate::db::executions::{self, ExecutionFilter, ExecutionStatus, ExecutionType};
+use crate::db::DbError;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::time::parse_rfc3339;
+
+pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
+    let with_state = {
+        let state = state.clone();
+        warp::any().map(move || state.clone())
+    };
+    let list = warp::path!("api" / "executions")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(raw_query())
+        .and_then(list);
+    let get = warp::path!("api" / "executions" / i64)
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(get);
+    let output = warp::path!("api" / "executions" / i64 / "output")
+        .and(warp::get())
+        .and(with_state)
+        .and_then(output);
+    list.or(get).unify().or(output).unify().boxed()
+}
+
+const TYPE_NAMES: [&str; 3] = ["terminal", "agent_session", "agent_run"];
+const STATUS_NAMES: [&str; 6] = [
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "interrupted",
+];
+
+async fn list(state: AppState, raw: String) -> Result<Response, Rejection> {
+    let q = Query::parse(
+        &raw,
+        &["task_id", "type", "status", "since", "limit", "offset"],
+    )
+    .map_err(reject)?;
+    let (limit, offset) = q.paging().map_err(reject)?;
+    let since = match q.str("since") {
+        None => None,
+        Some(s) => Some(parse_rfc3339(s).ok_or_else(|| {
+            reject(
+                ApiError::bad_request(format!(
+                    "query parameter since={s:?}: expected an RFC 3339 timestamp, e.g. 2026-11-27T21:00:00Z"
+                ))
+                .with_field("since"),
+            )
+        })?),
+    };
+    let filter = ExecutionFilter {
+        task_id: q.int("task_id", 1, i64::MAX).map_err(reject)?,
+        kind: q
+            .choice("type", &TYPE_NAMES, ExecutionType::parse)
+            .map_err(reject)?,
+        status: q
+            .choice("status", &STATUS_NAMES, ExecutionStatus::parse)
+            .map_err(reject)?,
+        since,
+        limit,
+        offset,
+    };
+    let (items, total) = state
+        .db
+        .read(move |c| executions::list(c, &filter))
+        .await
+        .map_err(|e: DbError| reject(ApiError::from(e)))?;
+    Ok(ok_json(&Page {
+        items,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+async fn get(id: i64, state: AppState) -> Result<Response, Rejection> {
+    let exec = state
+        .db
+        .read(move |c| executions::get(c, id))
+        .await
+        .map_err(|e: DbError| reject(ApiError::from(e)))?
+        .ok_or_else(|| reject(ApiError::not_found("execution", id)))?;
+    Ok(ok_json(&exec))
+}
+
+#[derive(Serialize)]
+struct OutputReply {
+    execution_id: i64,
+    /// The stored tail, decoded as UTF-8 (invalid sequences replaced).
+    output: String,
+    /// Length of the stored tail in bytes.
+    bytes: usize,
+    /// Output produced in all.
+    bytes_out: i64,
+    /// True when the tail is not the whole output.
+    truncated: bool,
+}
+
+async fn output(id: i64, state: AppState) -> Result<Response, Rejection> {
+    let out = state
+        .db
+        .read(move |c| executions::output(c, id))
+        .await
+        .map_err(|e: DbError| reject(ApiError::from(e)))?
+        .ok_or_else(|| reject(ApiError::not_found("execution", id)))?;
+    Ok(ok_json(&OutputReply {
+        execution_id: id,
+        bytes: out.bytes.len(),
+        output: String::from_utf8_lossy(&out.bytes).into_owned(),
+        bytes_out: out.bytes_out,
+        truncated: out.truncated,
+    }))
+}

@@ -1,0 +1,195 @@
+//! Request parsing and response building shared by every resource.
+//!
+//! Bodies: JSON only (415 otherwise), capped (413), and a parse error names the field
+//! (`serde_path_to_error`). Query strings are parsed by hand per route so that a bad value gets a
+//! message naming the parameter and what it accepts, not warp's generic "invalid query string".
+
+use std::collections::HashMap;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::error::ApiError;
+
+/// Any failure becomes a rejection carrying the [`ApiError`].
+pub fn reject(e: impl Into<ApiError>) -> Rejection {
+    warp::reject::custom(e.into())
+}
+
+/// A JSON response with the given status.
+pub fn reply_json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut resp = Response::new(body.into());
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(
+                warp::http::header::CONTENT_TYPE,
+                warp::http::HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => super::errors::error_response(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("response serialisation failed: {e}"),
+        )),
+    }
+}
+
+pub fn ok_json<T: Serialize>(value: &T) -> Response {
+    reply_json(StatusCode::OK, value)
+}
+
+/// `{items, total, limit, offset}`: every list endpoint's shape.
+#[derive(Serialize)]
+pub struct Page<T: Serialize> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A JSON body of type `T`: Content-Type must be JSON, size at most `limit` bytes.
+pub fn json_body<T: DeserializeOwned + Send>(
+    limit: u64,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and_then(|ct: Option<String>| async move {
+            match ct {
+                Some(ct) if is_json_content_type(&ct) => Ok(()),
+                Some(ct) => Err(reject(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!("Content-Type {ct:?} is not accepted; send application/json"),
+                ))),
+                None => Err(reject(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "Content-Type is missing; send application/json",
+                ))),
+            }
+        })
+        .untuple_one()
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
+        .and_then(|bytes: bytes::Bytes| async move { parse_json::<T>(&bytes).map_err(reject) })
+}
+
+fn is_json_content_type(ct: &str) -> bool {
+    let main = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    main == "application/json" || (main.starts_with("application/") && main.ends_with("+json"))
+}
+
+/// Parses JSON, naming the offending field on failure.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request(
+            "request body is empty; expected a JSON object",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let err = if path == "." || path.is_empty() {
+            ApiError::bad_request(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("invalid JSON body at {path}: {inner}")).with_field(path)
+        };
+        err
+    })
+}
+
+/// The raw query string, or "" when there is none (warp's `raw()` rejects an absent one).
+pub fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Decoded query parameters with typed, self-explaining accessors.
+pub struct Query {
+    params: HashMap<String, String>,
+}
+
+impl Query {
+    pub fn parse(raw: &str, allowed: &[&str]) -> Result<Query, ApiError> {
+        let mut params = HashMap::new();
+        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+            if !allowed.contains(&k.as_ref()) {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {k:?}; accepted: {}",
+                    allowed.join(", ")
+                ))
+                .with_field(k.into_owned()));
+            }
+            params.insert(k.into_owned(), v.into_owned());
+        }
+        Ok(Query { params })
+    }
+
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    pub fn int(&self, name: &str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
+        match self.str(name) {
+            None => Ok(None),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(ApiError::bad_request(format!(
+                    "query parameter {name}={v:?}: expected a whole number from {min} to {max}"
+                ))
+                .with_field(name)),
+            },
+        }
+    }
+
+    /// A value from a fixed set, parsed by `parse`.
+    pub fn choice<T>(
+        &self,
+        name: &str,
+        all: &[&str],
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, ApiError> {
+        match self.str(name) {
+            None => Ok(None),
+            Some(v) => parse(v).map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "query parameter {name}={v:?}: expected one of {}",
+                    all.join(", ")
+                ))
+                .with_field(name)
+            }),
+        }
+    }
+
+    /// `limit` (default 50, 0–500) and `offset` (default 0), as every list endpoint takes them.
+    pub fn paging(&self) -> Result<(i64, i64), ApiError> {
+        let limit = self
+            .int("limit", 0, MAX_PAGE_LIMIT)?
+            .unwrap_or(DEFAULT_PAGE_LIMIT);
+        let offset = self.int("offset", 0, i64::MAX / 2)?.unwrap_or(0);
+        Ok((limit, offset))
+    }
+}
+
+pub const DEFAULT_PAGE_LIMIT: i64 = 50;
+pub const MAX_PAGE_LIMIT: i64 = 500;
+
+/// An id from the path; warp's `i64` path segment already rejects non-numbers with a 404.
+pub fn request_id() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::header::optional::<String>(super::server::REQUEST_ID_HEADER)
+        .map(|id: Option<String>| id.unwrap_or_default())
+        .or(warp::any().map(String::new))
+        .unify()
+}

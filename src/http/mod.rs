@@ -1,0 +1,43 @@
+//! HTTP and WebSocket routes: one file per resource, plus the shared plumbing.
+//!
+//! `routes` assembles the tree. Every route yields a `Response` or a rejection; the final step
+//! (`errors::recover`) turns rejections into JSON errors, so an unknown `/api/...` path is a JSON
+//! 404 and nothing falls through to a default warp body.
+
+pub mod errors;
+pub mod events;
+pub mod executions;
+pub mod health;
+pub mod json;
+pub mod server;
+pub mod tasks;
+
+use std::convert::Infallible;
+
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::state::AppState;
+
+pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let api = health::routes(state)
+        .or(tasks::routes(state))
+        .unify()
+        .or(executions::routes(state))
+        .unify()
+        .or(events::routes(state))
+        .unify();
+    let attempt = api
+        .map(Ok::<Response, Rejection>)
+        .or_else(|rej: Rejection| async move {
+            Ok::<_, Infallible>((Err::<Response, Rejection>(rej),))
+        });
+    warp::method()
+        .and(warp::path::full())
+        .and(attempt)
+        .then(errors::recover)
+        .map(|r: Result<Response, Infallible>| match r {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        })
+}

@@ -1,0 +1,19 @@
+//! claude-manager: drive coding agents and shells on a Linux server from a browser.
+//!
+//! Where things are:
+//! - `app` starts and stops a server; `config` and `logging` set it up.
+//! - `actors/` is the supervision tree (`supervisor.rs` shows who starts and restarts whom).
+//! - `db/` holds the SQLite queries, run only by the DB actor on blocking threads.
+//! - `http/` holds the routes, one file per resource, and the request envelope (`server.rs`).
+
+pub mod actors;
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod pty;
+pub mod replay;
+pub mod state;
+pub mod time;
