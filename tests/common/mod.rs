@@ -1,0 +1,290 @@
+//! The shared test harness: real servers on 127.0.0.1:0 with temp data dirs, real HTTP and
+//! WebSocket clients. Tests stay short and read as behaviour.
+//!
+//! Two ways to run a server:
+//! - [`TestServer`]: in-process (`claude_manager::app::Server`), for most tests; gives access to
+//!   the server's state (DB handle, metrics) for setting up rows.
+//! - [`ServerProcess`]: the real binary as a child process, for signals, exit codes, crash tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use claude_manager::app::Server;
+use claude_manager::config::Config;
+
+/// The generous bound for anything a test waits for.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub server: Option<Server>,
+    pub http: reqwest::Client,
+    /// Sent as `Authorization: Bearer` on every request when set.
+    pub token: Option<String>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// The error code of a JSON error reply ("" if none).
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server whose config `tweak` may change (pool size, limits, ...).
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::for_data_dir(dir.path());
+        tweak(&mut config);
+        Self::start_config(config, dir).await
+    }
+
+    pub async fn start_config(config: Config, dir: tempfile::TempDir) -> TestServer {
+        let log = test_logger(&config.log_dir);
+        let server = Server::start(config, log, Default::default())
+            .await
+            .expect("server starts");
+        let addr = server.addr;
+        TestServer {
+            addr,
+            base: format!("http://{addr}"),
+            dir,
+            server: Some(server),
+            http: reqwest::Client::builder()
+                .timeout(WAIT)
+                .build()
+                .expect("client"),
+            token: server_token(),
+        }
+    }
+
+    pub fn state(&self) -> &claude_manager::state::AppState {
+        &self.server.as_ref().expect("running").state
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut rb = self.http.request(method, self.url(path));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        rb
+    }
+
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> Reply {
+        let resp = rb.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(self.req(reqwest::Method::DELETE, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(self.req(reqwest::Method::POST, path).json(&body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(self.req(reqwest::Method::PATCH, path).json(&body))
+            .await
+    }
+
+    /// Opens a WebSocket with the harness's credentials.
+    pub async fn ws(&self, path: &str) -> Ws {
+        self.try_ws(path).await.expect("websocket connects")
+    }
+
+    pub async fn try_ws(&self, path: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let mut req = self.ws_url(path).into_client_request()?;
+        if let Some(t) = &self.token {
+            req.headers_mut().insert(
+                "authorization",
+                format!("Bearer {t}").parse().expect("header value"),
+            );
+        }
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+            .await
+            .expect("websocket connect in time")?;
+        Ok(ws)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// Where tests that need auth get their token; `None` until the server has auth.
+fn server_token() -> Option<String> {
+    None
+}
+
+/// A JSON-lines logger writing to `<dir>/claude-manager.log` like the real binary.
+fn test_logger(dir: &Path) -> slog::Logger {
+    use claude_manager::logging::{init, LogSettings};
+    let handle = init(&LogSettings {
+        level: slog::Level::Info,
+        dir: dir.to_path_buf(),
+        max_bytes: 10_000_000,
+        backups: 2,
+        stderr: false,
+    })
+    .expect("log init");
+    let logger = handle.logger.clone();
+    // The writer thread lives as long as the test process.
+    std::mem::forget(handle);
+    logger
+}
+
+/// Reads WebSocket messages until `pred` accepts one (returned), within [`WAIT`].
+pub async fn ws_until(ws: &mut Ws, mut pred: impl FnMut(&Message) -> bool) -> Message {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("expected websocket message in time")
+            .expect("websocket open")
+            .expect("websocket message");
+        if pred(&msg) {
+            return msg;
+        }
+    }
+}
+
+/// The next JSON text message of the given `type`.
+pub async fn ws_json_of_type(ws: &mut Ws, kind: &str) -> Value {
+    let msg = ws_until(ws, |m| {
+        m.to_text()
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .is_some_and(|v| v["type"] == kind)
+    })
+    .await;
+    serde_json::from_str(msg.to_text().expect("text")).expect("json")
+}
+
+pub async fn ws_send_json(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string()))
+        .await
+        .expect("ws send");
+}
+
+/// The binary built by cargo for integration tests.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_claude-manager"))
+}
+
+/// The real binary running as a child process.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub addr: std::net::SocketAddr,
+    pub base: String,
+    pub stdout_lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts `claude-manager serve --data-dir DIR --bind BIND EXTRA...` and waits for its
+    /// "listening on" line.
+    pub async fn start(data_dir: &Path, bind: &str, extra: &[&str]) -> ServerProcess {
+        let mut cmd = tokio::process::Command::new(binary());
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--bind")
+            .arg(bind)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let addr = tokio::time::timeout(WAIT, async {
+            while let Some(line) = rx.recv().await {
+                if let Some(rest) = line.strip_prefix("claude-manager listening on http://") {
+                    return rest.trim().parse().expect("address");
+                }
+            }
+            panic!("server exited before listening");
+        })
+        .await
+        .expect("server listening in time");
+        ServerProcess {
+            child,
+            addr,
+            base: format!("http://{addr}"),
+            stdout_lines: rx,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id().expect("running") as i32
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("signal server");
+    }
+
+    /// Waits for the process to exit, within [`WAIT`].
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("server exits in time")
+            .expect("wait")
+    }
+}
