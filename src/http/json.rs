@@ -73,9 +73,58 @@ pub fn json_body<T: DeserializeOwned + Send>(
             }
         })
         .untuple_one()
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(|bytes: bytes::Bytes| async move { parse_json::<T>(&bytes).map_err(reject) })
+        .and(limited_body(limit))
+        .and_then(|bytes: Vec<u8>| async move { parse_json::<T>(&bytes).map_err(reject) })
+}
+
+fn too_large(limit: u64) -> Rejection {
+    reject(ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("request body is larger than the limit of {limit} bytes (body_limit_bytes)"),
+    ))
+}
+
+/// The whole body, at most `limit` bytes: a declared Content-Length over the limit is refused
+/// before reading, and a chunked body is cut off as soon as it passes the limit.
+pub fn limited_body(limit: u64) -> impl Filter<Extract = (Vec<u8>,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .and_then(move |declared: Option<u64>, stream| collect_limited(declared, stream, limit))
+}
+
+async fn collect_limited<S, B>(
+    declared: Option<u64>,
+    stream: S,
+    limit: u64,
+) -> Result<Vec<u8>, Rejection>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: warp::Buf,
+{
+    use futures_util::StreamExt;
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let mut stream = std::pin::pin!(stream);
+    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|e| {
+            reject(ApiError::bad_request(format!(
+                "reading request body failed: {e}"
+            )))
+        })?;
+        if body.len() as u64 + chunk.remaining() as u64 > limit {
+            return Err(too_large(limit));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            body.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(body)
 }
 
 fn is_json_content_type(ct: &str) -> bool {
