@@ -79,7 +79,11 @@ impl Server {
         };
 
         let checkout_timeouts = Arc::new(AtomicU64::new(0));
-        let db = Db::new(pool.clone(), checkout_timeouts.clone());
+        let db = Db::new(
+            pool.clone(),
+            config.db_checkout_timeout,
+            checkout_timeouts.clone(),
+        );
         let events = Events::default();
         let (root, root_task) = Actor::spawn(
             None,

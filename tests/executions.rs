@@ -5,7 +5,12 @@ use claude_manager::db::executions::{self, ExecutionStatus, ExecutionType, Finis
 use common::TestServer;
 use serde_json::json;
 
-async fn insert(s: &TestServer, kind: ExecutionType, status: ExecutionStatus, task_id: Option<i64>) -> i64 {
+async fn insert(
+    s: &TestServer,
+    kind: ExecutionType,
+    status: ExecutionStatus,
+    task_id: Option<i64>,
+) -> i64 {
     let boot = s.state().boot_id.to_string();
     s.state()
         .db
@@ -33,18 +38,43 @@ async fn insert(s: &TestServer, kind: ExecutionType, status: ExecutionStatus, ta
 #[tokio::test]
 async fn list_filters_by_task_type_status_and_since() {
     let s = TestServer::start().await;
-    let task = s.post("/api/tasks", json!({"title": "t"})).await.body["id"].as_i64().unwrap();
+    let task = s.post("/api/tasks", json!({"title": "t"})).await.body["id"]
+        .as_i64()
+        .unwrap();
     let a = insert(&s, ExecutionType::Terminal, ExecutionStatus::Running, None).await;
-    let b = insert(&s, ExecutionType::AgentRun, ExecutionStatus::Pending, Some(task)).await;
-    let c = insert(&s, ExecutionType::AgentRun, ExecutionStatus::Running, Some(task)).await;
-    let d = insert(&s, ExecutionType::AgentSession, ExecutionStatus::Running, None).await;
+    let b = insert(
+        &s,
+        ExecutionType::AgentRun,
+        ExecutionStatus::Pending,
+        Some(task),
+    )
+    .await;
+    let c = insert(
+        &s,
+        ExecutionType::AgentRun,
+        ExecutionStatus::Running,
+        Some(task),
+    )
+    .await;
+    let d = insert(
+        &s,
+        ExecutionType::AgentSession,
+        ExecutionStatus::Running,
+        None,
+    )
+    .await;
 
     let ids = |q: &'static str| {
         let s = &s;
         async move {
             let r = s.get(&format!("/api/executions?{q}")).await;
             assert_eq!(r.status, 200, "{q}: {}", r.text);
-            r.body["items"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect::<Vec<_>>()
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_i64().unwrap())
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(ids("").await, vec![d, c, b, a], "newest first");
@@ -94,14 +124,20 @@ async fn rows_in_lists_never_carry_output_but_the_detail_does() {
     let list = s.get("/api/executions").await;
     let row = &list.body["items"][0];
     assert_eq!(row["id"], id);
-    assert!(row.get("output_tail").is_none(), "list rows carry no output: {row}");
+    assert!(
+        row.get("output_tail").is_none(),
+        "list rows carry no output: {row}"
+    );
     assert_eq!(row["status"], "failed");
     assert_eq!(row["exit_code"], 3);
     assert_eq!(row["type"], "terminal");
 
     let full = s.get(&format!("/api/executions/{id}")).await;
     assert_eq!(full.status, 200);
-    assert!(full.body["output_tail"].as_str().unwrap().contains("ünïcode ✓"));
+    assert!(full.body["output_tail"]
+        .as_str()
+        .unwrap()
+        .contains("ünïcode ✓"));
     assert_eq!(full.body["output_truncated"], true);
     assert!(full.body["finished_at"].is_string());
     assert_eq!(full.body["command"], json!(["sh", "-c", "true"]));
@@ -111,7 +147,10 @@ async fn rows_in_lists_never_carry_output_but_the_detail_does() {
     assert_eq!(out.body["bytes"], tail.len());
     assert_eq!(out.body["bytes_out"], 100_000);
     assert_eq!(out.body["truncated"], true);
-    assert!(out.body["output"].as_str().unwrap().starts_with("line one\n"));
+    assert!(out.body["output"]
+        .as_str()
+        .unwrap()
+        .starts_with("line one\n"));
 
     assert_eq!(s.get("/api/executions/424242").await.status, 404);
     assert_eq!(s.get("/api/executions/424242/output").await.status, 404);
@@ -134,8 +173,17 @@ async fn a_finished_execution_keeps_its_first_outcome() {
     let first = finish(ExecutionStatus::Cancelled);
     let second = finish(ExecutionStatus::Failed);
     let db = &s.state().db;
-    assert!(db.write(move |c| executions::finish(c, id, &first)).await.unwrap());
-    assert!(!db.write(move |c| executions::finish(c, id, &second)).await.unwrap());
-    assert_eq!(s.get(&format!("/api/executions/{id}")).await.body["status"], "cancelled");
+    assert!(db
+        .write(move |c| executions::finish(c, id, &first))
+        .await
+        .unwrap());
+    assert!(!db
+        .write(move |c| executions::finish(c, id, &second))
+        .await
+        .unwrap());
+    assert_eq!(
+        s.get(&format!("/api/executions/{id}")).await.body["status"],
+        "cancelled"
+    );
     s.stop().await;
 }

@@ -33,19 +33,30 @@ async fn create_read_update_delete() {
     assert_eq!(r.body, t);
 
     let r = s
-        .patch(&format!("/api/tasks/{id}"), json!({"title": "Fixed", "project_path": null, "tags": []}))
+        .patch(
+            &format!("/api/tasks/{id}"),
+            json!({"title": "Fixed", "project_path": null, "tags": []}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["title"], "Fixed");
     assert_eq!(r.body["project_path"], Value::Null);
-    assert_eq!(r.body["description"], "ünïcode ✓ 日本", "untouched fields stay");
+    assert_eq!(
+        r.body["description"], "ünïcode ✓ 日本",
+        "untouched fields stay"
+    );
     assert!(r.body["updated_at"].as_str() >= t["updated_at"].as_str());
 
     let r = s.delete(&format!("/api/tasks/{id}")).await;
     assert_eq!(r.status, 204);
     assert_eq!(s.get(&format!("/api/tasks/{id}")).await.status, 404);
     assert_eq!(s.delete(&format!("/api/tasks/{id}")).await.status, 404);
-    assert_eq!(s.patch(&format!("/api/tasks/{id}"), json!({"title": "x"})).await.status, 404);
+    assert_eq!(
+        s.patch(&format!("/api/tasks/{id}"), json!({"title": "x"}))
+            .await
+            .status,
+        404
+    );
     s.stop().await;
 }
 
@@ -66,7 +77,9 @@ async fn defaults_apply() {
 #[tokio::test]
 async fn status_follows_the_state_machine() {
     let s = TestServer::start().await;
-    let id = create(&s, json!({"title": "t", "status": "draft"})).await["id"].as_i64().unwrap();
+    let id = create(&s, json!({"title": "t", "status": "draft"})).await["id"]
+        .as_i64()
+        .unwrap();
     let path = format!("/api/tasks/{id}");
     let go = |to: &'static str| {
         let s = &s;
@@ -78,7 +91,10 @@ async fn status_follows_the_state_machine() {
     assert_eq!(r.status, 409, "draft → running is illegal: {}", r.text);
     assert_eq!(r.code(), "illegal_transition");
     let msg = r.body["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("pending") && msg.contains("cancelled"), "names the allowed: {msg}");
+    assert!(
+        msg.contains("pending") && msg.contains("cancelled"),
+        "names the allowed: {msg}"
+    );
 
     assert_eq!(go("pending").await.status, 200);
     let r = go("running").await;
@@ -88,7 +104,11 @@ async fn status_follows_the_state_machine() {
     let r = go("failed").await;
     assert_eq!(r.status, 200);
     assert!(r.body["completed_at"].is_string());
-    assert_eq!(go("succeeded").await.status, 409, "failed only goes back to pending");
+    assert_eq!(
+        go("succeeded").await.status,
+        409,
+        "failed only goes back to pending"
+    );
     let r = go("pending").await;
     assert_eq!(r.status, 200, "retry");
     assert_eq!(r.body["completed_at"], Value::Null);
@@ -96,7 +116,10 @@ async fn status_follows_the_state_machine() {
     assert_eq!(go("succeeded").await.status, 200);
     let r = go("pending").await;
     assert_eq!(r.status, 409, "succeeded is final");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("none"));
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("none"));
     // Same status again is not a transition.
     assert_eq!(go("succeeded").await.status, 200);
     s.stop().await;
@@ -107,7 +130,11 @@ async fn list_filters_and_orders_newest_first() {
     let s = TestServer::start().await;
     let mut ids = vec![];
     for i in 0..12 {
-        let tags = if i % 3 == 0 { json!(["even3"]) } else { json!(["other"]) };
+        let tags = if i % 3 == 0 {
+            json!(["even3"])
+        } else {
+            json!(["other"])
+        };
         let status = if i % 2 == 0 { "draft" } else { "pending" };
         let agent = if i < 4 { json!(7) } else { Value::Null };
         let t = create(
@@ -122,7 +149,12 @@ async fn list_filters_and_orders_newest_first() {
     assert_eq!(r.body["total"], 12);
     assert_eq!(r.body["limit"], 50);
     assert_eq!(r.body["offset"], 0);
-    let got: Vec<i64> = r.body["items"].as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
+    let got: Vec<i64> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
     let mut want = ids.clone();
     want.reverse();
     assert_eq!(got, want, "newest first, id breaks ties");
@@ -132,7 +164,10 @@ async fn list_filters_and_orders_newest_first() {
         async move {
             let r = s.get(&format!("/api/tasks?{q}")).await;
             assert_eq!(r.status, 200, "{q}: {}", r.text);
-            (r.body["total"].as_i64().unwrap(), r.body["items"].as_array().unwrap().len())
+            (
+                r.body["total"].as_i64().unwrap(),
+                r.body["items"].as_array().unwrap().len(),
+            )
         }
     };
     assert_eq!(count("status=draft").await, (6, 6));
@@ -140,7 +175,11 @@ async fn list_filters_and_orders_newest_first() {
     assert_eq!(count("tag=even3&status=draft").await, (2, 2));
     assert_eq!(count("agent_id=7").await, (4, 4));
     assert_eq!(count("q=needle_1").await, (3, 3));
-    assert_eq!(count("q=NEEDLE_1").await, (3, 3), "substring match ignores ASCII case");
+    assert_eq!(
+        count("q=NEEDLE_1").await,
+        (3, 3),
+        "substring match ignores ASCII case"
+    );
     assert_eq!(count("q=100%25").await, (1, 1), "% is literal");
     assert_eq!(count("q=special_").await, (1, 1), "_ is literal");
     assert_eq!(count("q=nothing-matches").await, (0, 0));
@@ -166,7 +205,12 @@ async fn paging_edges() {
     let r = page("limit=3&offset=6").await;
     let third: Vec<Value> = r.body["items"].as_array().unwrap().clone();
     assert_eq!(third.len(), 1);
-    let all: Vec<i64> = first.iter().chain(&second).chain(&third).map(|t| t["id"].as_i64().unwrap()).collect();
+    let all: Vec<i64> = first
+        .iter()
+        .chain(&second)
+        .chain(&third)
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
     let mut dedup = all.clone();
     dedup.sort();
     dedup.dedup();
@@ -191,7 +235,9 @@ async fn paging_edges() {
 async fn deleting_a_task_with_a_running_execution_is_409() {
     use claude_manager::db::executions::{self, ExecutionStatus, ExecutionType, NewExecution};
     let s = TestServer::start().await;
-    let id = create(&s, json!({"title": "busy"})).await["id"].as_i64().unwrap();
+    let id = create(&s, json!({"title": "busy"})).await["id"]
+        .as_i64()
+        .unwrap();
     let boot = s.state().boot_id.to_string();
     let exec_id = s
         .state()
@@ -254,8 +300,12 @@ async fn concurrent_creates_all_land() {
     let s = TestServer::start().await;
     let mut handles = vec![];
     for i in 0..40 {
-        let rb = s.req(reqwest::Method::POST, "/api/tasks").json(&json!({"title": format!("c{i}")}));
-        handles.push(tokio::spawn(async move { rb.send().await.unwrap().status().as_u16() }));
+        let rb = s
+            .req(reqwest::Method::POST, "/api/tasks")
+            .json(&json!({"title": format!("c{i}")}));
+        handles.push(tokio::spawn(async move {
+            rb.send().await.unwrap().status().as_u16()
+        }));
     }
     for h in handles {
         assert_eq!(h.await.unwrap(), 201);
