@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the main job).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the database schema and exit.
     Migrate(CommonArgs),
 }
@@ -37,7 +37,7 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Migrate(common) => migrate(common),
     }
 }
