@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod notify;
 pub mod pty;
 pub mod replay;
 pub mod state;

@@ -6,11 +6,13 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use slog::{error, info};
+use slog::{error, info, warn};
 
 use claude_manager::app::{open_database, Server};
 use claude_manager::config::{CommonArgs, Config, ServeArgs};
 use claude_manager::logging::{self, LogSettings};
+use claude_manager::notify::Notifier;
+use claude_manager::state::AppState;
 
 #[derive(Parser)]
 #[command(
@@ -135,10 +137,17 @@ fn serve(args: ServeArgs) -> ExitCode {
         };
         // Scripts and tests read the bound address from this line (the port may be 0 = any).
         println!("claude-manager listening on http://{}", server.addr);
+        let notifier = Notifier::from_env();
+        if let Err(e) = notifier.send(&format!("READY=1\nSTATUS={}", status_line(&server.state))) {
+            warn!(log, "systemd notify failed"; "error" => %e);
+        }
+        let watchdog = tokio::spawn(watchdog(notifier.clone(), server.state.clone()));
         tokio::select! {
             _ = sigterm.recv() => info!(log, "SIGTERM received"),
             _ = tokio::signal::ctrl_c() => info!(log, "SIGINT received"),
         }
+        watchdog.abort();
+        let _ = notifier.send("STOPPING=1\nSTATUS=shutting down");
         server.shutdown().await;
         ExitCode::SUCCESS
     });
@@ -146,4 +155,28 @@ fn serve(args: ServeArgs) -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     logs.flush();
     code
+}
+
+/// What `systemctl status` shows.
+fn status_line(state: &AppState) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &state.metrics;
+    format!(
+        "serving; {} terminal sessions, {} agent sessions",
+        m.sessions_terminals.load(Relaxed),
+        m.sessions_agents.load(Relaxed)
+    )
+}
+
+/// Pings systemd's watchdog at half its interval, with a fresh status line. Runs on the
+/// runtime, so a wedged runtime stops the pings and systemd restarts the service.
+async fn watchdog(notifier: Notifier, state: AppState) {
+    let Some(interval) = notifier.watchdog_interval() else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        ticks.tick().await;
+        let _ = notifier.send(&format!("WATCHDOG=1\nSTATUS={}", status_line(&state)));
+    }
 }

@@ -15,7 +15,10 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
         .envs(env.iter().copied())
         .output()
         .expect("run binary");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -29,24 +32,55 @@ fn bad_settings_exit_2_with_one_line_naming_the_setting() {
     std::fs::write(&toml, "bind = \"127.0.0.1:0\"\nno_such_key = 1\n").unwrap();
     type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
     let cases: Vec<Case> = vec![
-        (vec!["serve", "--data-dir", d, "--bind", "127.0.0.1:99999"], vec![], "bind"),
-        (vec!["serve", "--data-dir", d, "--bind", "nonsense"], vec![], "bind"),
-        (vec!["serve", "--data-dir", d], vec![("CM_DB_POOL_SIZE", "0")], "db_pool_size"),
-        (vec!["serve", "--data-dir", d], vec![("CM_LOG_LEVEL", "loud")], "log_level"),
-        (vec!["serve", "--data-dir", d, "--body-limit-bytes", "lots"], vec![], "body_limit_bytes"),
+        (
+            vec!["serve", "--data-dir", d, "--bind", "127.0.0.1:99999"],
+            vec![],
+            "bind",
+        ),
+        (
+            vec!["serve", "--data-dir", d, "--bind", "nonsense"],
+            vec![],
+            "bind",
+        ),
+        (
+            vec!["serve", "--data-dir", d],
+            vec![("CM_DB_POOL_SIZE", "0")],
+            "db_pool_size",
+        ),
+        (
+            vec!["serve", "--data-dir", d],
+            vec![("CM_LOG_LEVEL", "loud")],
+            "log_level",
+        ),
+        (
+            vec!["serve", "--data-dir", d, "--body-limit-bytes", "lots"],
+            vec![],
+            "body_limit_bytes",
+        ),
         (
             vec!["serve", "--data-dir", under_a_file.to_str().unwrap()],
             vec![],
             "data_dir",
         ),
-        (vec!["serve", "--data-dir", d, "--config", toml.to_str().unwrap()], vec![], "no_such_key"),
-        (vec!["serve", "--data-dir", d, "--config", "/nonexistent/cm.toml"], vec![], "config"),
+        (
+            vec!["serve", "--data-dir", d, "--config", toml.to_str().unwrap()],
+            vec![],
+            "no_such_key",
+        ),
+        (
+            vec!["serve", "--data-dir", d, "--config", "/nonexistent/cm.toml"],
+            vec![],
+            "config",
+        ),
     ];
     for (args, env, setting) in cases {
         let (code, stderr) = run(&args, &env);
         assert_eq!(code, 2, "{args:?} {env:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-        assert!(stderr.contains(setting), "{args:?} names {setting}: {stderr}");
+        assert!(
+            stderr.contains(setting),
+            "{args:?} names {setting}: {stderr}"
+        );
     }
 }
 
@@ -59,7 +93,10 @@ fn flags_win_over_env_which_wins_over_the_file() {
     let toml = dir.path().join("cm.toml");
     std::fs::write(&toml, "db_pool_size = 4\n").unwrap();
     let t = toml.to_str().unwrap();
-    let (code, err) = run(&["serve", "--data-dir", d, "--config", t], &[("CM_DB_POOL_SIZE", "999")]);
+    let (code, err) = run(
+        &["serve", "--data-dir", d, "--config", t],
+        &[("CM_DB_POOL_SIZE", "999")],
+    );
     assert_eq!(code, 2, "env beats file: {err}");
     assert!(err.contains("999"));
     let (code, err) = run(
@@ -74,25 +111,51 @@ fn migrate_applies_the_schema_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     for _ in 0..2 {
-        let out = Command::new(common::binary()).args(["migrate", "--data-dir", d]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(common::binary())
+            .args(["migrate", "--data-dir", d])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("schema version"));
     }
     let conn = rusqlite::Connection::open(dir.path().join("claude-manager.db")).unwrap();
-    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
     assert!(v >= 1);
-    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
 #[test]
 fn help_explains_every_option() {
-    let out = Command::new(common::binary()).args(["serve", "--help"]).output().unwrap();
+    let out = Command::new(common::binary())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for opt in ["--bind", "--data-dir", "--config", "--log-level", "--db-pool-size", "--db-checkout-timeout-ms", "--body-limit-bytes", "CM_BIND"] {
+    for opt in [
+        "--bind",
+        "--data-dir",
+        "--config",
+        "--log-level",
+        "--db-pool-size",
+        "--db-checkout-timeout-ms",
+        "--body-limit-bytes",
+        "CM_BIND",
+    ] {
         assert!(help.contains(opt), "--help mentions {opt}");
     }
-    let out = Command::new(common::binary()).arg("--version").output().unwrap();
+    let out = Command::new(common::binary())
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
 
@@ -100,10 +163,18 @@ fn help_explains_every_option() {
 async fn sigterm_closes_websockets_with_1001_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &[]).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/events", p.addr)).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/events", p.addr))
+        .await
+        .unwrap();
     // The subscription is live once a ping is answered.
-    futures_util::SinkExt::send(&mut ws, Message::text(r#"{"type":"ping"}"#)).await.unwrap();
-    let pong = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    futures_util::SinkExt::send(&mut ws, Message::text(r#"{"type":"ping"}"#))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(pong.to_text().unwrap().contains("pong"));
 
     p.signal(Signal::SIGTERM);
@@ -156,13 +227,21 @@ async fn logs_are_json_lines_carrying_the_request_id_and_rotate_keeping_n_backup
         .filter(|n| n.starts_with("claude-manager.log"))
         .collect();
     names.sort();
-    assert_eq!(names, vec!["claude-manager.log", "claude-manager.log.1", "claude-manager.log.2"]);
+    assert_eq!(
+        names,
+        vec![
+            "claude-manager.log",
+            "claude-manager.log.1",
+            "claude-manager.log.2"
+        ]
+    );
     let mut seen_last = false;
     for name in &names {
         let text = std::fs::read_to_string(logs.join(name)).unwrap();
         assert!(text.len() <= 4096, "{name} over the rotation size");
         for line in text.lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}: {e}: {line}"));
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}: {e}: {line}"));
             for field in ["ts", "level", "msg", "module"] {
                 assert!(v.get(field).is_some(), "{field} missing: {line}");
             }
@@ -176,7 +255,10 @@ async fn logs_are_json_lines_carrying_the_request_id_and_rotate_keeping_n_backup
             }
         }
     }
-    assert!(seen_last, "the last request's access line is in the newest file");
+    assert!(
+        seen_last,
+        "the last request's access line is in the newest file"
+    );
     // Warnings and errors go to error.log too; it exists from the start.
     assert!(logs.join("error.log").exists());
 }

@@ -232,7 +232,18 @@ impl ServerProcess {
     /// Starts `claude-manager serve --data-dir DIR --bind BIND EXTRA...` and waits for its
     /// "listening on" line.
     pub async fn start(data_dir: &Path, bind: &str, extra: &[&str]) -> ServerProcess {
+        Self::start_env(data_dir, bind, extra, &[]).await
+    }
+
+    /// As [`ServerProcess::start`], with extra environment variables.
+    pub async fn start_env(
+        data_dir: &Path,
+        bind: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let mut cmd = tokio::process::Command::new(binary());
+        cmd.envs(env.iter().copied());
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
