@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::actors::db::{Db, DbArgs};
 use crate::actors::events::Events;
 use crate::actors::supervisor::{RootArgs, RootMsg, RootSupervisor};
+use crate::backup::DataDirLock;
 use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::state::{AppState, Metrics, Tracker};
@@ -34,6 +35,11 @@ pub enum StartError {
     },
     #[error("cannot start the supervision tree: {0}")]
     Actors(String),
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: String,
+        source: crate::backup::BackupError,
+    },
 }
 
 pub struct Server {
@@ -43,6 +49,8 @@ pub struct Server {
     serve_task: JoinHandle<()>,
     root: ActorRef<RootMsg>,
     root_task: JoinHandle<()>,
+    /// One server per data dir: a second one would fight over the same sessions and rows.
+    _lock: DataDirLock,
 }
 
 /// Opens the database and applies the schema. Blocking: run it off the runtime.
@@ -67,6 +75,11 @@ impl Server {
         let started_at = Instant::now();
         let config = Arc::new(config);
         let db_path = config.db_path().display().to_string();
+        let lock =
+            DataDirLock::try_acquire(&config.data_dir).map_err(|source| StartError::DataDir {
+                path: config.data_dir.display().to_string(),
+                source,
+            })?;
         let pool = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || open_database(&config))
@@ -147,6 +160,7 @@ impl Server {
             serve_task,
             root,
             root_task,
+            _lock: lock,
         })
     }
 

@@ -3,12 +3,14 @@
 //! Exit codes: 0 success, 1 runtime failure (e.g. the port is taken), 2 bad settings or usage.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use slog::{error, info, warn};
 
 use claude_manager::app::{open_database, Server};
+use claude_manager::backup;
 use claude_manager::config::{CommonArgs, Config, ServeArgs};
 use claude_manager::logging::{self, LogSettings};
 use claude_manager::notify::Notifier;
@@ -31,6 +33,23 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Apply the database schema and exit.
     Migrate(CommonArgs),
+    /// Copy the database to FILE, consistently, while the server runs (SQLite online backup).
+    Backup {
+        /// Where to write the copy.
+        file: PathBuf,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Replace the database with the copy in FILE after checking its integrity (server stopped).
+    Restore {
+        /// A file written by `backup`.
+        file: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 const EXIT_RUNTIME: u8 = 1;
@@ -41,6 +60,30 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Migrate(common) => migrate(common),
+        Command::Backup {
+            file,
+            force,
+            common,
+        } => copy_db(common, |config| {
+            backup::backup(&config.db_path(), &file, force).map(|c| {
+                format!(
+                    "backed up {} to {} ({} bytes, integrity ok)",
+                    config.db_path().display(),
+                    file.display(),
+                    c.bytes
+                )
+            })
+        }),
+        Command::Restore { file, common } => copy_db(common, |config| {
+            backup::restore(&config.data_dir, &config.db_path(), &file).map(|c| {
+                format!(
+                    "restored {} from {} ({} bytes, integrity ok)",
+                    config.db_path().display(),
+                    file.display(),
+                    c.bytes
+                )
+            })
+        }),
     }
 }
 
@@ -50,6 +93,31 @@ fn load_config(args: &ServeArgs) -> Result<Config, ExitCode> {
         eprintln!("claude-manager: {e}");
         ExitCode::from(EXIT_CONFIG)
     })
+}
+
+/// Runs a backup or restore with the data dir from the usual settings.
+fn copy_db(
+    common: CommonArgs,
+    op: impl FnOnce(&Config) -> Result<String, backup::BackupError>,
+) -> ExitCode {
+    let args = ServeArgs {
+        common,
+        ..ServeArgs::default()
+    };
+    let config = match load_config(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match op(&config) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("claude-manager: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
 }
 
 fn migrate(common: CommonArgs) -> ExitCode {

@@ -153,10 +153,16 @@ impl TestServer {
         Ok(ws)
     }
 
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_keep_dir().await;
+    }
+
+    /// Stops the server and hands back its data dir (otherwise deleted with the server).
+    pub async fn stop_keep_dir(mut self) -> tempfile::TempDir {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
+        self.dir
     }
 }
 
