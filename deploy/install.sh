@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Installs claude-manager as a systemd service. Idempotent: run it again to upgrade.
+#
+#   sudo deploy/install.sh [--binary PATH]        install or upgrade
+#   sudo deploy/install.sh --uninstall            remove the service, keep the data
+#   sudo deploy/install.sh --uninstall --purge    remove the service and the data
+#
+# Creates the user `claude-manager`, /etc/claude-manager/config.toml (kept if present),
+# /var/lib/claude-manager (via StateDirectory), installs the binary and the unit, starts it.
+set -euo pipefail
+
+SERVICE=claude-manager
+USER_NAME=claude-manager
+PREFIX=/usr/local
+CONF_DIR=/etc/claude-manager
+DATA_DIR=/var/lib/claude-manager
+UNIT=/etc/systemd/system/${SERVICE}.service
+here=$(cd "$(dirname "$0")" && pwd)
+binary="$here/../target/release/claude-manager"
+uninstall=0
+purge=0
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --binary) binary=$2; shift 2 ;;
+        --uninstall) uninstall=1; shift ;;
+        --purge) purge=1; shift ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: run as root (sudo)" >&2
+    exit 2
+fi
+
+if [ "$uninstall" -eq 1 ]; then
+    systemctl disable --now "$SERVICE" 2>/dev/null || true
+    rm -f "$UNIT" "$PREFIX/bin/claude-manager"
+    systemctl daemon-reload
+    if [ "$purge" -eq 1 ]; then
+        rm -rf "$DATA_DIR" "$CONF_DIR"
+        userdel "$USER_NAME" 2>/dev/null || true
+        echo "claude-manager removed, data and config deleted"
+    else
+        echo "claude-manager removed; data kept in $DATA_DIR, config in $CONF_DIR (--purge deletes them)"
+    fi
+    exit 0
+fi
+
+if [ ! -x "$binary" ]; then
+    echo "install.sh: no binary at $binary; build it with 'cargo build --release' or pass --binary PATH" >&2
+    exit 2
+fi
+
+if ! id "$USER_NAME" >/dev/null 2>&1; then
+    # A real home and shell: terminal sessions run as this user.
+    useradd --system --create-home --home-dir "/home/$USER_NAME" --shell /bin/bash "$USER_NAME"
+fi
+
+install -d -m 0755 "$CONF_DIR"
+if [ ! -f "$CONF_DIR/config.toml" ]; then
+    install -m 0640 -g "$USER_NAME" "$here/config.example.toml" "$CONF_DIR/config.toml"
+fi
+install -m 0755 "$binary" "$PREFIX/bin/claude-manager"
+install -d -m 0755 "$PREFIX/share/doc/claude-manager"
+if [ -f "$here/../docs/deployment/linux-cloud.md" ]; then
+    install -m 0644 "$here/../docs/deployment/linux-cloud.md" "$PREFIX/share/doc/claude-manager/"
+fi
+install -m 0644 "$here/claude-manager.service" "$UNIT"
+
+systemctl daemon-reload
+systemctl enable "$SERVICE" >/dev/null
+systemctl restart "$SERVICE"
+systemctl --no-pager --lines=0 status "$SERVICE" || true
+echo
+echo "claude-manager is running on 127.0.0.1:8000 (see $CONF_DIR/config.toml)."
+echo "The first start printed an admin login to the journal:  journalctl -u $SERVICE | grep -i token"
