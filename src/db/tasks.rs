@@ -2,6 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{like_pattern, DbError};
@@ -73,10 +74,11 @@ pub struct Task {
     pub description: String,
     pub priority: i64,
     pub status: TaskStatus,
-    pub tags: Vec<String>,
+    /// Stored JSON, passed through as is: lists of 100 tasks need no re-parsing.
+    pub tags: Box<RawValue>,
     pub project_path: Option<String>,
     pub agent_id: Option<i64>,
-    pub meta: Value,
+    pub meta: Box<RawValue>,
     pub created_at: String,
     pub updated_at: String,
     pub started_at: Option<String>,
@@ -157,6 +159,13 @@ const SELECT: &str = "SELECT t.id, t.title, t.description, t.priority, t.status,
         (SELECT count(*) FROM executions e WHERE e.task_id = t.id AND e.status IN ('pending','running'))
     FROM tasks t";
 
+/// Stored JSON text as a raw value; the fallback only covers a row edited by hand into invalid JSON.
+fn raw_json(text: String, fallback: &str) -> Box<RawValue> {
+    RawValue::from_string(text)
+        .or_else(|_| RawValue::from_string(fallback.to_string()))
+        .unwrap_or_default()
+}
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
     let status: String = row.get(4)?;
     let tags: String = row.get(5)?;
@@ -168,10 +177,10 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         priority: row.get(3)?,
         // The CHECK constraint keeps status to the known values; draft is a harmless fallback.
         status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Draft),
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        tags: raw_json(tags, "[]"),
         project_path: row.get(6)?,
         agent_id: row.get(7)?,
-        meta: serde_json::from_str(&meta).unwrap_or(Value::Object(Default::default())),
+        meta: raw_json(meta, "{}"),
         created_at: row.get(9)?,
         updated_at: row.get(10)?,
         started_at: row.get(11)?,
@@ -238,8 +247,14 @@ pub fn update(conn: &mut Connection, id: i64, patch: &TaskPatch) -> Result<Task,
         }
         _ => current.status,
     };
-    let tags = patch.tags.as_ref().unwrap_or(&current.tags);
-    let meta = patch.meta.as_ref().unwrap_or(&current.meta);
+    let tags = match &patch.tags {
+        Some(t) => serde_json::to_string(t).unwrap_or_else(|_| "[]".into()),
+        None => current.tags.get().to_string(),
+    };
+    let meta = match &patch.meta {
+        Some(m) => m.to_string(),
+        None => current.meta.get().to_string(),
+    };
     tx.prepare_cached(
         "UPDATE tasks SET title = ?2, description = ?3, priority = ?4, status = ?5, tags = ?6,
                 project_path = ?7, agent_id = ?8, meta = ?9, updated_at = ?10,
@@ -252,13 +267,13 @@ pub fn update(conn: &mut Connection, id: i64, patch: &TaskPatch) -> Result<Task,
         patch.description.as_ref().unwrap_or(&current.description),
         patch.priority.unwrap_or(current.priority),
         status.as_str(),
-        serde_json::to_string(tags).unwrap_or_else(|_| "[]".into()),
+        tags,
         patch
             .project_path
             .clone()
             .unwrap_or(current.project_path.clone()),
         patch.agent_id.unwrap_or(current.agent_id),
-        meta.to_string(),
+        meta,
         now,
         started_at,
         completed_at,
