@@ -142,12 +142,14 @@ impl Server {
             started_at,
             shutdown: shutdown_rx.clone(),
             sockets: Arc::new(Tracker::default()),
+            http_metrics: Arc::new(crate::metrics::HttpMetrics::new()),
         };
         let routes = crate::http::routes(&state);
         let serve_task = tokio::spawn(crate::http::server::serve(
             listener,
             routes,
             log.clone(),
+            state.http_metrics.clone(),
             shutdown_rx,
             config.shutdown_grace,
         ));

@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod pty;
 pub mod replay;

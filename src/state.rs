@@ -28,6 +28,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Open WebSocket tasks; shutdown waits for them to close.
     pub sockets: Arc<Tracker>,
+    /// Prometheus counters bumped while serving (`/metrics`).
+    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
 }
 
 /// Live counters for health and metrics.

@@ -13,7 +13,10 @@ fn repo(p: &str) -> std::path::PathBuf {
 fn systemd_unit_verifies() {
     // The unit names the installed path; point it at the binary under test.
     let unit = std::fs::read_to_string(repo("deploy/claude-manager.service")).unwrap();
-    let unit = unit.replace("/usr/local/bin/claude-manager", common::binary().to_str().unwrap());
+    let unit = unit.replace(
+        "/usr/local/bin/claude-manager",
+        common::binary().to_str().unwrap(),
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("claude-manager.service");
     std::fs::write(&path, unit).unwrap();
@@ -23,7 +26,10 @@ fn systemd_unit_verifies() {
         .output()
         .expect("systemd-analyze is installed (.ci/run installs it)");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
 }
 
 #[test]
@@ -39,7 +45,11 @@ fn unit_keeps_what_terminals_need() {
     ] {
         assert!(unit.lines().any(|l| l.trim() == line), "unit lacks {line}");
     }
-    assert!(unit.contains("WatchdogSec=") && unit.contains("TimeoutStopSec=") && unit.contains("LimitNOFILE="));
+    assert!(
+        unit.contains("WatchdogSec=")
+            && unit.contains("TimeoutStopSec=")
+            && unit.contains("LimitNOFILE=")
+    );
 }
 
 #[test]
@@ -47,12 +57,20 @@ fn scripts_pass_bash_n_and_shellcheck() {
     for script in ["deploy/install.sh", "bench/http.sh", ".ci/run"] {
         let path = repo(script);
         let out = Command::new("bash").arg("-n").arg(&path).output().unwrap();
-        assert!(out.status.success(), "bash -n {script}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "bash -n {script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = Command::new("shellcheck")
             .arg(&path)
             .output()
             .expect("shellcheck is installed (.ci/run installs it)");
-        assert!(out.status.success(), "shellcheck {script}:\n{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "shellcheck {script}:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }
 
@@ -66,5 +84,9 @@ fn example_config_is_accepted() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod executions;
 pub mod health;
 pub mod json;
+pub mod metrics;
 pub mod server;
 pub mod tasks;
 
@@ -26,6 +27,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(executions::routes(state))
         .unify()
         .or(events::routes(state))
+        .unify()
+        .or(metrics::routes(state))
         .unify();
     let attempt = api
         .map(Ok::<Response, Rejection>)

@@ -16,6 +16,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderName, HeaderValue};
@@ -31,6 +32,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use crate::error::ApiError;
+use crate::metrics::{route_template, HttpMetrics};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 const REQUEST_ID_MAX_LEN: usize = 64;
@@ -57,6 +59,7 @@ pub async fn serve<F>(
     listener: TcpListener,
     routes: F,
     log: Logger,
+    metrics: Arc<HttpMetrics>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) where
@@ -80,8 +83,9 @@ pub async fn serve<F>(
         let _ = stream.set_nodelay(true); // terminal keystrokes: no Nagle delay
         let service = service.clone();
         let log = log.clone();
+        let metrics = metrics.clone();
         let conn_service = hyper::service::service_fn(move |req| {
-            envelope(service.clone(), req, peer, log.clone())
+            envelope(service.clone(), req, peer, log.clone(), metrics.clone())
         });
         let builder = auto::Builder::new(TokioExecutor::new());
         let conn = builder
@@ -113,6 +117,7 @@ async fn envelope<S>(
     mut req: http::Request<Incoming>,
     peer: SocketAddr,
     log: Logger,
+    metrics: Arc<HttpMetrics>,
 ) -> Result<Response, Infallible>
 where
     S: Service<http::Request<Incoming>, Response = Response, Error = Infallible>,
@@ -164,7 +169,9 @@ where
     let bytes = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
     RESPONSE_BYTES_TOTAL.fetch_add(bytes, Ordering::Relaxed);
     let status = resp.status().as_u16();
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics.observe(route_template(&path), method.as_str(), status, elapsed);
+    let duration_ms = elapsed * 1000.0;
     info!(log, "request";
         "request_id" => &request_id,
         "method" => method.as_str(),

@@ -1,0 +1,190 @@
+//! Prometheus metrics: what `/metrics` exposes and how request routes become labels.
+//!
+//! Counters that the hot paths bump are plain atomics or prometheus vectors owned here; gauges
+//! that describe current state (pool, sockets, sessions, process) are read at scrape time.
+//! Route labels are templates (`/api/tasks/{id}`), never raw paths, so a scan of random URLs
+//! cannot blow up the number of series.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// Every route the server has, as label templates. A path that matches none is `other`
+/// (under /api) or `static` (the UI's assets).
+pub const ROUTE_TEMPLATES: &[&str] = &[
+    "/api/health",
+    "/api/system/health",
+    "/api/system/health/detailed",
+    "/api/auth/login",
+    "/api/auth/logout",
+    "/api/auth/me",
+    "/api/tasks",
+    "/api/tasks/{id}",
+    "/api/tasks/{id}/run",
+    "/api/executions",
+    "/api/executions/{id}",
+    "/api/executions/{id}/output",
+    "/api/executions/{id}/cancel",
+    "/api/executions/{id}/events",
+    "/api/events",
+    "/api/terminals",
+    "/api/terminals/{id}",
+    "/api/terminals/{id}/ws",
+    "/api/agents",
+    "/api/agents/{id}",
+    "/api/agents/{id}/session",
+    "/api/agent-sessions",
+    "/api/agent-sessions/{id}",
+    "/api/agent-sessions/{id}/ws",
+    "/metrics",
+];
+
+/// The label for a request path.
+pub fn route_template(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    for template in ROUTE_TEMPLATES {
+        let t: Vec<&str> = template.split('/').collect();
+        if t.len() == segments.len()
+            && t.iter()
+                .zip(&segments)
+                .all(|(t, s)| *t == "{id}" && !s.is_empty() || t == s)
+        {
+            return template;
+        }
+    }
+    if path.starts_with("/api/") || path == "/api" {
+        "other"
+    } else {
+        "static"
+    }
+}
+
+/// Request latency buckets, in seconds: sub-millisecond API calls up to slow 10 s outliers.
+const LATENCY_BUCKETS_S: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Counters bumped while serving; the rest of `/metrics` is read at scrape time.
+pub struct HttpMetrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+    /// Bytes read from PTYs, all sessions.
+    pub pty_output_bytes: AtomicU64,
+    pub reaper_runs: AtomicU64,
+}
+
+impl HttpMetrics {
+    pub fn new() -> HttpMetrics {
+        let registry = Registry::new();
+        // Registering fixed, well-formed descriptors into a fresh registry cannot fail; if a
+        // future edit makes it fail, metrics are missing rather than the server down.
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route template, method and status.",
+            ),
+            &["route", "method", "status"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time from request to response head, by route template.",
+            )
+            .buckets(LATENCY_BUCKETS_S.to_vec()),
+            &["route"],
+        )
+        .unwrap_or_else(|_| unreachable_histogram());
+        let _ = registry.register(Box::new(requests.clone()));
+        let _ = registry.register(Box::new(duration.clone()));
+        HttpMetrics {
+            registry,
+            requests,
+            duration,
+            pty_output_bytes: AtomicU64::new(0),
+            reaper_runs: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        self.requests
+            .with_label_values(&[route, method, status.as_str()])
+            .inc();
+        self.duration.with_label_values(&[route]).observe(seconds);
+    }
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn unreachable_metric() -> IntCounterVec {
+    IntCounterVec::new(Opts::new("unused_metric", "unused"), &["x"])
+        .unwrap_or_else(|_| std::process::abort())
+}
+
+fn unreachable_histogram() -> HistogramVec {
+    HistogramVec::new(HistogramOpts::new("unused_histogram", "unused"), &["x"])
+        .unwrap_or_else(|_| std::process::abort())
+}
+
+/// Process figures from /proc/self: resident memory, open fds, CPU seconds. Blocking (procfs
+/// reads): call from a blocking thread.
+pub fn process_stats() -> (u64, u64, f64) {
+    let page = 4096u64;
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|pages| pages * page)
+        .unwrap_or(0);
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as u64)
+        .unwrap_or(0);
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = after.split_whitespace().collect();
+            // After the comm field: state is index 0, utime 11, stime 12.
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / ticks)
+        })
+        .unwrap_or(0.0);
+    (rss, fds, cpu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_become_templates() {
+        assert_eq!(route_template("/api/tasks/42"), "/api/tasks/{id}");
+        assert_eq!(route_template("/api/tasks/42/"), "/api/tasks/{id}");
+        assert_eq!(route_template("/api/tasks"), "/api/tasks");
+        assert_eq!(
+            route_template("/api/terminals/ab12/ws"),
+            "/api/terminals/{id}/ws"
+        );
+        assert_eq!(
+            route_template("/api/system/health/detailed"),
+            "/api/system/health/detailed"
+        );
+        assert_eq!(route_template("/api/nope/1/2/3"), "other");
+        assert_eq!(route_template("/assets/app.js"), "static");
+        assert_eq!(route_template("/metrics"), "/metrics");
+    }
+}
