@@ -8,6 +8,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::actors::db::Db;
 use crate::actors::events::Events;
+use crate::auth::limiter::LoginLimiter;
 use crate::config::Config;
 
 #[derive(Clone)]
@@ -28,6 +29,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Open WebSocket tasks; shutdown waits for them to close.
     pub sockets: Arc<Tracker>,
+    /// Failed logins per client address (bounded).
+    pub login_limiter: Arc<LoginLimiter>,
 }
 
 /// Live counters for health and metrics.

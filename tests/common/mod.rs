@@ -73,12 +73,12 @@ impl TestServer {
             addr,
             base: format!("http://{addr}"),
             dir,
-            server: Some(server),
             http: reqwest::Client::builder()
                 .timeout(WAIT)
                 .build()
                 .expect("client"),
-            token: server_token(),
+            token: server.first_admin_token.clone(),
+            server: Some(server),
         }
     }
 
@@ -160,11 +160,6 @@ impl TestServer {
     }
 }
 
-/// Where tests that need auth get their token; `None` until the server has auth.
-fn server_token() -> Option<String> {
-    None
-}
-
 /// A JSON-lines logger writing to `<dir>/claude-manager.log` like the real binary.
 fn test_logger(dir: &Path) -> slog::Logger {
     use claude_manager::logging::{init, LogSettings};
@@ -226,12 +221,52 @@ pub struct ServerProcess {
     pub addr: std::net::SocketAddr,
     pub base: String,
     pub stdout_lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// An admin token created with `claude-manager token create` before the start.
+    pub token: String,
+}
+
+/// Runs `claude-manager ARGS...` to completion: (exit code, stdout, stderr).
+pub async fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("cli finishes in time")
+    .expect("cli runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Creates a token of `scope` in `data_dir` with the CLI and returns its secret.
+pub async fn cli_token(data_dir: &Path, scope: &str) -> String {
+    let dir = data_dir.to_str().expect("utf-8 path");
+    let (code, out, err) = run_cli(&[
+        "token",
+        "create",
+        "--scope",
+        scope,
+        "--name",
+        "test",
+        "--data-dir",
+        dir,
+    ])
+    .await;
+    assert_eq!(code, 0, "token create failed: {err}");
+    out.trim().to_string()
 }
 
 impl ServerProcess {
     /// Starts `claude-manager serve --data-dir DIR --bind BIND EXTRA...` and waits for its
     /// "listening on" line.
     pub async fn start(data_dir: &Path, bind: &str, extra: &[&str]) -> ServerProcess {
+        let token = cli_token(data_dir, "admin").await;
         let mut cmd = tokio::process::Command::new(binary());
         cmd.arg("serve")
             .arg("--data-dir")
@@ -269,6 +304,7 @@ impl ServerProcess {
             addr,
             base: format!("http://{addr}"),
             stdout_lines: rx,
+            token,
         }
     }
 
