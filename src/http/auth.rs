@@ -285,7 +285,16 @@ async fn authenticate(
     parts: &RequestParts,
 ) -> Result<Option<Principal>, ApiError> {
     let invalid = || ApiError::unauthorized("the credential is invalid, expired or revoked");
-    if let Some(value) = parts.headers.get(warp::http::header::AUTHORIZATION) {
+    let mut authorization = parts
+        .headers
+        .get_all(warp::http::header::AUTHORIZATION)
+        .iter();
+    if let Some(value) = authorization.next() {
+        if authorization.next().is_some() {
+            return Err(ApiError::unauthorized(
+                "send one Authorization header, not several",
+            ));
+        }
         let token = value
             .to_str()
             .ok()

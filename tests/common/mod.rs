@@ -82,6 +82,22 @@ impl TestServer {
         }
     }
 
+    /// Creates a token of `scope` ("admin" | "monitor") in the running server's DB.
+    pub async fn create_token(&self, scope: &str) -> String {
+        let scope = claude_manager::auth::Scope::parse(scope).expect("scope");
+        self.state()
+            .db
+            .write(move |c| claude_manager::auth::issue_token(c, scope, "test"))
+            .await
+            .expect("token created")
+            .secret
+    }
+
+    /// The log directory of this server.
+    pub fn log_dir(&self) -> PathBuf {
+        self.state().config.log_dir.clone()
+    }
+
     pub fn state(&self) -> &claude_manager::state::AppState {
         &self.server.as_ref().expect("running").state
     }
