@@ -105,12 +105,29 @@ pub fn access_for(method: &Method, path: &str, upgrade: bool) -> Access {
     Access::Admin
 }
 
+/// `%XX` → byte; anything else as is (a bad escape stays literal).
 fn percent_decode(s: &str) -> String {
-    let bytes: Vec<u8> = form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned().into_bytes())
-        .unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The guard: passes the request on, or rejects it with 401/403.
@@ -379,6 +396,7 @@ mod tests {
         assert_eq!(access_for(&get, "/api/health", true), Access::Admin);
         assert_eq!(access_for(&get, "/", false), Access::Public);
         assert_eq!(access_for(&get, "/index.html", false), Access::Public);
+        assert_eq!(percent_decode("%61p%69%2f%zz%"), "api/%zz%");
         for p in [
             "/api/tasks",
             "//api/tasks",
