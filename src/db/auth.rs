@@ -197,6 +197,19 @@ mod tests {
     }
 
     #[test]
+    fn touching_a_session_slides_its_expiry_and_first_admin_is_made_once() {
+        let mut c = db();
+        let first = crate::auth::ensure_first_admin(&mut c).unwrap().unwrap();
+        assert_eq!(first.scope, Scope::Admin);
+        assert!(crate::auth::ensure_first_admin(&mut c).unwrap().is_none());
+        insert_session(&c, b"s", first.id, "2000-01-01T00:00:00.000Z").unwrap();
+        touch_session(&c, b"s", "2999-01-01T00:00:00.000Z").unwrap();
+        assert!(find_session(&c, b"s").unwrap().is_some());
+        assert!(delete_session(&c, b"s").unwrap());
+        assert!(find_session(&c, b"s").unwrap().is_none());
+    }
+
+    #[test]
     fn expired_sessions_are_not_found_and_sessions_per_token_are_capped() {
         let c = db();
         let t = issue_token(&c, Scope::Monitor, "m").unwrap();
