@@ -66,3 +66,25 @@ CREATE TABLE execution_events (
     data          TEXT    NOT NULL,        -- JSON
     PRIMARY KEY (execution_id, seq)
 ) WITHOUT ROWID;
+
+-- version: 2
+-- Credentials (issue 6). Only SHA-256 hashes of the 256-bit secrets are stored.
+CREATE TABLE auth_tokens (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    name          TEXT NOT NULL DEFAULT '' CHECK (length(name) <= 100),
+    scope         TEXT NOT NULL CHECK (scope IN ('admin','monitor')),
+    token_hash    BLOB NOT NULL UNIQUE,
+    created_at    TEXT NOT NULL,
+    last_used_at  TEXT,                  -- updated at most once a minute
+    revoked_at    TEXT                   -- set by `token revoke` / `token reset-admin`; row kept for `token list`
+);
+
+-- Browser sessions from POST /api/auth/login; a session has its token's scope and ends with it.
+CREATE TABLE auth_sessions (
+    session_hash  BLOB PRIMARY KEY,
+    token_id      INTEGER NOT NULL REFERENCES auth_tokens(id) ON DELETE CASCADE,
+    created_at    TEXT NOT NULL,
+    last_seen_at  TEXT NOT NULL,
+    expires_at    TEXT NOT NULL          -- slides forward on use
+) WITHOUT ROWID;
+CREATE INDEX auth_sessions_token ON auth_sessions (token_id, created_at);

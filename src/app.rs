@@ -40,11 +40,18 @@ pub enum StartError {
         path: String,
         source: crate::backup::BackupError,
     },
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot create the first admin token: {0}")]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 pub struct Server {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// The admin token created on the very first start (no token existed): shown once by `main`
+    /// on stderr, never logged. `None` on every later start.
+    pub first_admin_token: Option<String>,
     shutdown_tx: watch::Sender<bool>,
     serve_task: JoinHandle<()>,
     root: ActorRef<RootMsg>,
@@ -73,6 +80,7 @@ impl Server {
         log_dropped: Arc<AtomicU64>,
     ) -> Result<Server, StartError> {
         let started_at = Instant::now();
+        config.check_auth_binding()?;
         let config = Arc::new(config);
         let db_path = config.db_path().display().to_string();
         let lock =
@@ -90,6 +98,26 @@ impl Server {
                     source,
                 })?
         };
+        let first_admin_token = if config.insecure_no_auth {
+            None
+        } else {
+            let pool = pool.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut conn = pool.get().map_err(DbError::from)?;
+                crate::auth::ensure_first_admin(&mut conn)
+            })
+            .await
+            .map_err(|e| StartError::Actors(e.to_string()))??
+        };
+        if let Some(t) = &first_admin_token {
+            info!(log, "first start: admin token created"; "token_id" => t.id);
+        }
+        if config.insecure_no_auth {
+            warn!(
+                log,
+                "authentication is disabled (--insecure-no-auth); loopback only"
+            );
+        }
 
         let checkout_timeouts = Arc::new(AtomicU64::new(0));
         let db = Db::new(
@@ -143,6 +171,7 @@ impl Server {
             shutdown: shutdown_rx.clone(),
             sockets: Arc::new(Tracker::default()),
             http_metrics: Arc::new(crate::metrics::HttpMetrics::new()),
+            login_limiter: Arc::default(),
         };
         let routes = crate::http::routes(&state);
         let serve_task = tokio::spawn(crate::http::server::serve(
@@ -158,6 +187,7 @@ impl Server {
         Ok(Server {
             addr,
             state,
+            first_admin_token: first_admin_token.map(|t| t.secret),
             shutdown_tx,
             serve_task,
             root,

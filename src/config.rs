@@ -87,6 +87,20 @@ pub struct ServeArgs {
     /// Proxy addresses whose X-Forwarded-For is believed, comma-separated.
     #[arg(long, env = "CM_TRUSTED_PROXIES", value_name = "ADDRS")]
     pub trusted_proxies: Option<String>,
+    /// Further origins (scheme://host[:port]) allowed to open WebSockets and send cookie-authenticated
+    /// changes, comma-separated [default: none; the server's own origin is always allowed].
+    #[arg(long, env = "CM_ALLOWED_ORIGINS", value_name = "ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// Mark the session cookie `Secure`: auto (when public_url is https or a trusted proxy says
+    /// https), true, false [default: auto].
+    #[arg(long, env = "CM_COOKIE_SECURE", value_name = "auto|true|false")]
+    pub cookie_secure: Option<String>,
+    /// Browser sessions end after this many seconds without use [default: 604800 = 7 days].
+    #[arg(long, env = "CM_SESSION_TTL_SECS", value_name = "SECS")]
+    pub session_ttl_secs: Option<String>,
+    /// Serve without any authentication. Refused unless bound to a loopback address.
+    #[arg(long, env = "CM_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
 }
 
 /// The TOML file: the same settings, lower case, no `CM_` prefix. Unknown keys are an error.
@@ -113,6 +127,9 @@ struct FileConfig {
     terminal_idle_timeout_secs: Option<toml::Value>,
     public_url: Option<toml::Value>,
     trusted_proxies: Option<toml::Value>,
+    allowed_origins: Option<toml::Value>,
+    cookie_secure: Option<toml::Value>,
+    session_ttl_secs: Option<toml::Value>,
 }
 
 /// A setting that cannot be used. Displayed as the one line printed before exiting with code 2.
@@ -157,6 +174,13 @@ pub struct Config {
     pub terminal_idle_timeout: Option<Duration>,
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Lower-case `scheme://host[:port]` origins allowed besides the server's own.
+    pub allowed_origins: Vec<String>,
+    /// `None` = auto (see [`Config::cookie_secure_for`]).
+    pub cookie_secure: Option<bool>,
+    pub session_ttl: Duration,
+    /// No authentication at all; only ever on a loopback bind ([`Config::check_auth_binding`]).
+    pub insecure_no_auth: bool,
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
@@ -173,6 +197,7 @@ const DEFAULT_MAX_VIEWERS: usize = 16;
 const DEFAULT_SCROLLBACK_BYTES: usize = 1024 * 1024;
 const DEFAULT_MAX_CONCURRENT_RUNS: usize = 4;
 const DEFAULT_REAP_INTERVAL_SECS: u64 = 60;
+const DEFAULT_SESSION_TTL_SECS: u64 = 7 * 86_400; // 7 days, as the issue asks
 
 /// One setting's value and where it came from, before parsing.
 struct Raw {
@@ -369,7 +394,49 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?,
         };
 
-        Ok(Config {
+        let allowed_origins = match pick(&args.allowed_origins, &file.allowed_origins) {
+            None => Vec::new(),
+            Some(r) => r
+                .value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    origin_of(s).filter(|o| o == &s.trim_end_matches('/').to_ascii_lowercase())
+                        .ok_or_else(|| {
+                            ConfigError::new(
+                                "allowed_origins (CM_ALLOWED_ORIGINS)",
+                                s,
+                                "expected comma-separated origins like https://cm.example.com or http://localhost:3000 (no path)",
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let cookie_secure = match pick(&args.cookie_secure, &file.cookie_secure) {
+            None => None,
+            Some(r) => match r.value.trim().to_ascii_lowercase().as_str() {
+                "auto" => None,
+                "true" | "1" | "yes" => Some(true),
+                "false" | "0" | "no" => Some(false),
+                _ => {
+                    return Err(ConfigError::new(
+                        "cookie_secure (CM_COOKIE_SECURE)",
+                        r.value,
+                        "one of auto, true, false",
+                    ))
+                }
+            },
+        };
+        let session_ttl = Duration::from_secs(num(
+            "session_ttl_secs (CM_SESSION_TTL_SECS)",
+            pick(&args.session_ttl_secs, &file.session_ttl_secs),
+            DEFAULT_SESSION_TTL_SECS,
+            60,
+            366 * 86_400,
+        )?);
+
+        let config = Config {
             bind,
             data_dir,
             log_level,
@@ -390,6 +457,42 @@ impl Config {
             terminal_idle_timeout,
             public_url,
             trusted_proxies,
+            allowed_origins,
+            cookie_secure,
+            session_ttl,
+            insecure_no_auth: args.insecure_no_auth,
+        };
+        config.check_auth_binding()?;
+        Ok(config)
+    }
+
+    /// Auth may be off only where nobody else can connect: a loopback bind.
+    pub fn check_auth_binding(&self) -> Result<(), ConfigError> {
+        if self.insecure_no_auth && !self.bind.ip().is_loopback() {
+            return Err(ConfigError::new(
+                "insecure_no_auth (--insecure-no-auth, CM_INSECURE_NO_AUTH)",
+                format!("true with bind {}", self.bind),
+                "auth may be disabled only on a loopback address. Remove --insecure-no-auth to enable \
+                 token auth (the first start prints an admin token; `claude-manager token create` makes more), \
+                 or bind 127.0.0.1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The origin browsers see, from `public_url` (e.g. `https://cm.example.com`).
+    pub fn public_origin(&self) -> Option<String> {
+        self.public_url.as_deref().and_then(origin_of)
+    }
+
+    /// Whether the session cookie gets `Secure`; `request_https` is what a trusted proxy said.
+    pub fn cookie_secure_for(&self, request_https: bool) -> bool {
+        self.cookie_secure.unwrap_or_else(|| {
+            request_https
+                || self
+                    .public_url
+                    .as_deref()
+                    .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"))
         })
     }
 
@@ -460,6 +563,20 @@ fn load_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
             format!("{why} (keys are the settings of `serve --help`, lower case, without CM_)"),
         )
     })
+}
+
+/// `scheme://authority` of an http(s) URL, lower case; `None` if it is not one.
+pub fn origin_of(url: &str) -> Option<String> {
+    let lower = url.trim().to_ascii_lowercase();
+    let (scheme, rest) = lower.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some(format!("{scheme}://{authority}"))
 }
 
 fn parse_num(

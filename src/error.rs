@@ -22,6 +22,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// The cause of a server-side failure: logged once by the server envelope, never sent.
     pub internal: Option<String>,
+    /// Sent as `Retry-After` (seconds) with 429 and 503.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl warp::reject::Reject for ApiError {}
@@ -38,7 +40,25 @@ impl ApiError {
             message: message.into(),
             field: None,
             internal: None,
+            retry_after_secs: None,
         }
+    }
+
+    /// 401: no credential, or one that is not (or no longer) valid. Never echoes the credential.
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403: a valid credential that may not do this (scope, origin).
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn rate_limited(message: impl Into<Cow<'static, str>>, retry_after_secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        e.retry_after_secs = Some(retry_after_secs.max(1));
+        e
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {

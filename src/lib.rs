@@ -2,12 +2,15 @@
 //!
 //! Where things are:
 //! - `app` starts and stops a server; `config` and `logging` set it up.
+//! - `auth/` is what a credential is (hashed tokens, scopes, login limiter, `redact_env`);
+//!   `http/auth.rs` is the one guard that applies it in front of every route and WebSocket.
 //! - `actors/` is the supervision tree (`supervisor.rs` shows who starts and restarts whom).
 //! - `db/` holds the SQLite queries, run only by the DB actor on blocking threads.
 //! - `http/` holds the routes, one file per resource, and the request envelope (`server.rs`).
 
 pub mod actors;
 pub mod app;
+pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod db;

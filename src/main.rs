@@ -1,6 +1,8 @@
-//! The `claude-manager` command: `serve`, `migrate`.
+//! The `claude-manager` command: `serve`, `migrate`, `token …`.
 //!
 //! Exit codes: 0 success, 1 runtime failure (e.g. the port is taken), 2 bad settings or usage.
+//! `token` commands work on the database directly (SQLite in WAL mode), whether or not a server
+//! is running on it; a running server sees their effect on its next request.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,7 +11,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use slog::{error, info, warn};
 
-use claude_manager::app::{open_database, Server};
+use claude_manager::app::{open_database, Server, StartError};
+use claude_manager::auth::{self, Scope};
 use claude_manager::backup;
 use claude_manager::config::{CommonArgs, Config, ServeArgs};
 use claude_manager::logging::{self, LogSettings};
@@ -50,6 +53,40 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Manage API tokens (works whether or not the server is running).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once (it is stored only hashed).
+    Create {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// admin (everything) or monitor (detailed health and metrics only).
+        #[arg(long, value_parser = ["admin", "monitor"])]
+        scope: String,
+        /// A label to recognise the token by in `token list`.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List tokens (id, scope, name, dates); secrets are never shown.
+    List {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Revoke a token by id: it and its browser sessions stop working at once.
+    Revoke {
+        #[command(flatten)]
+        common: CommonArgs,
+        id: i64,
+    },
+    /// Revoke every admin token and print a new one (lost-token recovery).
+    ResetAdmin {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 const EXIT_RUNTIME: u8 = 1;
@@ -84,6 +121,104 @@ fn main() -> ExitCode {
                 )
             })
         }),
+        Command::Token(cmd) => token(cmd),
+    }
+}
+
+fn open_db_for(common: CommonArgs) -> Result<claude_manager::db::Pool, ExitCode> {
+    let args = ServeArgs {
+        common,
+        ..ServeArgs::default()
+    };
+    let config = load_config(&args)?;
+    open_database(&config).map_err(|e| {
+        eprintln!(
+            "claude-manager: database {}: {e}",
+            config.db_path().display()
+        );
+        ExitCode::from(EXIT_RUNTIME)
+    })
+}
+
+fn token(cmd: TokenCommand) -> ExitCode {
+    let common = match &cmd {
+        TokenCommand::Create { common, .. }
+        | TokenCommand::List { common }
+        | TokenCommand::Revoke { common, .. }
+        | TokenCommand::ResetAdmin { common } => common.clone(),
+    };
+    let pool = match open_db_for(common) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut conn = match pool.get() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("claude-manager: database: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let result: Result<(), auth::AuthError> = (|| {
+        match cmd {
+            TokenCommand::Create { scope, name, .. } => {
+                let scope = Scope::parse(&scope).unwrap_or(Scope::Monitor);
+                let t = auth::issue_token(&conn, scope, &name)?;
+                eprintln!(
+                    "created {} token id {} (shown once; store it now):",
+                    t.scope, t.id
+                );
+                println!("{}", t.secret);
+            }
+            TokenCommand::List { .. } => {
+                let rows = claude_manager::db::auth::list_tokens(&conn)?;
+                println!(
+                    "{:<5} {:<8} {:<9} {:<25} {:<25} name",
+                    "id", "scope", "state", "created", "last used"
+                );
+                for r in rows {
+                    println!(
+                        "{:<5} {:<8} {:<9} {:<25} {:<25} {}",
+                        r.id,
+                        r.scope,
+                        if r.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        },
+                        r.created_at,
+                        r.last_used_at.as_deref().unwrap_or("-"),
+                        r.name
+                    );
+                }
+            }
+            TokenCommand::Revoke { id, .. } => {
+                if claude_manager::db::auth::revoke_token(&conn, id)? {
+                    println!("token {id} revoked");
+                } else {
+                    return Err(auth::AuthError::NotFound(id));
+                }
+            }
+            TokenCommand::ResetAdmin { .. } => {
+                let (revoked, t) = auth::reset_admin(&mut conn)?;
+                eprintln!(
+                    "revoked {revoked} admin token(s); new admin token id {} (shown once; store it now):",
+                    t.id
+                );
+                println!("{}", t.secret);
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ (auth::AuthError::NotFound(_) | auth::AuthError::NameTooLong)) => {
+            eprintln!("claude-manager: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("claude-manager: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 
@@ -200,9 +335,29 @@ fn serve(args: ServeArgs) -> ExitCode {
             Err(e) => {
                 error!(log, "start failed"; "error" => %e);
                 eprintln!("claude-manager: {e}");
-                return ExitCode::from(EXIT_RUNTIME);
+                let code = if matches!(e, StartError::Config(_)) {
+                    EXIT_CONFIG
+                } else {
+                    EXIT_RUNTIME
+                };
+                return ExitCode::from(code);
             }
         };
+        if let Some(token) = &server.first_admin_token {
+            // Once, on stderr only (never the log files): the only copy of the secret.
+            let base = server
+                .state
+                .config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", server.addr));
+            eprintln!(
+                "claude-manager: first start: created an admin token (shown only now; \
+                 `claude-manager token reset-admin` makes a new one).\n\
+                 claude-manager: log in at {base}/ with this token:\n\
+                 claude-manager: admin token: {token}"
+            );
+        }
         // Scripts and tests read the bound address from this line (the port may be 0 = any).
         println!("claude-manager listening on http://{}", server.addr);
         let notifier = Notifier::from_env();

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::actors::db::Db;
 use crate::actors::events::Events;
+use crate::auth::limiter::LoginLimiter;
 use crate::config::Config;
 
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub struct AppState {
     pub sockets: Arc<Tracker>,
     /// Prometheus counters bumped while serving (`/metrics`).
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    /// Failed logins per client address (bounded).
+    pub login_limiter: Arc<LoginLimiter>,
 }
 
 /// Live counters for health and metrics.

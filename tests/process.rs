@@ -7,6 +7,7 @@ use std::process::Command;
 use common::{ServerProcess, WAIT};
 use futures_util::StreamExt;
 use nix::sys::signal::Signal;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
@@ -163,9 +164,14 @@ fn help_explains_every_option() {
 async fn sigterm_closes_websockets_with_1001_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &[]).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/events", p.addr))
-        .await
+    let mut req = format!("ws://{}/api/events", p.addr)
+        .into_client_request()
         .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", p.token).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     // The subscription is live once a ping is answered.
     futures_util::SinkExt::send(&mut ws, Message::text(r#"{"type":"ping"}"#))
         .await
@@ -212,6 +218,7 @@ async fn logs_are_json_lines_carrying_the_request_id_and_rotate_keeping_n_backup
         let r = http
             .get(format!("{}/api/tasks/{}", p.base, 1000 + i))
             .header("x-request-id", format!("req-{i}"))
+            .bearer_auth(&p.token)
             .send()
             .await
             .unwrap();

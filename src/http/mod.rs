@@ -1,14 +1,19 @@
 //! HTTP and WebSocket routes: one file per resource, plus the shared plumbing.
 //!
-//! `routes` assembles the tree. Every route yields a `Response` or a rejection; the final step
-//! (`errors::recover`) turns rejections into JSON errors, so an unknown `/api/...` path is a JSON
-//! 404 and nothing falls through to a default warp body.
+//! `routes` assembles the tree. The auth guard (`auth.rs`) runs once in front of all of it, so
+//! every route and WebSocket added to the tree is authenticated without further edits; only the
+//! allow-list in `auth.rs` is public. Every route yields a `Response` or a rejection; the final
+//! step (`errors::recover`) turns rejections into JSON errors, so an unknown `/api/...` path is a
+//! JSON 404 and nothing falls through to a default warp body.
 
+pub mod assets;
+pub mod auth;
 pub mod errors;
 pub mod events;
 pub mod executions;
 pub mod health;
 pub mod json;
+pub mod login;
 pub mod metrics;
 pub mod server;
 pub mod tasks;
@@ -22,6 +27,8 @@ use crate::state::AppState;
 
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let api = health::routes(state)
+        .or(login::routes(state))
+        .unify()
         .or(tasks::routes(state))
         .unify()
         .or(executions::routes(state))
@@ -29,8 +36,12 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(events::routes(state))
         .unify()
         .or(metrics::routes(state))
+        .unify()
+        .or(assets::routes())
         .unify();
-    let attempt = api
+    // Auth once, around everything above: new routes are covered without edits.
+    let attempt = auth::guard(state)
+        .and(api)
         .map(Ok::<Response, Rejection>)
         .or_else(|rej: Rejection| async move {
             Ok::<_, Infallible>((Err::<Response, Rejection>(rej),))

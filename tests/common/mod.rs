@@ -69,17 +69,38 @@ impl TestServer {
             .await
             .expect("server starts");
         let addr = server.addr;
-        TestServer {
+        let mut s = TestServer {
             addr,
             base: format!("http://{addr}"),
             dir,
-            server: Some(server),
             http: reqwest::Client::builder()
                 .timeout(WAIT)
                 .build()
                 .expect("client"),
-            token: server_token(),
+            token: server.first_admin_token.clone(),
+            server: Some(server),
+        };
+        // A data dir that already had tokens (a restart) prints none: make one for the harness.
+        if s.token.is_none() && !s.state().config.insecure_no_auth {
+            s.token = Some(s.create_token("admin").await);
         }
+        s
+    }
+
+    /// Creates a token of `scope` ("admin" | "monitor") in the running server's DB.
+    pub async fn create_token(&self, scope: &str) -> String {
+        let scope = claude_manager::auth::Scope::parse(scope).expect("scope");
+        self.state()
+            .db
+            .write(move |c| claude_manager::auth::issue_token(c, scope, "test"))
+            .await
+            .expect("token created")
+            .secret
+    }
+
+    /// The log directory of this server.
+    pub fn log_dir(&self) -> PathBuf {
+        self.state().config.log_dir.clone()
     }
 
     pub fn state(&self) -> &claude_manager::state::AppState {
@@ -166,11 +187,6 @@ impl TestServer {
     }
 }
 
-/// Where tests that need auth get their token; `None` until the server has auth.
-fn server_token() -> Option<String> {
-    None
-}
-
 /// A JSON-lines logger writing to `<dir>/claude-manager.log` like the real binary.
 fn test_logger(dir: &Path) -> slog::Logger {
     use claude_manager::logging::{init, LogSettings};
@@ -232,6 +248,45 @@ pub struct ServerProcess {
     pub addr: std::net::SocketAddr,
     pub base: String,
     pub stdout_lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// An admin token created with `claude-manager token create` before the start.
+    pub token: String,
+}
+
+/// Runs `claude-manager ARGS...` to completion: (exit code, stdout, stderr).
+pub async fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("cli finishes in time")
+    .expect("cli runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Creates a token of `scope` in `data_dir` with the CLI and returns its secret.
+pub async fn cli_token(data_dir: &Path, scope: &str) -> String {
+    let dir = data_dir.to_str().expect("utf-8 path");
+    let (code, out, err) = run_cli(&[
+        "token",
+        "create",
+        "--scope",
+        scope,
+        "--name",
+        "test",
+        "--data-dir",
+        dir,
+    ])
+    .await;
+    assert_eq!(code, 0, "token create failed: {err}");
+    out.trim().to_string()
 }
 
 impl ServerProcess {
@@ -248,6 +303,7 @@ impl ServerProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> ServerProcess {
+        let token = cli_token(data_dir, "admin").await;
         let mut cmd = tokio::process::Command::new(binary());
         cmd.envs(env.iter().copied());
         cmd.arg("serve")
@@ -286,6 +342,7 @@ impl ServerProcess {
             addr,
             base: format!("http://{addr}"),
             stdout_lines: rx,
+            token,
         }
     }
 
