@@ -69,6 +69,14 @@ if [ -f "$here/../docs/deployment/linux-cloud.md" ]; then
     install -m 0644 "$here/../docs/deployment/linux-cloud.md" "$PREFIX/share/doc/claude-manager/"
 fi
 install -m 0644 "$here/claude-manager.service" "$UNIT"
+install -d -o "$USER_NAME" -g "$USER_NAME" -m 0750 "$DATA_DIR"
+
+# Create the first admin token here, so the server never has to print one into the journal.
+cm() { runuser -u "$USER_NAME" -- "$PREFIX/bin/claude-manager" "$@" --data-dir "$DATA_DIR" --config "$CONF_DIR/config.toml"; }
+token=""
+if ! cm token list | awk '$2 == "admin" && $3 == "active"' | grep -q .; then
+    token=$(cm token create --scope admin --name install 2>/dev/null)
+fi
 
 systemctl daemon-reload
 systemctl enable "$SERVICE" >/dev/null
@@ -76,4 +84,10 @@ systemctl restart "$SERVICE"
 systemctl --no-pager --lines=0 status "$SERVICE" || true
 echo
 echo "claude-manager is running on 127.0.0.1:8000 (see $CONF_DIR/config.toml)."
-echo "The first start printed an admin login to the journal:  journalctl -u $SERVICE | grep -i token"
+if [ -n "$token" ]; then
+    echo "Admin token (shown only now; 'claude-manager token reset-admin' makes a new one):"
+    echo "  $token"
+    echo "Log in at http://127.0.0.1:8000/ (or your public_url) with it."
+else
+    echo "An admin token already exists; 'sudo -u $USER_NAME claude-manager token reset-admin --data-dir $DATA_DIR' replaces it."
+fi
