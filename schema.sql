@@ -20,7 +20,10 @@ CREATE TABLE tasks (
     created_at    TEXT    NOT NULL,
     updated_at    TEXT    NOT NULL,
     started_at    TEXT,
-    completed_at  TEXT
+    completed_at  TEXT,
+    -- Kept by the executions_count_* triggers below, so listing tasks needs no per-row counting.
+    executions_total   INTEGER NOT NULL DEFAULT 0,
+    executions_active  INTEGER NOT NULL DEFAULT 0  -- pending or running
 );
 CREATE INDEX tasks_newest ON tasks (created_at DESC, id DESC);
 CREATE INDEX tasks_status ON tasks (status);
@@ -57,6 +60,27 @@ CREATE TABLE executions (
 CREATE INDEX executions_task ON executions (task_id, id DESC);
 CREATE INDEX executions_status ON executions (status);
 CREATE INDEX executions_newest ON executions (created_at DESC, id DESC);
+
+CREATE TRIGGER executions_count_insert AFTER INSERT ON executions
+WHEN NEW.task_id IS NOT NULL BEGIN
+    UPDATE tasks SET executions_total = executions_total + 1,
+                     executions_active = executions_active + (NEW.status IN ('pending','running'))
+     WHERE id = NEW.task_id;
+END;
+CREATE TRIGGER executions_count_update AFTER UPDATE OF status, task_id ON executions BEGIN
+    UPDATE tasks SET executions_total = executions_total - 1,
+                     executions_active = executions_active - (OLD.status IN ('pending','running'))
+     WHERE id = OLD.task_id;
+    UPDATE tasks SET executions_total = executions_total + 1,
+                     executions_active = executions_active + (NEW.status IN ('pending','running'))
+     WHERE id = NEW.task_id;
+END;
+CREATE TRIGGER executions_count_delete AFTER DELETE ON executions
+WHEN OLD.task_id IS NOT NULL BEGIN
+    UPDATE tasks SET executions_total = executions_total - 1,
+                     executions_active = executions_active - (OLD.status IN ('pending','running'))
+     WHERE id = OLD.task_id;
+END;
 
 CREATE TABLE execution_events (
     execution_id  INTEGER NOT NULL REFERENCES executions(id) ON DELETE CASCADE,

@@ -1,24 +1,58 @@
 #!/usr/bin/env bash
 # REST benchmark (issue: foundation): wrk -t2 -c50 -d10s against health, detailed health and a
-# 100-task list, through ../shared/bench/httpbench.py. Loopback only, bounded runs.
-#   bench/http.sh [RUNS]      (needs: cargo build --release; apt-get install wrk)
+# 100-task list. Two passes:
+#   1. through ../shared/bench/httpbench.py with the server in --insecure-no-auth mode (the
+#      setting comparable to the Python original, which had no auth);
+#   2. plain wrk with an admin Bearer token (what a real deployment pays: one token lookup per
+#      request).
+# Loopback only, bounded runs.   bench/http.sh [RUNS]
+# Needs: cargo build --release; apt-get install wrk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 bench=${BENCH_DIR:-../shared/bench}
-data=$(mktemp -d)
+bin=target/release/claude-manager
 port=${PORT:-18080}
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
+base="http://127.0.0.1:$port"
+urls=("$base/api/system/health" "$base/api/system/health/detailed" "$base/api/tasks?limit=100")
+pid=""
+data=""
+cleanup() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    if [ -n "$data" ]; then rm -rf "$data"; fi
+}
+trap cleanup EXIT
 
-target/release/claude-manager serve --data-dir "$data" --bind "127.0.0.1:$port" --log-level warning >/dev/null &
-pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.1; done
-for i in $(seq 100); do
-    curl -sf -XPOST "http://127.0.0.1:$port/api/tasks" -H 'content-type: application/json' \
-        -d "{\"title\":\"benchmark task $i\",\"description\":\"$(printf 'd%.0s' $(seq 300))\",\"tags\":[\"bench\",\"t$((i % 7))\"]}" >/dev/null
+start() {   # start [extra serve flags...]
+    data=$(mktemp -d)
+    token=$("$bin" token create --scope admin --name bench --data-dir "$data" 2>/dev/null)
+    "$bin" serve --data-dir "$data" --bind "127.0.0.1:$port" --log-level warning "$@" >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do curl -sf "$base/api/health" >/dev/null && break; sleep 0.1; done
+    local desc
+    desc=$(printf 'd%.0s' $(seq 300))
+    for i in $(seq 100); do
+        curl -sf -XPOST "$base/api/tasks" -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+            -d "{\"title\":\"benchmark task $i\",\"description\":\"$desc\",\"tags\":[\"bench\",\"t$((i % 7))\"]}" >/dev/null
+    done
+}
+
+echo "== pass 1: httpbench.py, --insecure-no-auth"
+start --insecure-no-auth
+args=()
+for u in "${urls[@]}"; do args+=(--url "$u"); done
+python3 "$bench/httpbench.py" --tool wrk --runs "$runs" "${args[@]}" --json-out "${JSON_OUT:-/tmp/cm-http.json}" |
+    grep summary || true
+cleanup; pid=""; data=""
+
+echo "== pass 2: wrk with an admin Bearer token"
+start
+for u in "${urls[@]}"; do
+    for r in $(seq "$runs"); do
+        out=$(wrk -t2 -c50 -d10s --timeout 30s --latency -H "Authorization: Bearer $token" "$u")
+        rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+        p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+        non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
+        echo "$u run $r: ${rps} req/s, p99 ${p99}, non-2xx ${non2xx:-0}"
+    done
 done
-python3 "$bench/httpbench.py" --tool wrk --runs "$runs" \
-    --url "http://127.0.0.1:$port/api/system/health" \
-    --url "http://127.0.0.1:$port/api/system/health/detailed" \
-    --url "http://127.0.0.1:$port/api/tasks?limit=100" \
-    --json-out "${JSON_OUT:-/tmp/cm-http.json}"

@@ -294,6 +294,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let fd_limit = raise_fd_limit();
     let mut logs = match logging::init(&LogSettings {
         level: config.log_level,
         dir: config.log_dir.clone(),
@@ -358,6 +359,7 @@ fn serve(args: ServeArgs) -> ExitCode {
                  claude-manager: admin token: {token}"
             );
         }
+        info!(log, "open file limit"; "soft" => fd_limit);
         // Scripts and tests read the bound address from this line (the port may be 0 = any).
         println!("claude-manager listening on http://{}", server.addr);
         let notifier = Notifier::from_env();
@@ -401,5 +403,20 @@ async fn watchdog(notifier: Notifier, state: AppState) {
     loop {
         ticks.tick().await;
         let _ = notifier.send(&format!("WATCHDOG=1\nSTATUS={}", status_line(&state)));
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit: every session holds a PTY master and
+/// sockets, and the default soft limit of 1024 caps a server at a few hundred sessions.
+/// Returns the soft limit in force.
+fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 0,
     }
 }

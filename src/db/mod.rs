@@ -60,6 +60,8 @@ pub fn open_pool(path: &Path, size: u32, checkout_timeout: Duration) -> Result<P
         .max_size(size)
         .min_idle(Some(size.min(2)))
         .connection_timeout(checkout_timeout)
+        // A local SQLite connection does not go stale; skip r2d2's per-checkout probe query.
+        .test_on_check_out(false)
         // r2d2 logs connection errors to `log`; we report them ourselves where they are handled.
         .error_handler(Box::new(r2d2::NopErrorHandler))
         .build(manager)?;

@@ -153,10 +153,10 @@ impl std::fmt::Display for TaskStatus {
     }
 }
 
-const SELECT: &str = "SELECT t.id, t.title, t.description, t.priority, t.status, t.tags, t.project_path,
+const SELECT: &str =
+    "SELECT t.id, t.title, t.description, t.priority, t.status, t.tags, t.project_path,
         t.agent_id, t.meta, t.created_at, t.updated_at, t.started_at, t.completed_at,
-        (SELECT count(*) FROM executions e WHERE e.task_id = t.id),
-        (SELECT count(*) FROM executions e WHERE e.task_id = t.id AND e.status IN ('pending','running'))
+        t.executions_total, t.executions_active
     FROM tasks t";
 
 /// Stored JSON text as a raw value; the fallback only covers a row edited by hand into invalid JSON.
