@@ -22,6 +22,7 @@ use crate::actors::supervisor::{RootArgs, RootMsg, RootSupervisor};
 use crate::backup::DataDirLock;
 use crate::config::Config;
 use crate::db::{self, DbError};
+use crate::reconcile::{escalate, reconcile, Reconciliation};
 use crate::state::{AppState, Metrics, Tracker};
 
 #[derive(Debug, thiserror::Error)]
@@ -88,16 +89,34 @@ impl Server {
                 path: config.data_dir.display().to_string(),
                 source,
             })?;
-        let pool = {
+        let boot_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+        let reconciliation = Arc::new(Reconciliation::default());
+        // Open, migrate and reconcile before anything serves: no request may see a record of
+        // an earlier run that still claims to be running.
+        let (pool, surviving_groups) = {
             let config = config.clone();
-            tokio::task::spawn_blocking(move || open_database(&config))
-                .await
-                .map_err(|e| StartError::Actors(e.to_string()))?
-                .map_err(|source| StartError::Db {
-                    path: db_path.clone(),
-                    source,
-                })?
+            let boot_id = boot_id.clone();
+            let report = reconciliation.clone();
+            let log = log.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, DbError> {
+                let pool = open_database(&config)?;
+                let mut conn = pool.get()?;
+                let groups = reconcile(&mut conn, &boot_id, &report, &log)?;
+                drop(conn);
+                Ok((pool, groups))
+            })
+            .await
+            .map_err(|e| StartError::Actors(e.to_string()))?
+            .map_err(|source| StartError::Db {
+                path: db_path.clone(),
+                source,
+            })?
         };
+        tokio::spawn(escalate(
+            surviving_groups,
+            log.clone(),
+            reconciliation.clone(),
+        ));
         let first_admin_token = if config.insecure_no_auth {
             None
         } else {
@@ -166,7 +185,8 @@ impl Server {
             events,
             log: log.clone(),
             metrics: Arc::new(metrics),
-            boot_id: uuid::Uuid::new_v4().to_string().into(),
+            boot_id,
+            reconciliation,
             started_at,
             shutdown: shutdown_rx.clone(),
             sockets: Arc::new(Tracker::default()),

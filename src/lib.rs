@@ -20,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod pty;
+pub mod reconcile;
 pub mod replay;
 pub mod state;
 pub mod time;

@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// This server run's id, recorded on every execution it starts (startup reconciliation).
     pub boot_id: Arc<str>,
+    /// What startup reconciliation found (detailed health).
+    pub reconciliation: Arc<crate::reconcile::Reconciliation>,
     pub started_at: Instant,
     /// Turns true when shutdown begins: WebSockets close with 1001, loops end.
     pub shutdown: watch::Receiver<bool>,

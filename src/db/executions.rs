@@ -364,3 +364,44 @@ pub fn list(
         .collect::<Result<Vec<_>, _>>()?;
     Ok((rows, total))
 }
+
+/// An execution left pending or running by an earlier server run.
+#[derive(Debug, Clone)]
+pub struct StaleExecution {
+    pub id: i64,
+    pub pgid: Option<i64>,
+    pub pid_start_time: Option<i64>,
+}
+
+/// Marks every execution still pending or running from another boot as interrupted, in one
+/// transaction, and returns them (for stopping their surviving process groups).
+pub fn interrupt_stale(
+    conn: &mut Connection,
+    boot_id: &str,
+    reason: &str,
+) -> Result<Vec<StaleExecution>, DbError> {
+    let tx = conn.transaction()?;
+    let stale = {
+        let mut stmt = tx.prepare(
+            "SELECT id, pgid, pid_start_time FROM executions
+             WHERE status IN ('pending','running') AND boot_id != ?1",
+        )?;
+        let rows = stmt
+            .query_map([boot_id], |r| {
+                Ok(StaleExecution {
+                    id: r.get(0)?,
+                    pgid: r.get(1)?,
+                    pid_start_time: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows
+    };
+    tx.execute(
+        "UPDATE executions SET status = 'interrupted', reason = ?2, finished_at = ?3
+         WHERE status IN ('pending','running') AND boot_id != ?1",
+        params![boot_id, reason, now_rfc3339()],
+    )?;
+    tx.commit()?;
+    Ok(stale)
+}

@@ -68,7 +68,7 @@ struct Logs {
 }
 
 #[derive(Serialize)]
-struct Detailed {
+struct Detailed<'a> {
     status: &'static str,
     /// The parts that are failing, by name (empty when healthy).
     failing: Vec<&'static str>,
@@ -79,6 +79,7 @@ struct Detailed {
     websockets: ByKind,
     sessions: Sessions,
     logs: Logs,
+    reconciliation: &'a crate::reconcile::Reconciliation,
 }
 
 async fn detailed(state: AppState) -> Result<Response, Rejection> {
@@ -117,6 +118,7 @@ async fn detailed(state: AppState) -> Result<Response, Rejection> {
         logs: Logs {
             dropped_total: m.log_records_dropped.load(Ordering::Relaxed),
         },
+        reconciliation: &state.reconciliation,
     };
     let status = if db_ok {
         StatusCode::OK
