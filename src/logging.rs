@@ -284,7 +284,7 @@ mod tests {
         for i in 0..200 {
             // Written in pieces, like slog-json does: the line must still land whole.
             write!(f, "{{\"n\":").unwrap();
-            write!(f, "{i}}}\n").unwrap();
+            writeln!(f, "{i}}}").unwrap();
         }
         f.flush().unwrap();
         let paths = RotatingFile::paths(&path, 10);

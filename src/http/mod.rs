@@ -10,7 +10,9 @@ pub mod executions;
 pub mod health;
 pub mod json;
 pub mod server;
+pub mod session_ws;
 pub mod tasks;
+pub mod terminals;
 
 use std::convert::Infallible;
 
@@ -26,6 +28,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(executions::routes(state))
         .unify()
         .or(events::routes(state))
+        .unify()
+        .or(terminals::routes(state))
         .unify();
     let attempt = api
         .map(Ok::<Response, Rejection>)
