@@ -23,12 +23,19 @@ async fn echo_round_trip() {
     assert_eq!(t["ws"], format!("/api/terminals/{id}/ws"));
     let (mut ws, hello) = attach(&s, id, "").await;
     assert_eq!(hello["session"], id);
-    assert_eq!((hello["cols"].as_u64(), hello["rows"].as_u64()), (Some(80), Some(24)));
+    assert_eq!(
+        (hello["cols"].as_u64(), hello["rows"].as_u64()),
+        (Some(80), Some(24))
+    );
     send_input(&mut ws, b"hello terminal\n").await;
     let mut seen = Seen::default();
     // Once from the tty's echo, once from cat.
     read_until(&mut ws, &mut seen, |s| {
-        s.bytes.windows(14).filter(|w| w == b"hello terminal").count() == 2
+        s.bytes
+            .windows(14)
+            .filter(|w| w == b"hello terminal")
+            .count()
+            == 2
     })
     .await;
     send_json(&mut ws, json!({"type": "ping"})).await;
@@ -74,11 +81,17 @@ async fn resize_reaches_the_pty_and_other_viewers() {
     let mut seen_b = Seen::default();
     read_until(&mut b, &mut seen_b, |s| s.has_json("resize")).await;
     let resize = seen_b.json.iter().find(|v| v["type"] == "resize").unwrap();
-    assert_eq!((resize["cols"].as_u64(), resize["rows"].as_u64()), (Some(123), Some(45)));
+    assert_eq!(
+        (resize["cols"].as_u64(), resize["rows"].as_u64()),
+        (Some(123), Some(45))
+    );
     send_input(&mut a, b"\n").await;
     read_until_output(&mut a, &mut seen_a, "45 123").await;
     let info = s.get(&format!("/api/terminals/{id}")).await;
-    assert_eq!((info.body["cols"].as_u64(), info.body["rows"].as_u64()), (Some(123), Some(45)));
+    assert_eq!(
+        (info.body["cols"].as_u64(), info.body["rows"].as_u64()),
+        (Some(123), Some(45))
+    );
     s.stop().await;
 }
 
@@ -92,7 +105,11 @@ async fn since_resumes_exactly_across_reconnects_during_a_flood() {
     let mut got: Vec<u8> = Vec::new();
     for round in 0..20 {
         let (mut ws, hello) = attach(&s, id, &format!("?since={}", got.len())).await;
-        assert_eq!(hello["offset"].as_u64(), Some(got.len() as u64), "round {round}");
+        assert_eq!(
+            hello["offset"].as_u64(),
+            Some(got.len() as u64),
+            "round {round}"
+        );
         assert_eq!(hello["truncated"], false);
         let mut seen = Seen::default();
         let want = got.len() + 1;
@@ -147,8 +164,14 @@ async fn detached_flood_finishes_and_its_tail_is_replayed() {
     let mut seen = Seen::default();
     read_until(&mut ws, &mut seen, |s| s.has_json("exit")).await;
     assert!(seen.bytes.ends_with(b"FLOOD-DONE\r\n"));
-    let exec = s.get(&format!("/api/executions/{}", t["execution_id"])).await;
-    assert!(exec.body["bytes_out"].as_i64().unwrap() > 50_000_000, "{}", exec.text);
+    let exec = s
+        .get(&format!("/api/executions/{}", t["execution_id"]))
+        .await;
+    assert!(
+        exec.body["bytes_out"].as_i64().unwrap() > 50_000_000,
+        "{}",
+        exec.text
+    );
     s.stop().await;
 }
 
@@ -168,7 +191,10 @@ async fn two_writers_and_a_read_only_viewer_share_the_session() {
     send_json(&mut ro, json!({"type": "resize", "cols": 10, "rows": 10})).await;
     for ws in [&mut a, &mut b] {
         let mut seen = Seen::default();
-        read_until(ws, &mut seen, |s| s.contains(b"from-a") && s.contains(b"from-b")).await;
+        read_until(ws, &mut seen, |s| {
+            s.contains(b"from-a") && s.contains(b"from-b")
+        })
+        .await;
     }
     let mut seen_ro = Seen::default();
     read_until(&mut ro, &mut seen_ro, |s| {
@@ -177,7 +203,10 @@ async fn two_writers_and_a_read_only_viewer_share_the_session() {
             && s.json.iter().filter(|v| v["type"] == "error").count() == 2
     })
     .await;
-    assert!(seen_ro.json.iter().all(|v| v["type"] != "error" || v["code"] == "read_only"));
+    assert!(seen_ro
+        .json
+        .iter()
+        .all(|v| v["type"] != "error" || v["code"] == "read_only"));
     // ro input never reached the PTY (a later marker proves the earlier input was processed).
     send_input(&mut a, b"marker\n").await;
     read_until_output(&mut a, &mut seen_a, "marker").await;
@@ -198,7 +227,13 @@ async fn a_stalled_viewer_never_slows_the_others() {
     })
     .await;
     let n = 3_000_000;
-    let t = create(&s, sh(&format!("stty -echo; printf READY; read x; seq 1 {n}; echo END"))).await;
+    let t = create(
+        &s,
+        sh(&format!(
+            "stty -echo; printf READY; read x; seq 1 {n}; echo END"
+        )),
+    )
+    .await;
     let id = t["id"].as_str().unwrap();
     let (mut stalled, _) = attach(&s, id, "").await;
     let (mut good, _) = attach(&s, id, "").await;
@@ -210,11 +245,21 @@ async fn a_stalled_viewer_never_slows_the_others() {
     let mut expected = seq_output(1, n);
     expected.extend_from_slice(b"END\r\n");
     assert_eq!(seen.close, None);
-    assert!(seen.bytes[start..] == expected[..], "the reading viewer lost or repeated bytes");
+    assert!(
+        seen.bytes[start..] == expected[..],
+        "the reading viewer lost or repeated bytes"
+    );
     // The stalled one, once it reads, has been switched to the ring or closed as too slow.
     let mut slow = Seen::default();
-    read_until(&mut stalled, &mut slow, |s| s.has_json("resync") || s.close.is_some()).await;
-    assert!(slow.has_json("resync") || slow.close == Some(4008), "close {:?}", slow.close);
+    read_until(&mut stalled, &mut slow, |s| {
+        s.has_json("resync") || s.close.is_some()
+    })
+    .await;
+    assert!(
+        slow.has_json("resync") || slow.close == Some(4008),
+        "close {:?}",
+        slow.close
+    );
     s.stop().await;
 }
 

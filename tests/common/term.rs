@@ -71,9 +71,9 @@ pub async fn read_until(ws: &mut Ws, seen: &mut Seen, mut done: impl FnMut(&Seen
             });
         match msg {
             Some(Ok(Message::Binary(b))) => seen.bytes.extend_from_slice(&b),
-            Some(Ok(Message::Text(t))) => {
-                seen.json.push(serde_json::from_str(t.as_str()).expect("json text"))
-            }
+            Some(Ok(Message::Text(t))) => seen
+                .json
+                .push(serde_json::from_str(t.as_str()).expect("json text")),
             Some(Ok(Message::Close(frame))) => {
                 seen.close = Some(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
                 return;
@@ -91,11 +91,15 @@ pub async fn read_until_output(ws: &mut Ws, seen: &mut Seen, needle: &str) {
 }
 
 pub async fn send_input(ws: &mut Ws, bytes: &[u8]) {
-    ws.send(Message::binary(bytes.to_vec())).await.expect("send input");
+    ws.send(Message::binary(bytes.to_vec()))
+        .await
+        .expect("send input");
 }
 
 pub async fn send_json(ws: &mut Ws, v: Value) {
-    ws.send(Message::text(v.to_string())).await.expect("send json");
+    ws.send(Message::text(v.to_string()))
+        .await
+        .expect("send json");
 }
 
 /// Waits for the socket to close and returns its close code.
