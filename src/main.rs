@@ -86,11 +86,24 @@ fn migrate(common: CommonArgs) -> ExitCode {
     }
 }
 
+/// Each session holds a PTY master and each viewer a socket: the usual soft limit of 1024 fds
+/// would cap the server far below `max_sessions`. Raising the soft limit to the hard one needs
+/// no privilege. (Children inherit the raised limit, as under systemd's `LimitNOFILE`.)
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
 fn serve(args: ServeArgs) -> ExitCode {
     let config = match load_config(&args) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    raise_fd_limit();
     let mut logs = match logging::init(&LogSettings {
         level: config.log_level,
         dir: config.log_dir.clone(),

@@ -151,16 +151,18 @@ async fn replay_after_the_ring_wrapped_is_truncated() {
     s.stop().await;
 }
 
+/// 20 MB, 20 times the default ring. (The 50 MB takes ~10 s here, bound by the kernel's
+/// own output processing of "y\n" in the tty layer, which would crowd the 20 s wait in CI.)
 #[tokio::test]
 async fn detached_flood_finishes_and_its_tail_is_replayed() {
     let s = TestServer::start().await;
     let mut ev = events(&s).await;
-    let t = create(&s, sh("yes | head -c 50000000; echo; echo FLOOD-DONE")).await;
+    let t = create(&s, sh("yes | head -c 20000000; echo; echo FLOOD-DONE")).await;
     let id = t["id"].as_str().unwrap();
     let exited = wait_exited(&mut ev, id).await;
     assert_eq!(exited["status"], "succeeded");
     let (mut ws, hello) = attach(&s, id, "").await;
-    assert!(hello["end"].as_u64().unwrap() > 50_000_000);
+    assert!(hello["end"].as_u64().unwrap() > 20_000_000);
     let mut seen = Seen::default();
     read_until(&mut ws, &mut seen, |s| s.has_json("exit")).await;
     assert!(seen.bytes.ends_with(b"FLOOD-DONE\r\n"));
@@ -168,7 +170,7 @@ async fn detached_flood_finishes_and_its_tail_is_replayed() {
         .get(&format!("/api/executions/{}", t["execution_id"]))
         .await;
     assert!(
-        exec.body["bytes_out"].as_i64().unwrap() > 50_000_000,
+        exec.body["bytes_out"].as_i64().unwrap() > 20_000_000,
         "{}",
         exec.text
     );
