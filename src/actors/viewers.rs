@@ -152,3 +152,53 @@ impl ViewerQueue {
         self.wake.notified().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize) -> Bytes {
+        Bytes::from(vec![b'x'; n])
+    }
+
+    #[test]
+    fn over_the_cap_a_viewer_lags_from_the_first_missed_offset() {
+        let q = ViewerQueue::new(10);
+        assert!(q.push_data(0, &data(6)));
+        assert!(!q.push_data(6, &data(6)), "would exceed the cap");
+        // Nothing more is queued while lagging, even what would fit.
+        assert!(!q.push_data(12, &data(1)));
+        q.push_text("{}".into());
+        match q.take() {
+            Taken::Items(items) => assert_eq!(items.len(), 1),
+            _ => panic!("queued bytes come first"),
+        }
+        assert!(matches!(q.take(), Taken::Lagging(6)));
+        q.rejoin();
+        assert!(!q.is_lagging());
+        assert!(q.push_data(13, &data(4)));
+    }
+
+    #[test]
+    fn one_chunk_larger_than_the_cap_still_flows_into_an_empty_queue() {
+        let q = ViewerQueue::new(4);
+        assert!(q.push_data(0, &data(100)));
+        assert!(matches!(q.take(), Taken::Items(_)));
+        assert!(matches!(q.take(), Taken::Empty));
+    }
+
+    #[test]
+    fn close_is_seen_after_what_was_queued() {
+        let q = ViewerQueue::new(100);
+        q.push_data(0, &data(3));
+        q.close(CloseReason {
+            code: 4008,
+            reason: "slow",
+        });
+        assert!(matches!(q.take(), Taken::Items(_)));
+        assert!(matches!(
+            q.take(),
+            Taken::Close(CloseReason { code: 4008, .. })
+        ));
+    }
+}
