@@ -13,6 +13,7 @@ pub mod server;
 pub mod session_ws;
 pub mod tasks;
 pub mod terminals;
+pub mod ws_upgrade;
 
 use std::convert::Infallible;
 

@@ -14,11 +14,14 @@ use ractor::rpc::CallResult;
 use ractor::ActorRef;
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use warp::filters::ws::{Message, WebSocket, Ws};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
 use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::Filter;
 
 use super::json::{raw_query, reject, Query};
+use super::ws_upgrade::{upgrade, ServerSocket, Upgrade};
 use crate::actors::session_types::{is_valid_session_id, SessionKind};
 use crate::actors::sessions::CALL_TIMEOUT;
 use crate::actors::terminal::{AttachRefused, Attached, Catchup, TerminalMsg, ViewerMode};
@@ -47,8 +50,8 @@ pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<
         .and(warp::path::end())
         .and(warp::get())
         .and(raw_query())
-        .and(warp::ws())
-        .and_then(move |id: String, query: String, ws: Ws| {
+        .and(upgrade())
+        .and_then(move |id: String, query: String, ws: Upgrade| {
             let state = state.clone();
             async move {
                 let q = Query::parse(&query, &["since", "mode"]).map_err(reject)?;
@@ -64,26 +67,27 @@ pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<
                     })
                     .map_err(reject)?
                     .unwrap_or(ViewerMode::ReadWrite);
-                Ok::<_, warp::Rejection>(
-                    ws.max_message_size(CLIENT_MESSAGE_MAX_BYTES)
-                        .max_frame_size(CLIENT_MESSAGE_MAX_BYTES)
-                        .on_upgrade(move |socket| viewer(socket, state, kind, id, since, mode))
-                        .into_response(),
-                )
+                Ok::<_, warp::Rejection>(ws.accept(CLIENT_MESSAGE_MAX_BYTES, move |socket| {
+                    viewer(socket, state, kind, id, since, mode)
+                }))
             }
         })
         .boxed()
 }
 
-type Tx = SplitSink<WebSocket, Message>;
+type Tx = SplitSink<ServerSocket, Message>;
 
 async fn close(tx: &mut Tx, code: u16, reason: &'static str) {
-    let _ = tx.send(Message::close_with(code, reason)).await;
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
+    let _ = tx.send(Message::Close(Some(frame))).await;
     let _ = tx.close().await;
 }
 
 async fn viewer(
-    socket: WebSocket,
+    socket: ServerSocket,
     state: AppState,
     kind: SessionKind,
     id: String,
@@ -284,7 +288,7 @@ fn error_json(code: &str, message: &str) -> String {
 
 /// Everything the client sends. Returns when the client closes or the socket fails.
 async fn incoming(
-    mut rx: SplitStream<WebSocket>,
+    mut rx: SplitStream<ServerSocket>,
     actor: &ActorRef<TerminalMsg>,
     viewer: u64,
     mode: ViewerMode,
@@ -305,10 +309,10 @@ async fn incoming(
             }
             // Waits while the child is not reading: back-pressure on this client only. After
             // the child exited the channel is closed and input goes nowhere.
-            let _ = input.send(msg.into_bytes()).await;
+            let _ = input.send(msg.into_data()).await;
             continue;
         }
-        let Ok(text) = msg.to_str() else { continue };
+        let Ok(text) = msg.to_text() else { continue };
         match serde_json::from_str::<ClientJson>(text) {
             Ok(ClientJson::Ping) => queue.push_text(r#"{"type":"pong"}"#.to_string()),
             Ok(ClientJson::Resize { .. }) if mode == ViewerMode::ReadOnly => {
