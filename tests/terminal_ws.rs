@@ -310,3 +310,28 @@ async fn a_stalled_viewer_whose_offset_left_the_ring_is_closed_4008() {
     assert_eq!(close_code(&mut stalled).await, 4008);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_closes_viewers_with_1001_and_oversized_frames_are_refused() {
+    let s = TestServer::start().await;
+    let t = create(&s, json!({"command": ["cat"]})).await;
+    let id = t["id"].as_str().unwrap().to_string();
+    let (mut big, _) = attach(&s, &id, "").await;
+    // Client frames are capped at 64 KiB: the server drops the connection.
+    let _ = futures_util::SinkExt::send(
+        &mut big,
+        tokio_tungstenite::tungstenite::Message::binary(vec![b'a'; 65 * 1024]),
+    )
+    .await;
+    let mut seen = Seen::default();
+    read_until(&mut big, &mut seen, |_| false).await;
+    assert!(
+        !seen.contains(&[b'a'; 1024]),
+        "the oversized frame reached the PTY"
+    );
+
+    let (mut ws, _) = attach(&s, &id, "").await;
+    let stop = tokio::spawn(s.stop());
+    assert_eq!(close_code(&mut ws).await, 1001);
+    stop.await.unwrap();
+}

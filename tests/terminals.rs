@@ -343,3 +343,51 @@ async fn a_new_server_binds_the_port_while_an_old_child_lives() {
     new.signal(Signal::SIGTERM);
     new.wait().await;
 }
+
+/// The process's state letter from /proc (None once it is gone).
+fn proc_state(pid: i64) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim().chars().next()
+}
+
+#[tokio::test]
+async fn a_dead_session_actor_is_recorded_failed_and_its_group_killed() {
+    use claude_manager::actors::session_types::SessionKind;
+    let s = TestServer::start().await;
+    let mut ev = events(&s).await;
+    let t = create(&s, json!({"command": ["sleep", "600"]})).await;
+    let id = t["id"].as_str().unwrap();
+    let pid = t["pid"].as_i64().unwrap();
+    let actor = s
+        .state()
+        .sessions
+        .lookup(SessionKind::Terminal, id)
+        .await
+        .unwrap();
+    actor.kill();
+    let exited = wait_exited(&mut ev, id).await;
+    assert_eq!(exited["status"], "failed");
+    let exec = s
+        .get(&format!("/api/executions/{}", t["execution_id"]))
+        .await;
+    assert_eq!(exec.body["status"], "failed");
+    assert!(exec.body["reason"]
+        .as_str()
+        .unwrap()
+        .contains("session actor"));
+    // Killed (a zombie until tokio reaps it, or already gone), and forgotten by the registry.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while matches!(proc_state(pid), Some(c) if c != 'Z') {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "child {pid} still alive"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.get(&format!("/api/terminals/{id}")).await.status, 404);
+    let health = s.get("/api/system/health/detailed").await;
+    assert_eq!(health.body["sessions"]["terminals"], 0);
+    // The server keeps serving sessions.
+    create(&s, json!({"command": ["true"]})).await;
+    s.stop().await;
+}
