@@ -286,8 +286,10 @@ impl Actor for TerminalActor {
                 let _ = reply.send(state.info());
             }
             TerminalMsg::Stop(reply) => {
-                let exited = state.exit.is_some();
-                if !exited && !state.stop_requested {
+                // "Exited" means recorded: a child that has exited but whose output is still
+                // draining is neither signalled nor forgotten yet.
+                let exited = state.final_status.is_some();
+                if state.exit.is_none() && !state.stop_requested {
                     state.stop_requested = true;
                     info!(state.log, "stopping session"; "pid" => state.pid);
                     state.signal(Signal::SIGHUP);
