@@ -51,6 +51,8 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
 const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 /// Stop sequence: SIGHUP, then SIGTERM after this, then SIGKILL after this again (DESIGN).
 pub const STOP_STEP: Duration = Duration::from_secs(2);
+/// How long shutdown waits for a SIGKILLed child to be reaped.
+const REAP_AT_SHUTDOWN: Duration = Duration::from_secs(2);
 /// WebSocket close code when the session's actor went away under a viewer.
 const CLOSE_SESSION_GONE: u16 = 1011;
 
@@ -165,7 +167,10 @@ pub struct TerminalState {
     stop_requested: bool,
     final_status: Option<ExecutionStatus>,
     finished_at: Option<String>,
+    /// Reader and writer: aborted when the session ends.
     tasks: Vec<JoinHandle<()>>,
+    /// Owns the child until it is reaped; awaited at shutdown so no zombie is left behind.
+    waiter: Option<JoinHandle<()>>,
 }
 
 pub struct TerminalActor;
@@ -198,11 +203,8 @@ impl Actor for TerminalActor {
                 }
             }
         });
-        let tasks = vec![
-            tokio::spawn(read_master(reader, me.clone())),
-            tokio::spawn(wait_child(child, me.clone())),
-            writer_task,
-        ];
+        let waiter = Some(tokio::spawn(wait_child(child, me.clone())));
+        let tasks = vec![tokio::spawn(read_master(reader, me.clone())), writer_task];
         Ok(TerminalState {
             id: args.id,
             size: args.spec.size,
@@ -228,6 +230,7 @@ impl Actor for TerminalActor {
             final_status: None,
             finished_at: None,
             tasks,
+            waiter,
         })
     }
 
@@ -318,6 +321,10 @@ impl Actor for TerminalActor {
         if state.final_status.is_none() {
             state.signal(Signal::SIGHUP);
             state.signal(Signal::SIGKILL);
+            if let Some(waiter) = state.waiter.take() {
+                // SIGKILL cannot be ignored: the waiter reaps the child promptly.
+                let _ = tokio::time::timeout(REAP_AT_SHUTDOWN, waiter).await;
+            }
             state
                 .record(
                     ExecutionStatus::Interrupted,
@@ -466,6 +473,7 @@ impl Drop for TerminalState {
         if self.final_status.is_none() {
             self.signal(Signal::SIGKILL);
         }
+        // The waiter is left to run: the SIGKILL above ends the child and the waiter reaps it.
         for task in &self.tasks {
             task.abort();
         }
