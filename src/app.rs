@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 
 use crate::actors::db::{Db, DbArgs};
 use crate::actors::events::Events;
+use crate::actors::sessions::{Sessions, SessionsArgs};
 use crate::actors::supervisor::{RootArgs, RootMsg, RootSupervisor};
+use crate::actors::terminal::SessionDeps;
 use crate::backup::DataDirLock;
 use crate::config::Config;
 use crate::db::{self, DbError};
@@ -145,6 +147,24 @@ impl Server {
             checkout_timeouts.clone(),
         );
         let events = Events::default();
+        let sessions = Sessions::default();
+        let metrics = Arc::new(Metrics {
+            log_records_dropped: log_dropped,
+            ..Metrics::default()
+        });
+        let sessions_args = SessionsArgs {
+            deps: SessionDeps {
+                db: db.clone(),
+                events: events.clone(),
+                log: log.clone(),
+                scrollback_bytes: config.scrollback_bytes,
+                max_viewers: config.max_viewers,
+                viewer_queue_bytes: config.viewer_queue_bytes,
+            },
+            metrics: metrics.clone(),
+            boot_id: boot_id.clone(),
+            max_sessions: config.max_sessions,
+        };
         let (root, root_task) = Actor::spawn(
             None,
             RootSupervisor,
@@ -157,6 +177,8 @@ impl Server {
                 },
                 events: events.clone(),
                 events_queue_len: config.events_queue_len,
+                sessions: sessions.clone(),
+                sessions_args,
                 log: log.new(slog::o!("actor" => "root")),
             },
         )
@@ -175,16 +197,13 @@ impl Server {
         })?;
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let metrics = Metrics {
-            log_records_dropped: log_dropped,
-            ..Metrics::default()
-        };
         let state = AppState {
             config: config.clone(),
             db,
             events,
+            sessions,
             log: log.clone(),
-            metrics: Arc::new(metrics),
+            metrics,
             boot_id,
             reconciliation,
             started_at,

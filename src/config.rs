@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// Scrollback kept per session for replay, in bytes [default: 1048576].
     #[arg(long, env = "CM_SCROLLBACK_BYTES", value_name = "BYTES")]
     pub scrollback_bytes: Option<String>,
+    /// Output queued per terminal viewer before it is switched to catching up from the
+    /// scrollback (`resync`), in bytes [default: 262144].
+    #[arg(long, env = "CM_VIEWER_QUEUE_BYTES", value_name = "BYTES")]
+    pub viewer_queue_bytes: Option<String>,
     /// Directories sessions may start in, `:`-separated [default: the server user's home].
     #[arg(long, env = "CM_ALLOWED_ROOTS", value_name = "DIRS")]
     pub allowed_roots: Option<String>,
@@ -121,6 +125,7 @@ struct FileConfig {
     max_sessions: Option<toml::Value>,
     max_viewers: Option<toml::Value>,
     scrollback_bytes: Option<toml::Value>,
+    viewer_queue_bytes: Option<toml::Value>,
     allowed_roots: Option<toml::Value>,
     max_concurrent_runs: Option<toml::Value>,
     reap_interval_secs: Option<toml::Value>,
@@ -168,6 +173,7 @@ pub struct Config {
     pub max_sessions: usize,
     pub max_viewers: usize,
     pub scrollback_bytes: usize,
+    pub viewer_queue_bytes: usize,
     pub allowed_roots: Vec<PathBuf>,
     pub max_concurrent_runs: usize,
     pub reap_interval: Duration,
@@ -195,6 +201,9 @@ const DEFAULT_EVENTS_QUEUE_LEN: usize = 1024;
 const DEFAULT_MAX_SESSIONS: usize = 64;
 const DEFAULT_MAX_VIEWERS: usize = 16;
 const DEFAULT_SCROLLBACK_BYTES: usize = 1024 * 1024;
+// A quarter of the scrollback: a viewer this far behind catches up from the ring instead, so a
+// stalled browser costs at most this much memory beyond the shared ring.
+const DEFAULT_VIEWER_QUEUE_BYTES: usize = 256 * 1024;
 const DEFAULT_MAX_CONCURRENT_RUNS: usize = 4;
 const DEFAULT_REAP_INTERVAL_SECS: u64 = 60;
 const DEFAULT_SESSION_TTL_SECS: u64 = 7 * 86_400; // 7 days, as the issue asks
@@ -331,6 +340,13 @@ impl Config {
             1024,
             256 * 1024 * 1024,
         )? as usize;
+        let viewer_queue_bytes = num(
+            "viewer_queue_bytes (CM_VIEWER_QUEUE_BYTES)",
+            pick(&args.viewer_queue_bytes, &file.viewer_queue_bytes),
+            DEFAULT_VIEWER_QUEUE_BYTES as u64,
+            4096,
+            64 * 1024 * 1024,
+        )? as usize;
         let max_concurrent_runs = num(
             "max_concurrent_runs (CM_MAX_CONCURRENT_RUNS)",
             pick(&args.max_concurrent_runs, &file.max_concurrent_runs),
@@ -451,6 +467,7 @@ impl Config {
             max_sessions,
             max_viewers,
             scrollback_bytes,
+            viewer_queue_bytes,
             allowed_roots,
             max_concurrent_runs,
             reap_interval,

@@ -179,6 +179,26 @@ pub struct PtyWriter {
     master: Arc<AsyncFd<File>>,
 }
 
+/// Changes the terminal size from outside the task that writes input (cloneable), so a resize
+/// is never stuck behind input the child is not reading.
+#[derive(Debug, Clone)]
+pub struct PtyResizer {
+    master: Arc<AsyncFd<File>>,
+}
+
+impl PtyResizer {
+    /// Changes the terminal size; the kernel sends `SIGWINCH` to the foreground group.
+    pub fn resize(&self, size: WindowSize) -> Result<(), PtyError> {
+        if size.cols == 0 || size.rows == 0 {
+            return Err(PtyError::InvalidSize {
+                cols: size.cols,
+                rows: size.rows,
+            });
+        }
+        set_window_size(self.master.get_ref().as_fd(), size).map_err(PtyError::Resize)
+    }
+}
+
 /// The child process, leader of its own session and process group.
 ///
 /// Dropping it sends `SIGKILL` to the group (start-time checked once the leader is reaped), so a
@@ -430,13 +450,14 @@ impl PtyWriter {
 
     /// Changes the terminal size; the kernel sends `SIGWINCH` to the foreground group.
     pub fn resize(&self, size: WindowSize) -> Result<(), PtyError> {
-        if size.cols == 0 || size.rows == 0 {
-            return Err(PtyError::InvalidSize {
-                cols: size.cols,
-                rows: size.rows,
-            });
+        self.resizer().resize(size)
+    }
+
+    /// A handle that resizes this terminal; it keeps the master open while held.
+    pub fn resizer(&self) -> PtyResizer {
+        PtyResizer {
+            master: Arc::clone(&self.master),
         }
-        set_window_size(self.master.get_ref().as_fd(), size).map_err(PtyError::Resize)
     }
 }
 

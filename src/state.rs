@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::actors::db::Db;
 use crate::actors::events::Events;
+use crate::actors::sessions::Sessions;
 use crate::auth::limiter::LoginLimiter;
 use crate::config::Config;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
     pub events: Events,
+    /// The sessions supervisor: terminal and agent sessions.
+    pub sessions: Sessions,
     pub log: Logger,
     pub metrics: Arc<Metrics>,
     /// This server run's id, recorded on every execution it starts (startup reconciliation).

@@ -43,6 +43,11 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/executions/1/output", Admin),
     ("WS", "/api/events", Admin),
     ("GET", "/metrics", Monitor),
+    ("GET", "/api/terminals", Admin),
+    ("POST", "/api/terminals", Admin),
+    ("GET", "/api/terminals/1", Admin),
+    ("DELETE", "/api/terminals/1", Admin),
+    ("WS", "/api/terminals/1/ws", Admin),
 ];
 
 /// `/api/tasks/1` → `/api/tasks/{}`: the shape a `path!` pattern has.

@@ -2,4 +2,8 @@
 
 pub mod db;
 pub mod events;
+pub mod session_types;
+pub mod sessions;
 pub mod supervisor;
+pub mod terminal;
+pub mod viewers;

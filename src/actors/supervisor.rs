@@ -3,7 +3,8 @@
 //! ```text
 //! Root supervisor (this actor)
 //!   ├── Db actor        restarted when it dies; the `Db` handle points at the new one
-//!   └── Event bus       restarted when it dies; subscribers of the old one are told to reconnect
+//!   ├── Event bus       restarted when it dies; subscribers of the old one are told to reconnect
+//!   └── Sessions        restarted (empty) when it dies; see `sessions.rs` for its own children
 //! ```
 //!
 //! ractor's default supervisor behaviour stops the supervisor when any child stops (STACK.md
@@ -15,6 +16,10 @@ use slog::{error, info, Logger};
 
 use super::db::{Db, DbActor, DbArgs};
 use super::events::{EventBus, Events};
+use super::sessions::{Sessions, SessionsArgs, SessionsMsg, SessionsSupervisor};
+
+/// How long shutdown waits for the sessions to stop and record `interrupted`.
+const SESSIONS_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub enum RootMsg {
     /// Stop every child without restarting it (shutdown).
@@ -26,6 +31,8 @@ pub struct RootArgs {
     pub db_args: DbArgs,
     pub events: Events,
     pub events_queue_len: usize,
+    pub sessions: Sessions,
+    pub sessions_args: SessionsArgs,
     pub log: Logger,
 }
 
@@ -33,6 +40,7 @@ pub struct RootState {
     args: RootArgs,
     db_cell: Option<ActorCell>,
     events_cell: Option<ActorCell>,
+    sessions_cell: Option<ActorRef<SessionsMsg>>,
     stopping: bool,
 }
 
@@ -60,6 +68,22 @@ impl RootSupervisor {
         state.args.events.set_actor(Some(actor));
         Ok(())
     }
+
+    async fn start_sessions(
+        me: &ActorRef<RootMsg>,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (actor, _) = Actor::spawn_linked(
+            None,
+            SessionsSupervisor,
+            state.args.sessions_args.clone(),
+            me.get_cell(),
+        )
+        .await?;
+        state.sessions_cell = Some(actor.clone());
+        state.args.sessions.set_actor(Some(actor));
+        Ok(())
+    }
 }
 
 impl Actor for RootSupervisor {
@@ -76,10 +100,12 @@ impl Actor for RootSupervisor {
             args,
             db_cell: None,
             events_cell: None,
+            sessions_cell: None,
             stopping: false,
         };
         Self::start_db(&me, &mut state).await?;
         Self::start_events(&me, &mut state).await?;
+        Self::start_sessions(&me, &mut state).await?;
         Ok(state)
     }
 
@@ -92,6 +118,14 @@ impl Actor for RootSupervisor {
         match msg {
             RootMsg::StopChildren(reply) => {
                 state.stopping = true;
+                // Sessions first: they record their end through the DB and the event bus.
+                state.args.sessions.set_actor(None);
+                if let Some(actor) = state.sessions_cell.take() {
+                    let _ = actor
+                        .call(SessionsMsg::StopAll, Some(SESSIONS_STOP_TIMEOUT))
+                        .await;
+                    let _ = actor.get_cell().stop_and_wait(None, None).await;
+                }
                 state.args.events.set_actor(None);
                 if let Some(cell) = state.events_cell.take() {
                     let _ = cell.stop_and_wait(None, None).await;
@@ -134,6 +168,14 @@ impl Actor for RootSupervisor {
             state.args.events.set_actor(None);
             error!(state.args.log, "event bus died; restarting it"; "reason" => &why);
             Self::start_events(&me, state).await?;
+        } else if state
+            .sessions_cell
+            .as_ref()
+            .is_some_and(|c| c.get_id() == id)
+        {
+            state.args.sessions.set_actor(None);
+            error!(state.args.log, "sessions supervisor died; restarting it"; "reason" => &why);
+            Self::start_sessions(&me, state).await?;
         }
         Ok(())
     }

@@ -16,7 +16,10 @@ pub mod json;
 pub mod login;
 pub mod metrics;
 pub mod server;
+pub mod session_ws;
 pub mod tasks;
+pub mod terminals;
+pub mod ws_upgrade;
 
 use std::convert::Infallible;
 
@@ -36,6 +39,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(events::routes(state))
         .unify()
         .or(metrics::routes(state))
+        .unify()
+        .or(terminals::routes(state))
         .unify()
         .or(assets::routes())
         .unify();

@@ -20,6 +20,8 @@ use tokio_tungstenite::tungstenite::Message;
 use claude_manager::app::Server;
 use claude_manager::config::Config;
 
+pub mod term;
+
 /// The generous bound for anything a test waits for.
 pub const WAIT: Duration = Duration::from_secs(20);
 

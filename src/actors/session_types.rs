@@ -1,0 +1,105 @@
+//! What the sessions supervisor, the session actors and the HTTP layer say to each other about a
+//! session: its kind, what to start, its public description, and why creating one can fail.
+//!
+//! Kept apart from the actors so `http/` can speak these types without reaching into actor state.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::db::executions::ExecutionType;
+use crate::pty::WindowSize;
+
+/// Terminal and agent sessions run in the same actor; the kind decides only the execution type,
+/// the URL prefix and which live counter they count in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionKind {
+    Terminal,
+    AgentSession,
+}
+
+impl SessionKind {
+    pub fn execution_type(self) -> ExecutionType {
+        match self {
+            SessionKind::Terminal => ExecutionType::Terminal,
+            SessionKind::AgentSession => ExecutionType::AgentSession,
+        }
+    }
+
+    /// The REST collection (`/api/terminals`), also the prefix of the session's WebSocket.
+    pub fn api_prefix(self) -> &'static str {
+        match self {
+            SessionKind::Terminal => "/api/terminals",
+            SessionKind::AgentSession => "/api/agent-sessions",
+        }
+    }
+}
+
+/// A validated request to start a session (the HTTP layer has checked every field).
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    pub kind: SessionKind,
+    pub name: Option<String>,
+    /// argv[0] is the program as given (resolved on PATH by the spawn).
+    pub argv: Vec<String>,
+    /// Canonical, inside the allowed roots.
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub size: WindowSize,
+    pub task_id: Option<i64>,
+    pub agent_id: Option<i64>,
+}
+
+/// Session ids: 32 lowercase hex digits (a v4 UUID without dashes).
+pub fn new_session_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+pub fn is_valid_session_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A session as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub kind: SessionKind,
+    pub name: String,
+    pub argv: Vec<String>,
+    pub cwd: String,
+    pub pid: i32,
+    pub cols: u16,
+    pub rows: u16,
+    /// `running`, or the execution's final status once the child has ended.
+    pub status: &'static str,
+    pub created_at: String,
+    pub execution_id: i64,
+    pub ws: String,
+    pub viewers: usize,
+    pub bytes_out: u64,
+    pub last_activity_at: String,
+    pub exit_code: Option<i32>,
+    pub exit_signal: Option<i32>,
+    pub finished_at: Option<String>,
+}
+
+/// Why a session could not be created or reached.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{live} sessions are running, the configured maximum (max_sessions)")]
+    TooMany { live: usize },
+    #[error("command not found on PATH or not executable: {0}")]
+    CommandNotFound(String),
+    #[error("no such session")]
+    NotFound,
+    #[error("the sessions supervisor is restarting; try again")]
+    Unavailable,
+    #[error("could not start the session: {0}")]
+    Spawn(String),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}

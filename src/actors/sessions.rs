@@ -1,0 +1,452 @@
+//! The sessions supervisor: the registry of terminal and agent sessions, and what happens when
+//! one of them fails.
+//!
+//! ```text
+//! Sessions supervisor (this actor, child of the root supervisor)
+//!   └── TerminalActor × N   one per session (kind terminal or agent_session), never restarted
+//! ```
+//!
+//! It creates sessions (execution row, PTY spawn, actor), enforces `max_sessions`, keeps exited
+//! sessions in memory for a while (their output can still be read), and handles failure: when a
+//! session actor dies before recording its outcome, its process group is killed, its execution
+//! is recorded `failed` with the reason, and the event is published. Every other session is left
+//! untouched (ractor's default would stop this supervisor: STACK.md "Traps").
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use slog::{error, info, Logger};
+
+use super::session_types::{new_session_id, SessionError, SessionInfo, SessionKind, SessionSpec};
+use super::terminal::{SessionDeps, TerminalActor, TerminalArgs, TerminalMsg};
+use crate::db::executions::{self, ExecutionStatus, Finish, NewExecution};
+use crate::pty::{self, PtyCommand, PtyError};
+use crate::state::Metrics;
+
+/// Exited sessions kept in memory (with their replay) for late viewers; the oldest goes first.
+const RECENTLY_EXITED_MAX: usize = 32;
+/// How long a handler waits for a session actor's answer before giving up (503).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub enum SessionsMsg {
+    Create(SessionSpec, RpcReplyPort<Result<SessionInfo, SessionError>>),
+    Lookup(
+        SessionKind,
+        String,
+        RpcReplyPort<Option<ActorRef<TerminalMsg>>>,
+    ),
+    List(SessionKind, RpcReplyPort<Vec<ActorRef<TerminalMsg>>>),
+    /// Forget an exited session (DELETE on it).
+    Remove(SessionKind, String),
+    /// From a session actor: its outcome is recorded.
+    Exited(String),
+    /// Shutdown: stop every session (they record `interrupted`), then reply.
+    StopAll(RpcReplyPort<()>),
+}
+
+#[derive(Clone)]
+pub struct SessionsArgs {
+    pub deps: SessionDeps,
+    pub metrics: Arc<Metrics>,
+    pub boot_id: Arc<str>,
+    pub max_sessions: usize,
+}
+
+struct Entry {
+    kind: SessionKind,
+    actor: ActorRef<TerminalMsg>,
+    execution_id: i64,
+    pgid: i32,
+    start_time: Option<u64>,
+    recorded: Arc<AtomicBool>,
+    exited: bool,
+}
+
+pub struct SessionsState {
+    args: SessionsArgs,
+    log: Logger,
+    sessions: HashMap<String, Entry>,
+    exited_order: VecDeque<String>,
+    stopping: bool,
+}
+
+pub struct SessionsSupervisor;
+
+impl SessionsState {
+    fn live(&self) -> usize {
+        self.sessions.values().filter(|e| !e.exited).count()
+    }
+
+    fn counter(&self, kind: SessionKind) -> &AtomicUsize {
+        match kind {
+            SessionKind::Terminal => &self.args.metrics.sessions_terminals,
+            SessionKind::AgentSession => &self.args.metrics.sessions_agents,
+        }
+    }
+
+    async fn create(
+        &mut self,
+        me: &ActorRef<SessionsMsg>,
+        spec: SessionSpec,
+    ) -> Result<SessionInfo, SessionError> {
+        let live = self.live();
+        if live >= self.args.max_sessions {
+            return Err(SessionError::TooMany { live });
+        }
+        let id = new_session_id();
+        let db = self.args.deps.db.clone();
+        let new = NewExecution {
+            kind: spec.kind.execution_type(),
+            status: ExecutionStatus::Pending,
+            task_id: spec.task_id,
+            agent_id: spec.agent_id,
+            boot_id: self.args.boot_id.to_string(),
+            session_id: Some(id.clone()),
+            cwd: Some(spec.cwd.display().to_string()),
+            command: spec.argv.clone(),
+            meta: serde_json::json!({"name": spec.name}),
+        };
+        let row = db.write(move |c| executions::insert(c, &new)).await?;
+        let command = PtyCommand {
+            program: spec.argv[0].clone(),
+            args: spec.argv[1..].to_vec(),
+            cwd: spec.cwd.clone(),
+            env: spec.env.clone(),
+            size: spec.size,
+        };
+        let spawned = match pty::spawn(&command) {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                let finish = Finish {
+                    status: ExecutionStatus::Failed,
+                    reason: Some(e.to_string()),
+                    exit_code: None,
+                    exit_signal: None,
+                    bytes_out: 0,
+                    output_tail: None,
+                    output_truncated: false,
+                };
+                let exec_id = row.id;
+                let _ = db
+                    .write(move |c| executions::finish(c, exec_id, &finish))
+                    .await;
+                return Err(match e {
+                    PtyError::CommandNotFound { program } => SessionError::CommandNotFound(program),
+                    other => SessionError::Spawn(other.to_string()),
+                });
+            }
+        };
+        let (pid, start_time) = (spawned.child.pid(), spawned.child.start_time());
+        let exec_id = row.id;
+        let started = db
+            .write(move |c| {
+                executions::mark_running(
+                    c,
+                    exec_id,
+                    pid as i64,
+                    start_time.map(|t| t as i64),
+                    pid as i64,
+                )?;
+                executions::get_summary(c, exec_id)
+            })
+            .await;
+        // The child runs now: a failed DB write is logged, not a reason to kill it.
+        match started {
+            Ok(Some(row)) => self.args.deps.events.publish("execution.started", &row),
+            Ok(None) => {}
+            Err(e) => error!(self.log, "recording a session start failed"; "error" => %e),
+        }
+        let recorded = Arc::new(AtomicBool::new(false));
+        let args = TerminalArgs {
+            id: id.clone(),
+            spec: spec.clone(),
+            spawned,
+            execution_id: row.id,
+            created_at: row.created_at.clone(),
+            deps: self.args.deps.clone(),
+            supervisor: me.clone(),
+            recorded: recorded.clone(),
+        };
+        // If this fails, the args (and with them the child) are dropped: the group is killed.
+        let (actor, _) = Actor::spawn_linked(None, TerminalActor, args, me.get_cell())
+            .await
+            .map_err(|e| SessionError::Spawn(e.to_string()))?;
+        self.counter(spec.kind).fetch_add(1, Ordering::Relaxed);
+        self.sessions.insert(
+            id.clone(),
+            Entry {
+                kind: spec.kind,
+                actor: actor.clone(),
+                execution_id: row.id,
+                pgid: pid,
+                start_time,
+                recorded,
+                exited: false,
+            },
+        );
+        info!(self.log, "session started"; "session_id" => &id, "pid" => pid,
+              "kind" => ?spec.kind, "execution_id" => row.id);
+        match actor.call(TerminalMsg::Info, Some(CALL_TIMEOUT)).await {
+            Ok(CallResult::Success(info)) => Ok(info),
+            _ => Err(SessionError::Unavailable),
+        }
+    }
+
+    fn on_exited(&mut self, id: String) {
+        let Some(entry) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if entry.exited {
+            return;
+        }
+        entry.exited = true;
+        let kind = entry.kind;
+        self.counter(kind).fetch_sub(1, Ordering::Relaxed);
+        self.exited_order.push_back(id);
+        while self.exited_order.len() > RECENTLY_EXITED_MAX {
+            if let Some(old) = self.exited_order.pop_front() {
+                self.forget(&old);
+            }
+        }
+    }
+
+    /// Drops an exited session from memory (its actor stops; its viewers are closed).
+    fn forget(&mut self, id: &str) {
+        if let Some(entry) = self.sessions.remove(id) {
+            self.exited_order.retain(|e| e != id);
+            entry.actor.stop(Some("evicted".into()));
+        }
+    }
+
+    /// A session actor stopped or died. If it had not recorded its outcome, do it for it.
+    async fn on_actor_gone(&mut self, actor_id: ractor::ActorId, why: String) {
+        let Some(id) = self
+            .sessions
+            .iter()
+            .find(|(_, e)| e.actor.get_id() == actor_id)
+            .map(|(id, _)| id.clone())
+        else {
+            return;
+        };
+        let Some(entry) = self.sessions.remove(&id) else {
+            return;
+        };
+        self.exited_order.retain(|e| *e != id);
+        if !entry.exited {
+            self.counter(entry.kind).fetch_sub(1, Ordering::Relaxed);
+        }
+        if entry.recorded.load(Ordering::SeqCst) {
+            return;
+        }
+        error!(self.log, "session actor died; killing its process group";
+               "session_id" => &id, "reason" => &why);
+        let killed = match entry.start_time {
+            Some(start) => pty::signal_recorded_group(entry.pgid, start, Signal::SIGKILL),
+            None => pty::signal_group(entry.pgid, Signal::SIGKILL),
+        };
+        if let Err(e) = killed {
+            error!(self.log, "killing a failed session's group failed"; "error" => %e);
+        }
+        let finish = Finish {
+            status: ExecutionStatus::Failed,
+            reason: Some(format!("session actor failed: {why}")),
+            exit_code: None,
+            exit_signal: None,
+            bytes_out: 0,
+            output_tail: None,
+            output_truncated: false,
+        };
+        let exec_id = entry.execution_id;
+        let row = self
+            .args
+            .deps
+            .db
+            .write(move |c| {
+                executions::finish(c, exec_id, &finish)?;
+                executions::get_summary(c, exec_id)
+            })
+            .await;
+        match row {
+            Ok(Some(row)) => self.args.deps.events.publish("execution.finished", &row),
+            Ok(None) => {}
+            Err(e) => error!(self.log, "recording a failed session failed"; "error" => %e),
+        }
+        self.args.deps.events.publish(
+            "session.exited",
+            &serde_json::json!({"id": id, "kind": entry.kind, "execution_id": exec_id,
+                                "status": "failed", "code": null, "signal": null}),
+        );
+    }
+}
+
+impl Actor for SessionsSupervisor {
+    type Msg = SessionsMsg;
+    type State = SessionsState;
+    type Arguments = SessionsArgs;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<SessionsMsg>,
+        args: SessionsArgs,
+    ) -> Result<SessionsState, ActorProcessingErr> {
+        let log = args.deps.log.new(slog::o!("actor" => "sessions"));
+        Ok(SessionsState {
+            args,
+            log,
+            sessions: HashMap::new(),
+            exited_order: VecDeque::new(),
+            stopping: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<SessionsMsg>,
+        msg: SessionsMsg,
+        state: &mut SessionsState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SessionsMsg::Create(spec, reply) => {
+                let result = if state.stopping {
+                    Err(SessionError::Unavailable)
+                } else {
+                    state.create(&me, spec).await
+                };
+                let _ = reply.send(result);
+            }
+            SessionsMsg::Lookup(kind, id, reply) => {
+                let actor = state
+                    .sessions
+                    .get(&id)
+                    .filter(|e| e.kind == kind)
+                    .map(|e| e.actor.clone());
+                let _ = reply.send(actor);
+            }
+            SessionsMsg::List(kind, reply) => {
+                let actors = state
+                    .sessions
+                    .values()
+                    .filter(|e| e.kind == kind)
+                    .map(|e| e.actor.clone())
+                    .collect();
+                let _ = reply.send(actors);
+            }
+            SessionsMsg::Remove(kind, id) => {
+                if state
+                    .sessions
+                    .get(&id)
+                    .is_some_and(|e| e.kind == kind && e.exited)
+                {
+                    state.forget(&id);
+                }
+            }
+            SessionsMsg::Exited(id) => state.on_exited(id),
+            SessionsMsg::StopAll(reply) => {
+                state.stopping = true;
+                let entries: Vec<_> = state.sessions.drain().collect();
+                for (_, entry) in &entries {
+                    let _ = entry
+                        .actor
+                        .stop_and_wait(Some("shutdown".into()), Some(CALL_TIMEOUT))
+                        .await;
+                    if !entry.exited {
+                        state.counter(entry.kind).fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _me: ActorRef<SessionsMsg>,
+        evt: SupervisionEvent,
+        state: &mut SessionsState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (actor_id, why) = match &evt {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (
+                cell.get_id(),
+                reason.clone().unwrap_or_else(|| "stopped".into()),
+            ),
+            SupervisionEvent::ActorFailed(cell, err) => (cell.get_id(), err.to_string()),
+            _ => return Ok(()),
+        };
+        state.on_actor_gone(actor_id, why).await;
+        Ok(())
+    }
+}
+
+/// The cloneable handle HTTP handlers use; the root supervisor points it at the live actor.
+#[derive(Clone, Default)]
+pub struct Sessions {
+    actor: Arc<RwLock<Option<ActorRef<SessionsMsg>>>>,
+}
+
+impl Sessions {
+    pub fn set_actor(&self, actor: Option<ActorRef<SessionsMsg>>) {
+        if let Ok(mut slot) = self.actor.write() {
+            *slot = actor;
+        }
+    }
+
+    fn actor(&self) -> Result<ActorRef<SessionsMsg>, SessionError> {
+        self.actor
+            .read()
+            .ok()
+            .and_then(|slot| slot.clone())
+            .ok_or(SessionError::Unavailable)
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<T>) -> SessionsMsg,
+        timeout: Duration,
+    ) -> Result<T, SessionError> {
+        match self.actor()?.call(msg, Some(timeout)).await {
+            Ok(CallResult::Success(v)) => Ok(v),
+            _ => Err(SessionError::Unavailable),
+        }
+    }
+
+    pub async fn create(&self, spec: SessionSpec) -> Result<SessionInfo, SessionError> {
+        // Creation waits on the DB and a fork; allow it the DB's own timeout and more.
+        self.ask(|r| SessionsMsg::Create(spec, r), Duration::from_secs(30))
+            .await?
+    }
+
+    pub async fn lookup(
+        &self,
+        kind: SessionKind,
+        id: &str,
+    ) -> Result<ActorRef<TerminalMsg>, SessionError> {
+        let id = id.to_string();
+        self.ask(|r| SessionsMsg::Lookup(kind, id, r), CALL_TIMEOUT)
+            .await?
+            .ok_or(SessionError::NotFound)
+    }
+
+    pub async fn list(
+        &self,
+        kind: SessionKind,
+    ) -> Result<Vec<ActorRef<TerminalMsg>>, SessionError> {
+        self.ask(|r| SessionsMsg::List(kind, r), CALL_TIMEOUT).await
+    }
+
+    pub fn remove(&self, kind: SessionKind, id: &str) {
+        if let Ok(actor) = self.actor() {
+            let _ = actor.cast(SessionsMsg::Remove(kind, id.to_string()));
+        }
+    }
+
+    /// Stops every session (shutdown); returns when they are stopped or the time is up.
+    pub async fn stop_all(&self, timeout: Duration) {
+        let _ = self.ask(SessionsMsg::StopAll, timeout).await;
+    }
+}

@@ -1,0 +1,487 @@
+//! The session actor: one per terminal (or agent) session, owner of its PTY and its viewers.
+//!
+//! ```text
+//! reader task ──Output(chunk, permit)──▶ TerminalActor ──push──▶ ViewerQueue ──▶ socket task
+//!   (reads the master continuously,        owns ReplayBuffer,                    (one per viewer)
+//!    ≤ READS_IN_FLIGHT chunks unprocessed) viewers, size, exit state
+//! waiter task ──ChildExited──▶           socket tasks ──input──▶ writer task (owns PtyWriter)
+//! ```
+//!
+//! The reader never waits for a viewer, so a detached build is drained at full speed; the only
+//! back-pressure on it is the semaphore of unprocessed chunks, which bounds this actor's mailbox.
+//! The end of the session is decided by the waiter (the child exited), never by EOF on the master
+//! (a background job may hold the tty forever): after the exit the reader gets a short, bounded
+//! drain, then the execution is recorded and every viewer is told. The actor stays alive after
+//! the exit so viewers can still read the output; the supervisor evicts it later.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use nix::sys::signal::Signal;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use slog::{info, warn, Logger};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::db::Db;
+use super::events::Events;
+use super::session_types::{SessionInfo, SessionSpec};
+use super::sessions::SessionsMsg;
+use super::viewers::{CloseReason, ViewerQueue};
+use crate::db::executions::ExecutionStatus;
+use crate::pty::{self, ExitInfo, PtyChild, PtyReader, PtyResizer, SpawnedPty, WindowSize};
+use crate::replay::ReplayBuffer;
+
+mod outcome;
+
+/// One read of the master at most (a PTY read rarely returns more than a few KiB).
+const READ_BUF_BYTES: usize = 64 * 1024;
+/// Chunks read but not yet handled by the actor: bounds the mailbox to 16 × 64 KiB = 1 MiB.
+const READS_IN_FLIGHT: usize = 16;
+/// Input chunks from viewers waiting for the child to read them; senders wait beyond it, so a
+/// child that stops reading pushes back on the typing client's socket, not on memory.
+const INPUT_QUEUE_CHUNKS: usize = 64;
+/// After the child exits, how long remaining output may take to arrive (a background job may
+/// keep the tty open, so EIO cannot be relied on).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+/// `last_activity_at` and `bytes_out` reach the DB at most this often (the issue: 5 s).
+const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
+/// Stop sequence: SIGHUP, then SIGTERM after this, then SIGKILL after this again (DESIGN).
+pub const STOP_STEP: Duration = Duration::from_secs(2);
+/// How long shutdown waits for a SIGKILLed child to be reaped.
+const REAP_AT_SHUTDOWN: Duration = Duration::from_secs(2);
+/// WebSocket close code when the session's actor went away under a viewer.
+const CLOSE_SESSION_GONE: u16 = 1011;
+
+/// Whether a viewer may type and resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewerMode {
+    ReadWrite,
+    ReadOnly,
+}
+
+pub enum TerminalMsg {
+    /// A PTY read; the permit goes back to the reader when this is handled.
+    Output(Bytes, OwnedSemaphorePermit),
+    /// The master reported end of output (EIO) or failed.
+    OutputEnded,
+    ChildExited(Result<ExitInfo, String>),
+    DrainDeadline,
+    Attach {
+        mode: ViewerMode,
+        since: Option<u64>,
+        reply: RpcReplyPort<Result<Attached, AttachRefused>>,
+    },
+    Detach(u64),
+    /// A lagging viewer asks for ring bytes from `from`.
+    Catchup {
+        viewer: u64,
+        from: u64,
+        reply: RpcReplyPort<Catchup>,
+    },
+    Resize {
+        viewer: u64,
+        size: WindowSize,
+    },
+    Info(RpcReplyPort<SessionInfo>),
+    /// Begin the stop sequence; replies with whether the child had already exited.
+    Stop(RpcReplyPort<(SessionInfo, bool)>),
+    Escalate(Signal),
+}
+
+/// What a new viewer gets: the replay `[offset, end)` and its live queue from `end` on.
+pub struct Attached {
+    pub viewer: u64,
+    pub queue: Arc<ViewerQueue>,
+    pub input: mpsc::Sender<Bytes>,
+    pub offset: u64,
+    pub end: u64,
+    pub truncated: bool,
+    pub size: WindowSize,
+    pub replay: Bytes,
+}
+
+pub enum AttachRefused {
+    TooManyViewers,
+}
+
+pub enum Catchup {
+    /// Ring bytes starting at the requested offset; `caught_up` when they reach the end.
+    Bytes { bytes: Bytes, caught_up: bool },
+    /// The offset has left the ring.
+    Gone,
+}
+
+/// Shared services and limits every session actor needs.
+#[derive(Clone)]
+pub struct SessionDeps {
+    pub db: Db,
+    pub events: Events,
+    pub log: Logger,
+    pub scrollback_bytes: usize,
+    pub max_viewers: usize,
+    pub viewer_queue_bytes: usize,
+}
+
+pub struct TerminalArgs {
+    pub id: String,
+    pub spec: SessionSpec,
+    pub spawned: SpawnedPty,
+    pub execution_id: i64,
+    pub created_at: String,
+    pub deps: SessionDeps,
+    pub supervisor: ActorRef<SessionsMsg>,
+    /// Set once the outcome is recorded, so the supervisor's failure path does not record twice.
+    pub recorded: Arc<AtomicBool>,
+}
+
+struct Viewer {
+    queue: Arc<ViewerQueue>,
+    mode: ViewerMode,
+}
+
+pub struct TerminalState {
+    id: String,
+    spec: SessionSpec,
+    execution_id: i64,
+    created_at: String,
+    deps: SessionDeps,
+    log: Logger,
+    supervisor: ActorRef<SessionsMsg>,
+    recorded: Arc<AtomicBool>,
+    pid: i32,
+    start_time: Option<u64>,
+    size: WindowSize,
+    resizer: PtyResizer,
+    input: mpsc::Sender<Bytes>,
+    replay: ReplayBuffer,
+    viewers: HashMap<u64, Viewer>,
+    next_viewer: u64,
+    last_activity: SystemTime,
+    last_touch: Instant,
+    exit: Option<ExitInfo>,
+    output_ended: bool,
+    stop_requested: bool,
+    final_status: Option<ExecutionStatus>,
+    finished_at: Option<String>,
+    /// Reader and writer: aborted when the session ends.
+    tasks: Vec<JoinHandle<()>>,
+    /// Owns the child until it is reaped; awaited at shutdown so no zombie is left behind.
+    waiter: Option<JoinHandle<()>>,
+}
+
+pub struct TerminalActor;
+
+impl Actor for TerminalActor {
+    type Msg = TerminalMsg;
+    type State = TerminalState;
+    type Arguments = TerminalArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<TerminalMsg>,
+        args: TerminalArgs,
+    ) -> Result<TerminalState, ActorProcessingErr> {
+        let SpawnedPty {
+            reader,
+            writer,
+            child,
+        } = args.spawned;
+        let (input_tx, mut input_rx) = mpsc::channel::<Bytes>(INPUT_QUEUE_CHUNKS);
+        let resizer = writer.resizer();
+        let pid = child.pid();
+        let start_time = child.start_time();
+        let log = args.deps.log.new(slog::o!("session_id" => args.id.clone()));
+        let writer_task = tokio::spawn(async move {
+            let mut writer = writer;
+            while let Some(bytes) = input_rx.recv().await {
+                if writer.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let waiter = Some(tokio::spawn(wait_child(child, me.clone())));
+        let tasks = vec![tokio::spawn(read_master(reader, me.clone())), writer_task];
+        Ok(TerminalState {
+            id: args.id,
+            size: args.spec.size,
+            spec: args.spec,
+            execution_id: args.execution_id,
+            created_at: args.created_at,
+            replay: ReplayBuffer::new(args.deps.scrollback_bytes),
+            deps: args.deps,
+            log,
+            supervisor: args.supervisor,
+            recorded: args.recorded,
+            pid,
+            start_time,
+            resizer,
+            input: input_tx,
+            viewers: HashMap::new(),
+            next_viewer: 1,
+            last_activity: SystemTime::now(),
+            last_touch: Instant::now(),
+            exit: None,
+            output_ended: false,
+            stop_requested: false,
+            final_status: None,
+            finished_at: None,
+            tasks,
+            waiter,
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<TerminalMsg>,
+        msg: TerminalMsg,
+        state: &mut TerminalState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            TerminalMsg::Output(chunk, permit) => {
+                state.on_output(chunk);
+                drop(permit);
+            }
+            TerminalMsg::OutputEnded => {
+                state.output_ended = true;
+                if state.exit.is_some() {
+                    state.finalize().await;
+                }
+            }
+            TerminalMsg::ChildExited(result) => {
+                let exit = match result {
+                    Ok(exit) => exit,
+                    Err(why) => {
+                        // Waiting failed: nothing more can be learned; record it as a failure.
+                        warn!(state.log, "waiting for the child failed"; "error" => &why);
+                        ExitInfo {
+                            code: None,
+                            signal: None,
+                        }
+                    }
+                };
+                state.exit = Some(exit);
+                if state.output_ended {
+                    state.finalize().await;
+                } else {
+                    me.send_after(DRAIN_AFTER_EXIT, || TerminalMsg::DrainDeadline);
+                }
+            }
+            TerminalMsg::DrainDeadline => state.finalize().await,
+            TerminalMsg::Attach { mode, since, reply } => {
+                let _ = reply.send(state.attach(mode, since));
+            }
+            TerminalMsg::Detach(viewer) => {
+                state.viewers.remove(&viewer);
+            }
+            TerminalMsg::Catchup {
+                viewer,
+                from,
+                reply,
+            } => {
+                let _ = reply.send(state.catchup(viewer, from));
+            }
+            TerminalMsg::Resize { viewer, size } => state.resize(viewer, size),
+            TerminalMsg::Info(reply) => {
+                let _ = reply.send(state.info());
+            }
+            TerminalMsg::Stop(reply) => {
+                // "Exited" means recorded: a child that has exited but whose output is still
+                // draining is neither signalled nor forgotten yet.
+                let exited = state.final_status.is_some();
+                if state.exit.is_none() && !state.stop_requested {
+                    state.stop_requested = true;
+                    info!(state.log, "stopping session"; "pid" => state.pid);
+                    state.signal(Signal::SIGHUP);
+                    me.send_after(STOP_STEP, || TerminalMsg::Escalate(Signal::SIGTERM));
+                }
+                let _ = reply.send((state.info(), exited));
+            }
+            TerminalMsg::Escalate(signal) => {
+                if state.exit.is_none() {
+                    state.signal(signal);
+                    if signal == Signal::SIGTERM {
+                        me.send_after(STOP_STEP, || TerminalMsg::Escalate(Signal::SIGKILL));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<TerminalMsg>,
+        state: &mut TerminalState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Stopped while the child still runs: only server shutdown does that.
+        if state.final_status.is_none() {
+            state.signal(Signal::SIGHUP);
+            state.signal(Signal::SIGKILL);
+            if let Some(waiter) = state.waiter.take() {
+                // SIGKILL cannot be ignored: the waiter reaps the child promptly.
+                let _ = tokio::time::timeout(REAP_AT_SHUTDOWN, waiter).await;
+            }
+            state
+                .record(
+                    ExecutionStatus::Interrupted,
+                    Some("server shut down".into()),
+                )
+                .await;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the master continuously, attached or not; at most [`READS_IN_FLIGHT`] unhandled chunks.
+async fn read_master(mut reader: PtyReader, actor: ActorRef<TerminalMsg>) {
+    let permits = Arc::new(Semaphore::new(READS_IN_FLIGHT));
+    // Allocated once; only the pages a read touches count in RSS.
+    let mut buf = vec![0u8; READ_BUF_BYTES];
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        match reader.read(&mut buf).await {
+            Ok(n) if n > 0 => {
+                let chunk = Bytes::copy_from_slice(&buf[..n]);
+                if actor.cast(TerminalMsg::Output(chunk, permit)).is_err() {
+                    return;
+                }
+            }
+            _ => break,
+        }
+    }
+    let _ = actor.cast(TerminalMsg::OutputEnded);
+}
+
+/// Waits on the child (the only way its end is decided), reaps it, reports it. Dropping the
+/// `PtyChild` afterwards SIGKILLs what is left of its group (start-time checked).
+async fn wait_child(mut child: PtyChild, actor: ActorRef<TerminalMsg>) {
+    let result = child.wait().await.map_err(|e| e.to_string());
+    let _ = actor.cast(TerminalMsg::ChildExited(result));
+}
+
+impl TerminalState {
+    fn on_output(&mut self, chunk: Bytes) {
+        let offset = self.replay.end();
+        self.replay.push(&chunk);
+        for viewer in self.viewers.values() {
+            viewer.queue.push_data(offset, &chunk);
+        }
+        self.last_activity = SystemTime::now();
+        if self.last_touch.elapsed() >= TOUCH_INTERVAL {
+            self.last_touch = Instant::now();
+            self.touch();
+        }
+    }
+
+    fn attach(&mut self, mode: ViewerMode, since: Option<u64>) -> Result<Attached, AttachRefused> {
+        if self.viewers.len() >= self.deps.max_viewers {
+            return Err(AttachRefused::TooManyViewers);
+        }
+        let replay = self
+            .replay
+            .read_from(since.unwrap_or_else(|| self.replay.safe_start()));
+        let queue = ViewerQueue::new(self.deps.viewer_queue_bytes);
+        if let Some(exit) = self.final_exit_json() {
+            queue.push_text(exit);
+        }
+        let viewer = self.next_viewer;
+        self.next_viewer += 1;
+        self.viewers.insert(
+            viewer,
+            Viewer {
+                queue: queue.clone(),
+                mode,
+            },
+        );
+        Ok(Attached {
+            viewer,
+            queue,
+            input: self.input.clone(),
+            offset: replay.start,
+            end: replay.end,
+            truncated: replay.truncated,
+            size: self.size,
+            replay: Bytes::from(replay.bytes),
+        })
+    }
+
+    fn catchup(&mut self, viewer: u64, from: u64) -> Catchup {
+        if from < self.replay.start() {
+            return Catchup::Gone;
+        }
+        let mut replay = self.replay.read_from(from);
+        let cap = self.deps.viewer_queue_bytes.max(1);
+        let caught_up = replay.bytes.len() <= cap;
+        replay.bytes.truncate(cap);
+        if caught_up {
+            if let Some(v) = self.viewers.get(&viewer) {
+                v.queue.rejoin();
+                if let Some(exit) = self.final_exit_json() {
+                    v.queue.push_text(exit);
+                }
+            }
+        }
+        Catchup::Bytes {
+            bytes: Bytes::from(replay.bytes),
+            caught_up,
+        }
+    }
+
+    fn resize(&mut self, from: u64, size: WindowSize) {
+        let allowed = self
+            .viewers
+            .get(&from)
+            .is_some_and(|v| v.mode == ViewerMode::ReadWrite);
+        if !allowed || self.final_status.is_some() || size == self.size {
+            return;
+        }
+        if let Err(e) = self.resizer.resize(size) {
+            warn!(self.log, "resize failed"; "error" => %e);
+            return;
+        }
+        self.size = size;
+        let text =
+            serde_json::json!({"type": "resize", "cols": size.cols, "rows": size.rows}).to_string();
+        for (id, viewer) in &self.viewers {
+            if *id != from {
+                viewer.queue.push_text(text.clone());
+            }
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        let outcome = match self.start_time {
+            Some(start) => pty::signal_recorded_group(self.pid, start, signal),
+            None => pty::signal_group(self.pid, signal),
+        };
+        if let Err(e) = outcome {
+            warn!(self.log, "signalling the session failed"; "signal" => %signal, "error" => %e);
+        }
+    }
+}
+
+impl Drop for TerminalState {
+    /// Runs even when the actor panicked (post_stop does not): no process group and no task
+    /// outlives its session, and viewers are told to go.
+    fn drop(&mut self) {
+        if self.final_status.is_none() {
+            self.signal(Signal::SIGKILL);
+        }
+        // The waiter is left to run: the SIGKILL above ends the child and the waiter reaps it.
+        for task in &self.tasks {
+            task.abort();
+        }
+        for viewer in self.viewers.values() {
+            viewer.queue.close(CloseReason {
+                code: CLOSE_SESSION_GONE,
+                reason: "session ended on the server",
+            });
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! How a session's activity and end are recorded and announced: the execution row (activity at
+//! most every 5 s, the outcome once), the `execution.*` and `session.exited` events, the `exit`
+//! message to viewers, and the session's public description.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use slog::{info, warn};
+
+use super::TerminalState;
+use crate::actors::session_types::SessionInfo;
+use crate::actors::sessions::SessionsMsg;
+use crate::db::executions::{self, ExecutionStatus, Finish, OUTPUT_TAIL_BYTES};
+use crate::pty::ExitInfo;
+use crate::time::format_ts;
+
+impl TerminalState {
+    /// Writes activity to the DB off the hot path and announces it.
+    pub(super) fn touch(&self) {
+        let (db, events, log) = (
+            self.deps.db.clone(),
+            self.deps.events.clone(),
+            self.log.clone(),
+        );
+        let (id, at, bytes_out) = (
+            self.execution_id,
+            format_ts(self.last_activity.into()),
+            self.replay.end() as i64,
+        );
+        tokio::spawn(async move {
+            let row = db
+                .write(move |c| {
+                    executions::touch(c, id, &at, bytes_out)?;
+                    executions::get_summary(c, id)
+                })
+                .await;
+            match row {
+                Ok(Some(row)) => events.publish("execution.updated", &row),
+                Ok(None) => {}
+                Err(e) => warn!(log, "recording activity failed"; "error" => %e),
+            }
+        });
+    }
+
+    /// `exit` as viewers see it, once the outcome is recorded.
+    pub(super) fn final_exit_json(&self) -> Option<String> {
+        self.final_status?;
+        let exit = self.exit.unwrap_or(ExitInfo {
+            code: None,
+            signal: None,
+        });
+        Some(
+            serde_json::json!({"type": "exit", "code": exit.code, "signal": exit.signal})
+                .to_string(),
+        )
+    }
+
+    /// The child has exited and its output is drained (or the drain timed out): record, tell.
+    pub(super) async fn finalize(&mut self) {
+        if self.final_status.is_some() {
+            return;
+        }
+        let exit = self.exit.unwrap_or(ExitInfo {
+            code: None,
+            signal: None,
+        });
+        let status = if self.stop_requested {
+            ExecutionStatus::Cancelled
+        } else if exit.code == Some(0) {
+            ExecutionStatus::Succeeded
+        } else {
+            ExecutionStatus::Failed
+        };
+        // The reader is done (or stuck behind a background job): close the master.
+        for task in &self.tasks {
+            task.abort();
+        }
+        info!(self.log, "session exited"; "code" => exit.code, "signal" => exit.signal,
+              "status" => status.as_str(), "bytes_out" => self.replay.end());
+        self.record(status, None).await;
+        if let Some(text) = self.final_exit_json() {
+            for viewer in self.viewers.values() {
+                viewer.queue.push_text(text.clone());
+            }
+        }
+        let _ = self.supervisor.cast(SessionsMsg::Exited(self.id.clone()));
+    }
+
+    /// Writes the outcome once and announces it (`execution.finished`, `session.exited`).
+    pub(super) async fn record(&mut self, status: ExecutionStatus, reason: Option<String>) {
+        self.final_status = Some(status);
+        self.finished_at = Some(format_ts(SystemTime::now().into()));
+        self.recorded.store(true, Ordering::SeqCst);
+        let exit = self.exit.unwrap_or(ExitInfo {
+            code: None,
+            signal: None,
+        });
+        let tail = self
+            .replay
+            .read_from(self.replay.end().saturating_sub(OUTPUT_TAIL_BYTES as u64));
+        let finish = Finish {
+            status,
+            reason,
+            exit_code: exit.code,
+            exit_signal: exit.signal,
+            bytes_out: self.replay.end() as i64,
+            output_truncated: tail.start > 0,
+            output_tail: Some(tail.bytes),
+        };
+        let id = self.execution_id;
+        let row = self
+            .deps
+            .db
+            .write(move |c| {
+                executions::finish(c, id, &finish)?;
+                executions::get_summary(c, id)
+            })
+            .await;
+        match row {
+            Ok(Some(row)) => self.deps.events.publish("execution.finished", &row),
+            Ok(None) => {}
+            Err(e) => warn!(self.log, "recording the session's end failed"; "error" => %e),
+        }
+        self.deps.events.publish(
+            "session.exited",
+            &serde_json::json!({
+                "id": self.id, "kind": self.spec.kind, "execution_id": self.execution_id,
+                "status": status.as_str(), "code": exit.code, "signal": exit.signal,
+            }),
+        );
+    }
+
+    pub(super) fn info(&self) -> SessionInfo {
+        let exit = self.exit.filter(|_| self.final_status.is_some());
+        SessionInfo {
+            id: self.id.clone(),
+            kind: self.spec.kind,
+            name: self
+                .spec
+                .name
+                .clone()
+                .unwrap_or_else(|| self.spec.argv.join(" ")),
+            argv: self.spec.argv.clone(),
+            cwd: self.spec.cwd.display().to_string(),
+            pid: self.pid,
+            cols: self.size.cols,
+            rows: self.size.rows,
+            status: match self.final_status {
+                Some(s) => s.as_str(),
+                None if self.stop_requested => "stopping",
+                None => "running",
+            },
+            created_at: self.created_at.clone(),
+            execution_id: self.execution_id,
+            ws: format!("{}/{}/ws", self.spec.kind.api_prefix(), self.id),
+            viewers: self.viewers.len(),
+            bytes_out: self.replay.end(),
+            last_activity_at: format_ts(self.last_activity.into()),
+            exit_code: exit.and_then(|e| e.code),
+            exit_signal: exit.and_then(|e| e.signal),
+            finished_at: self.finished_at.clone(),
+        }
+    }
+}

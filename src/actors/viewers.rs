@@ -1,0 +1,204 @@
+//! A session's viewers: one bounded outbound queue per attached WebSocket.
+//!
+//! The terminal actor pushes each PTY read into every viewer's queue as a shared [`Bytes`] (no
+//! copy per viewer) and wakes the viewer's socket task, which sends it at once — no timer, no
+//! batching beyond what is already queued. The queue is capped in bytes: a viewer whose socket
+//! does not keep up is not pushed to any more once it would go over the cap. It is marked
+//! *lagging* from the first offset it missed, and its socket task later catches up from the
+//! session's ring (`resync`), or is closed with 4008 when that offset has left the ring. So a
+//! slow viewer costs at most its cap in memory and never slows the PTY or the other viewers.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// What a viewer's socket task sends next, in order.
+#[derive(Debug)]
+pub enum Outbound {
+    /// PTY output, sent as one binary frame.
+    Data(Bytes),
+    /// One JSON text frame (`resize`, `exit`, `pong`, `error`).
+    Text(String),
+}
+
+/// How a viewer's socket should close (WebSocket close code and reason).
+#[derive(Debug, Clone)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Default)]
+struct QueueInner {
+    items: VecDeque<Outbound>,
+    bytes: usize,
+    /// Set when a push would have gone over the cap: the absolute offset of the first byte this
+    /// viewer did not get. Nothing more is pushed until it has caught up from the ring.
+    lagging_from: Option<u64>,
+    close: Option<CloseReason>,
+}
+
+/// One viewer's outbound queue, shared by the terminal actor (producer) and the socket task.
+#[derive(Debug)]
+pub struct ViewerQueue {
+    inner: Mutex<QueueInner>,
+    cap_bytes: usize,
+    wake: Notify,
+}
+
+/// What the socket task finds when it takes from the queue.
+pub enum Taken {
+    Items(Vec<Outbound>),
+    /// Queue drained and the viewer is lagging: catch up from the ring at this offset.
+    Lagging(u64),
+    Close(CloseReason),
+    Empty,
+}
+
+impl ViewerQueue {
+    pub fn new(cap_bytes: usize) -> Arc<ViewerQueue> {
+        Arc::new(ViewerQueue {
+            inner: Mutex::new(QueueInner::default()),
+            cap_bytes,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Queues output that starts at absolute offset `offset`. Returns false when the viewer is
+    /// (now) lagging and the bytes were not queued.
+    pub fn push_data(&self, offset: u64, data: &Bytes) -> bool {
+        let Ok(mut q) = self.inner.lock() else {
+            return false;
+        };
+        if q.lagging_from.is_some() || q.close.is_some() {
+            return false;
+        }
+        if q.bytes + data.len() > self.cap_bytes && q.bytes > 0 {
+            q.lagging_from = Some(offset);
+            drop(q);
+            self.wake.notify_one();
+            return false;
+        }
+        q.bytes += data.len();
+        q.items.push_back(Outbound::Data(data.clone()));
+        drop(q);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Queues a control message. Dropped while lagging (the catch-up path re-sends what
+    /// matters, i.e. `exit`) or when even a small message would overflow the cap.
+    pub fn push_text(&self, text: String) {
+        let Ok(mut q) = self.inner.lock() else {
+            return;
+        };
+        if q.lagging_from.is_some() || q.close.is_some() || q.bytes + text.len() > self.cap_bytes {
+            return;
+        }
+        q.bytes += text.len();
+        q.items.push_back(Outbound::Text(text));
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    /// Asks the socket task to close with `reason` once it has sent what is queued.
+    pub fn close(&self, reason: CloseReason) {
+        if let Ok(mut q) = self.inner.lock() {
+            q.close.get_or_insert(reason);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Ends a lag: called by the actor when the viewer has caught up to the ring's end, in the
+    /// same actor step that hands it the last catch-up bytes, so nothing is missed or repeated.
+    pub fn rejoin(&self) {
+        if let Ok(mut q) = self.inner.lock() {
+            q.lagging_from = None;
+        }
+    }
+
+    pub fn is_lagging(&self) -> bool {
+        self.inner
+            .lock()
+            .map(|q| q.lagging_from.is_some())
+            .unwrap_or(false)
+    }
+
+    /// Takes everything queued (the socket task sends it all before taking again).
+    pub fn take(&self) -> Taken {
+        let Ok(mut q) = self.inner.lock() else {
+            return Taken::Close(CloseReason {
+                code: 1011,
+                reason: "viewer queue poisoned",
+            });
+        };
+        if !q.items.is_empty() {
+            q.bytes = 0;
+            return Taken::Items(q.items.drain(..).collect());
+        }
+        if let Some(close) = &q.close {
+            return Taken::Close(close.clone());
+        }
+        match q.lagging_from {
+            Some(offset) => Taken::Lagging(offset),
+            None => Taken::Empty,
+        }
+    }
+
+    /// Resolves after the next push (or at once if one happened since the last wait).
+    pub async fn changed(&self) {
+        self.wake.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize) -> Bytes {
+        Bytes::from(vec![b'x'; n])
+    }
+
+    #[test]
+    fn over_the_cap_a_viewer_lags_from_the_first_missed_offset() {
+        let q = ViewerQueue::new(10);
+        assert!(q.push_data(0, &data(6)));
+        assert!(!q.push_data(6, &data(6)), "would exceed the cap");
+        // Nothing more is queued while lagging, even what would fit.
+        assert!(!q.push_data(12, &data(1)));
+        q.push_text("{}".into());
+        match q.take() {
+            Taken::Items(items) => assert_eq!(items.len(), 1),
+            _ => panic!("queued bytes come first"),
+        }
+        assert!(matches!(q.take(), Taken::Lagging(6)));
+        q.rejoin();
+        assert!(!q.is_lagging());
+        assert!(q.push_data(13, &data(4)));
+    }
+
+    #[test]
+    fn one_chunk_larger_than_the_cap_still_flows_into_an_empty_queue() {
+        let q = ViewerQueue::new(4);
+        assert!(q.push_data(0, &data(100)));
+        assert!(matches!(q.take(), Taken::Items(_)));
+        assert!(matches!(q.take(), Taken::Empty));
+    }
+
+    #[test]
+    fn close_is_seen_after_what_was_queued() {
+        let q = ViewerQueue::new(100);
+        q.push_data(0, &data(3));
+        q.close(CloseReason {
+            code: 4008,
+            reason: "slow",
+        });
+        assert!(matches!(q.take(), Taken::Items(_)));
+        assert!(matches!(
+            q.take(),
+            Taken::Close(CloseReason { code: 4008, .. })
+        ));
+    }
+}

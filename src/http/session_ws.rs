@@ -1,0 +1,345 @@
+//! WS `/api/terminals/{id}/ws?since=OFFSET&mode=rw|ro` (and `/api/agent-sessions/{id}/ws`):
+//! one viewer of a session, exactly as DESIGN "Terminal WebSocket protocol".
+//!
+//! Order on the wire: `attached` JSON, the replay `[offset, end)` as binary, then live output.
+//! Two halves run side by side: *outgoing* drains this viewer's bounded queue (see
+//! `actors/viewers.rs`) to the socket, catching up from the ring with `resync` when it fell
+//! behind; *incoming* forwards binary input to the PTY and handles `resize` and `ping`. A slow
+//! socket blocks only its own outgoing half.
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use ractor::rpc::CallResult;
+use ractor::ActorRef;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::json::{raw_query, reject, Query};
+use super::ws_upgrade::{upgrade, ServerSocket, Upgrade};
+use crate::actors::session_types::{is_valid_session_id, SessionKind};
+use crate::actors::sessions::CALL_TIMEOUT;
+use crate::actors::terminal::{AttachRefused, Attached, Catchup, TerminalMsg, ViewerMode};
+use crate::actors::viewers::{CloseReason, Outbound, Taken, ViewerQueue};
+use crate::pty::WindowSize;
+use crate::state::{shutting_down, AppState, Gauge};
+
+pub const CLOSE_NORMAL: u16 = 1000;
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_NO_SESSION: u16 = 4404;
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+pub const CLOSE_TOO_MANY_VIEWERS: u16 = 4429;
+/// Client frames carry keystrokes, pastes and small JSON; 64 KiB bounds a paste per frame.
+const CLIENT_MESSAGE_MAX_BYTES: usize = 64 * 1024;
+/// Output frames are coalesced from what is already queued, up to this size (never waited for).
+const FRAME_MAX_BYTES: usize = 256 * 1024;
+
+pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<(Response,)> {
+    let state = state.clone();
+    let base = match kind {
+        SessionKind::Terminal => warp::path("api").and(warp::path("terminals")).boxed(),
+        SessionKind::AgentSession => warp::path("api").and(warp::path("agent-sessions")).boxed(),
+    };
+    base.and(warp::path::param::<String>())
+        .and(warp::path("ws"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(raw_query())
+        .and(upgrade())
+        .and_then(move |id: String, query: String, ws: Upgrade| {
+            let state = state.clone();
+            async move {
+                let q = Query::parse(&query, &["since", "mode"]).map_err(reject)?;
+                let since = q
+                    .int("since", 0, i64::MAX)
+                    .map_err(reject)?
+                    .map(|n| n as u64);
+                let mode = q
+                    .choice("mode", &["rw", "ro"], |m| match m {
+                        "rw" => Some(ViewerMode::ReadWrite),
+                        "ro" => Some(ViewerMode::ReadOnly),
+                        _ => None,
+                    })
+                    .map_err(reject)?
+                    .unwrap_or(ViewerMode::ReadWrite);
+                Ok::<_, warp::Rejection>(ws.accept(CLIENT_MESSAGE_MAX_BYTES, move |socket| {
+                    viewer(socket, state, kind, id, since, mode)
+                }))
+            }
+        })
+        .boxed()
+}
+
+type Tx = SplitSink<ServerSocket, Message>;
+
+async fn close(tx: &mut Tx, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
+    let _ = tx.send(Message::Close(Some(frame))).await;
+    let _ = tx.close().await;
+}
+
+async fn viewer(
+    socket: ServerSocket,
+    state: AppState,
+    kind: SessionKind,
+    id: String,
+    since: Option<u64>,
+    mode: ViewerMode,
+) {
+    let _open = state.sockets.hold();
+    let _gauge = Gauge::hold(match kind {
+        SessionKind::Terminal => &state.metrics.ws_terminals,
+        SessionKind::AgentSession => &state.metrics.ws_agents,
+    });
+    let (mut tx, rx) = socket.split();
+    let actor = match is_valid_session_id(&id) {
+        true => state.sessions.lookup(kind, &id).await.ok(),
+        false => None,
+    };
+    let Some(actor) = actor else {
+        return close(&mut tx, CLOSE_NO_SESSION, "no such session").await;
+    };
+    let attached = match actor
+        .call(
+            |reply| TerminalMsg::Attach { mode, since, reply },
+            Some(CALL_TIMEOUT),
+        )
+        .await
+    {
+        Ok(CallResult::Success(Ok(attached))) => attached,
+        Ok(CallResult::Success(Err(AttachRefused::TooManyViewers))) => {
+            return close(&mut tx, CLOSE_TOO_MANY_VIEWERS, "too many viewers").await;
+        }
+        _ => return close(&mut tx, CLOSE_NO_SESSION, "no such session").await,
+    };
+    let viewer_id = attached.viewer;
+    let queue = attached.queue.clone();
+    let input = attached.input.clone();
+    let mut shutdown = state.shutdown.clone();
+    tokio::select! {
+        _ = outgoing(&mut tx, &actor, &id, attached, &mut shutdown) => {}
+        _ = incoming(rx, &actor, viewer_id, mode, &queue, input) => {}
+    }
+    let _ = actor.cast(TerminalMsg::Detach(viewer_id));
+    let _ = tx.close().await;
+}
+
+/// Everything the server sends, in order. Returns when the socket is done.
+async fn outgoing(
+    tx: &mut Tx,
+    actor: &ActorRef<TerminalMsg>,
+    session: &str,
+    attached: Attached,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    let Attached {
+        viewer,
+        queue,
+        offset,
+        end,
+        truncated,
+        size,
+        replay,
+        ..
+    } = attached;
+    let hello = serde_json::json!({
+        "type": "attached", "session": session, "offset": offset, "end": end,
+        "cols": size.cols, "rows": size.rows, "truncated": truncated,
+    });
+    let mut first = vec![Message::text(hello.to_string())];
+    first.extend(chunks(replay).map(Message::binary));
+    if !send_all(tx, first, shutdown).await {
+        return;
+    }
+    let mut resyncing = false;
+    loop {
+        let batch = match queue.take() {
+            Taken::Items(items) => frames(items),
+            Taken::Close(CloseReason { code, reason }) => {
+                return close(tx, code, reason).await;
+            }
+            Taken::Lagging(from) => {
+                let reply = actor
+                    .call(
+                        |reply| TerminalMsg::Catchup {
+                            viewer,
+                            from,
+                            reply,
+                        },
+                        Some(CALL_TIMEOUT),
+                    )
+                    .await;
+                match reply {
+                    Ok(CallResult::Success(Catchup::Bytes { bytes, caught_up })) => {
+                        let mut batch = Vec::new();
+                        if !resyncing {
+                            batch.push(Message::text(
+                                serde_json::json!({"type": "resync", "offset": from}).to_string(),
+                            ));
+                        }
+                        resyncing = !caught_up;
+                        batch.extend(chunks(bytes).map(Message::binary));
+                        batch
+                    }
+                    Ok(CallResult::Success(Catchup::Gone)) => {
+                        return close(tx, CLOSE_TOO_SLOW, "viewer too slow; reconnect").await;
+                    }
+                    _ => return close(tx, CLOSE_NORMAL, "session ended").await,
+                }
+            }
+            Taken::Empty => {
+                tokio::select! {
+                    _ = queue.changed() => continue,
+                    _ = shutting_down(shutdown) => {
+                        return close(tx, CLOSE_GOING_AWAY, "server shutting down").await;
+                    }
+                }
+            }
+        };
+        if !send_all(tx, batch, shutdown).await {
+            return;
+        }
+    }
+}
+
+/// Sends a batch with one flush; false when the socket is gone or the server is stopping.
+async fn send_all(
+    tx: &mut Tx,
+    batch: Vec<Message>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let send = async {
+        for msg in batch {
+            tx.feed(msg).await?;
+        }
+        tx.flush().await
+    };
+    tokio::select! {
+        sent = send => sent.is_ok(),
+        _ = shutting_down(shutdown) => false,
+    }
+}
+
+/// Queue items as frames: consecutive output is joined (up to [`FRAME_MAX_BYTES`]) so a burst
+/// of small reads costs one frame, not one each.
+fn frames(items: Vec<Outbound>) -> Vec<Message> {
+    let mut out = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut single: Option<Bytes> = None;
+    let flush = |out: &mut Vec<Message>, pending: &mut Vec<u8>, single: &mut Option<Bytes>| {
+        if let Some(b) = single.take() {
+            out.push(Message::binary(b));
+        } else if !pending.is_empty() {
+            out.push(Message::binary(std::mem::take(pending)));
+        }
+    };
+    for item in items {
+        match item {
+            Outbound::Data(bytes) => {
+                let held = single.as_ref().map_or(pending.len(), Bytes::len);
+                if held + bytes.len() > FRAME_MAX_BYTES {
+                    flush(&mut out, &mut pending, &mut single);
+                }
+                if let Some(b) = single.take() {
+                    pending.extend_from_slice(&b);
+                    pending.extend_from_slice(&bytes);
+                } else if pending.is_empty() {
+                    // The common case (one read): send the shared bytes without copying.
+                    single = Some(bytes);
+                } else {
+                    pending.extend_from_slice(&bytes);
+                }
+            }
+            Outbound::Text(text) => {
+                flush(&mut out, &mut pending, &mut single);
+                out.push(Message::text(text));
+            }
+        }
+    }
+    flush(&mut out, &mut pending, &mut single);
+    out
+}
+
+fn chunks(bytes: Bytes) -> impl Iterator<Item = Bytes> {
+    let n = bytes.len().div_ceil(FRAME_MAX_BYTES);
+    (0..n).map(move |i| {
+        bytes.slice(i * FRAME_MAX_BYTES..((i + 1) * FRAME_MAX_BYTES).min(bytes.len()))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ClientJson {
+    Resize { cols: i64, rows: i64 },
+    Ping,
+}
+
+fn error_json(code: &str, message: &str) -> String {
+    serde_json::json!({"type": "error", "code": code, "message": message}).to_string()
+}
+
+/// Everything the client sends. Returns when the client closes or the socket fails.
+async fn incoming(
+    mut rx: SplitStream<ServerSocket>,
+    actor: &ActorRef<TerminalMsg>,
+    viewer: u64,
+    mode: ViewerMode,
+    queue: &ViewerQueue,
+    input: mpsc::Sender<Bytes>,
+) {
+    while let Some(Ok(msg)) = rx.next().await {
+        if msg.is_close() {
+            break;
+        }
+        if msg.is_binary() {
+            if mode == ViewerMode::ReadOnly {
+                queue.push_text(error_json(
+                    "read_only",
+                    "this viewer is read-only (mode=ro)",
+                ));
+                continue;
+            }
+            // Waits while the child is not reading: back-pressure on this client only. After
+            // the child exited the channel is closed and input goes nowhere.
+            let _ = input.send(msg.into_data()).await;
+            continue;
+        }
+        let Ok(text) = msg.to_text() else { continue };
+        match serde_json::from_str::<ClientJson>(text) {
+            Ok(ClientJson::Ping) => queue.push_text(r#"{"type":"pong"}"#.to_string()),
+            Ok(ClientJson::Resize { .. }) if mode == ViewerMode::ReadOnly => {
+                queue.push_text(error_json(
+                    "read_only",
+                    "this viewer is read-only (mode=ro)",
+                ));
+            }
+            Ok(ClientJson::Resize { cols, rows }) => {
+                let max = super::terminals::MAX_CELLS;
+                if (1..=max).contains(&cols) && (1..=max).contains(&rows) {
+                    let size = WindowSize {
+                        cols: cols as u16,
+                        rows: rows as u16,
+                    };
+                    let _ = actor.cast(TerminalMsg::Resize { viewer, size });
+                } else {
+                    queue.push_text(error_json(
+                        "invalid_resize",
+                        "cols and rows must be whole numbers from 1 to 1000",
+                    ));
+                }
+            }
+            Err(_) => queue.push_text(error_json(
+                "bad_message",
+                "expected {\"type\":\"resize\",\"cols\":N,\"rows\":N} or {\"type\":\"ping\"}",
+            )),
+        }
+    }
+}

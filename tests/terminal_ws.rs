@@ -1,0 +1,337 @@
+//! The terminal WebSocket protocol against a real server, real PTYs and a real WS client:
+//! round trips, binary safety, resize, exact resume, replay, many viewers, flow control.
+
+mod common;
+use common::term::*;
+use common::TestServer;
+use serde_json::json;
+
+/// `seq 1 n` as the terminal shows it (the tty turns "\n" into "\r\n").
+fn seq_output(from: u64, to: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in from..=to {
+        out.extend_from_slice(format!("{i}\r\n").as_bytes());
+    }
+    out
+}
+
+#[tokio::test]
+async fn echo_round_trip() {
+    let s = TestServer::start().await;
+    let t = create(&s, json!({"command": ["cat"]})).await;
+    let id = t["id"].as_str().unwrap();
+    assert_eq!(t["ws"], format!("/api/terminals/{id}/ws"));
+    let (mut ws, hello) = attach(&s, id, "").await;
+    assert_eq!(hello["session"], id);
+    assert_eq!(
+        (hello["cols"].as_u64(), hello["rows"].as_u64()),
+        (Some(80), Some(24))
+    );
+    send_input(&mut ws, b"hello terminal\n").await;
+    let mut seen = Seen::default();
+    // Once from the tty's echo, once from cat.
+    read_until(&mut ws, &mut seen, |s| {
+        s.bytes
+            .windows(14)
+            .filter(|w| w == b"hello terminal")
+            .count()
+            == 2
+    })
+    .await;
+    send_json(&mut ws, json!({"type": "ping"})).await;
+    read_until(&mut ws, &mut seen, |s| s.has_json("pong")).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn all_byte_values_and_split_utf8_pass_intact() {
+    let s = TestServer::start().await;
+    let t = create(&s, sh("stty raw -echo; printf READY; exec cat")).await;
+    let (mut ws, _) = attach(&s, t["id"].as_str().unwrap(), "").await;
+    let mut seen = Seen::default();
+    read_until_output(&mut ws, &mut seen, "READY").await;
+    let start = seen.bytes.len();
+    let all: Vec<u8> = (0..=255u8).collect();
+    send_input(&mut ws, &all).await;
+    read_until(&mut ws, &mut seen, |s| s.bytes.len() >= start + 256).await;
+    assert_eq!(&seen.bytes[start..], &all[..]);
+
+    // Multi-byte characters sent one byte per frame come back whole.
+    let text = "héllo ✓ 🎉 日本語";
+    let start = seen.bytes.len();
+    for b in text.as_bytes() {
+        send_input(&mut ws, &[*b]).await;
+    }
+    read_until(&mut ws, &mut seen, |s| s.bytes.len() >= start + text.len()).await;
+    assert_eq!(std::str::from_utf8(&seen.bytes[start..]).unwrap(), text);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn resize_reaches_the_pty_and_other_viewers() {
+    let s = TestServer::start().await;
+    let t = create(&s, sh("printf READY; read x; stty size; exec cat")).await;
+    let id = t["id"].as_str().unwrap();
+    let (mut a, _) = attach(&s, id, "").await;
+    let (mut b, _) = attach(&s, id, "").await;
+    let mut seen_a = Seen::default();
+    read_until_output(&mut a, &mut seen_a, "READY").await;
+    send_json(&mut a, json!({"type": "resize", "cols": 123, "rows": 45})).await;
+    // The other viewer hears of it once the PTY has the new size.
+    let mut seen_b = Seen::default();
+    read_until(&mut b, &mut seen_b, |s| s.has_json("resize")).await;
+    let resize = seen_b.json.iter().find(|v| v["type"] == "resize").unwrap();
+    assert_eq!(
+        (resize["cols"].as_u64(), resize["rows"].as_u64()),
+        (Some(123), Some(45))
+    );
+    send_input(&mut a, b"\n").await;
+    read_until_output(&mut a, &mut seen_a, "45 123").await;
+    let info = s.get(&format!("/api/terminals/{id}")).await;
+    assert_eq!(
+        (info.body["cols"].as_u64(), info.body["rows"].as_u64()),
+        (Some(123), Some(45))
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn since_resumes_exactly_across_reconnects_during_a_flood() {
+    let s = TestServer::start_with(|c| c.scrollback_bytes = 64 * 1024 * 1024).await;
+    let n = 1_000_000;
+    let expected = seq_output(1, n);
+    let t = create(&s, json!({"command": ["seq", "1", n.to_string()]})).await;
+    let id = t["id"].as_str().unwrap();
+    let mut got: Vec<u8> = Vec::new();
+    for round in 0..20 {
+        let (mut ws, hello) = attach(&s, id, &format!("?since={}", got.len())).await;
+        assert_eq!(
+            hello["offset"].as_u64(),
+            Some(got.len() as u64),
+            "round {round}"
+        );
+        assert_eq!(hello["truncated"], false);
+        let mut seen = Seen::default();
+        let want = got.len() + 1;
+        read_until(&mut ws, &mut seen, |s| got.len() + s.bytes.len() >= want).await;
+        got.extend_from_slice(&seen.bytes);
+        drop(ws);
+    }
+    let (mut ws, _) = attach(&s, id, &format!("?since={}", got.len())).await;
+    let mut seen = Seen::default();
+    read_until(&mut ws, &mut seen, |s| s.has_json("exit")).await;
+    got.extend_from_slice(&seen.bytes);
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "resumed stream differs from seq output");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn replay_after_the_ring_wrapped_is_truncated() {
+    let s = TestServer::start_with(|c| c.scrollback_bytes = 4096).await;
+    let mut ev = events(&s).await;
+    let t = create(&s, json!({"command": ["seq", "1", "20000"]})).await;
+    let id = t["id"].as_str().unwrap();
+    wait_exited(&mut ev, id).await;
+    let (mut ws, hello) = attach(&s, id, "?since=0").await;
+    assert_eq!(hello["truncated"], true);
+    let end = hello["end"].as_u64().unwrap();
+    assert_eq!(end, seq_output(1, 20000).len() as u64);
+    assert_eq!(hello["offset"].as_u64(), Some(end - 4096));
+    let mut seen = Seen::default();
+    read_until(&mut ws, &mut seen, |s| s.has_json("exit")).await;
+    assert_eq!(seen.bytes.len(), 4096);
+    assert!(seen.bytes.ends_with(b"19999\r\n20000\r\n"));
+    // Without `since`, replay starts at a line start.
+    let (mut ws, hello) = attach(&s, id, "").await;
+    let mut seen = Seen::default();
+    read_until(&mut ws, &mut seen, |s| s.has_json("exit")).await;
+    assert!(hello["offset"].as_u64().unwrap() >= end - 4096);
+    assert!(seen.bytes[0].is_ascii_digit() && seen.bytes.ends_with(b"20000\r\n"));
+    s.stop().await;
+}
+
+/// 20 MB, 20 times the default ring. (The 50 MB takes ~10 s here, bound by the kernel's
+/// own output processing of "y\n" in the tty layer, which would crowd the 20 s wait in CI.)
+#[tokio::test]
+async fn detached_flood_finishes_and_its_tail_is_replayed() {
+    let s = TestServer::start().await;
+    let mut ev = events(&s).await;
+    let t = create(&s, sh("yes | head -c 20000000; echo; echo FLOOD-DONE")).await;
+    let id = t["id"].as_str().unwrap();
+    let exited = wait_exited(&mut ev, id).await;
+    assert_eq!(exited["status"], "succeeded");
+    let (mut ws, hello) = attach(&s, id, "").await;
+    assert!(hello["end"].as_u64().unwrap() > 20_000_000);
+    let mut seen = Seen::default();
+    read_until(&mut ws, &mut seen, |s| s.has_json("exit")).await;
+    assert!(seen.bytes.ends_with(b"FLOOD-DONE\r\n"));
+    let exec = s
+        .get(&format!("/api/executions/{}", t["execution_id"]))
+        .await;
+    assert!(
+        exec.body["bytes_out"].as_i64().unwrap() > 20_000_000,
+        "{}",
+        exec.text
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn two_writers_and_a_read_only_viewer_share_the_session() {
+    let s = TestServer::start().await;
+    let t = create(&s, sh("stty -echo; printf READY; exec cat")).await;
+    let id = t["id"].as_str().unwrap();
+    let (mut a, _) = attach(&s, id, "?mode=rw").await;
+    let (mut b, _) = attach(&s, id, "").await;
+    let (mut ro, _) = attach(&s, id, "?mode=ro").await;
+    let mut seen_a = Seen::default();
+    read_until_output(&mut a, &mut seen_a, "READY").await;
+    send_input(&mut a, b"from-a\n").await;
+    send_input(&mut b, b"from-b\n").await;
+    send_input(&mut ro, b"from-ro\n").await;
+    send_json(&mut ro, json!({"type": "resize", "cols": 10, "rows": 10})).await;
+    for ws in [&mut a, &mut b] {
+        let mut seen = Seen::default();
+        read_until(ws, &mut seen, |s| {
+            s.contains(b"from-a") && s.contains(b"from-b")
+        })
+        .await;
+    }
+    let mut seen_ro = Seen::default();
+    read_until(&mut ro, &mut seen_ro, |s| {
+        s.contains(b"from-a")
+            && s.contains(b"from-b")
+            && s.json.iter().filter(|v| v["type"] == "error").count() == 2
+    })
+    .await;
+    assert!(seen_ro
+        .json
+        .iter()
+        .all(|v| v["type"] != "error" || v["code"] == "read_only"));
+    // ro input never reached the PTY (a later marker proves the earlier input was processed).
+    send_input(&mut a, b"marker\n").await;
+    read_until_output(&mut a, &mut seen_a, "marker").await;
+    assert!(!seen_a.contains(b"from-ro"));
+    let info = s.get(&format!("/api/terminals/{id}")).await;
+    assert_eq!(info.body["viewers"], 3);
+    assert_eq!(info.body["cols"], 80);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_viewer_never_slows_the_others() {
+    // The ring holds the whole flood, so a reader that is merely slower than `seq` for a moment
+    // catches up from it; the stalled viewer overflows its small queue for certain.
+    let s = TestServer::start_with(|c| {
+        c.scrollback_bytes = 64 * 1024 * 1024;
+        c.viewer_queue_bytes = 64 * 1024;
+    })
+    .await;
+    let n = 3_000_000;
+    let t = create(
+        &s,
+        sh(&format!(
+            "stty -echo; printf READY; read x; seq 1 {n}; echo END"
+        )),
+    )
+    .await;
+    let id = t["id"].as_str().unwrap();
+    let (mut stalled, _) = attach(&s, id, "").await;
+    let (mut good, _) = attach(&s, id, "").await;
+    let mut seen = Seen::default();
+    read_until_output(&mut good, &mut seen, "READY").await;
+    let start = seen.bytes.len();
+    send_input(&mut good, b"\n").await;
+    read_until(&mut good, &mut seen, |s| s.bytes.ends_with(b"END\r\n")).await;
+    let mut expected = seq_output(1, n);
+    expected.extend_from_slice(b"END\r\n");
+    assert_eq!(seen.close, None);
+    assert!(
+        seen.bytes[start..] == expected[..],
+        "the reading viewer lost or repeated bytes"
+    );
+    // The stalled one, once it reads, has been switched to the ring or closed as too slow.
+    let mut slow = Seen::default();
+    read_until(&mut stalled, &mut slow, |s| {
+        s.has_json("resync") || s.close.is_some()
+    })
+    .await;
+    assert!(
+        slow.has_json("resync") || slow.close == Some(4008),
+        "close {:?}",
+        slow.close
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn viewers_see_exit_and_can_still_read() {
+    let s = TestServer::start().await;
+    let t = create(&s, sh("printf READY; read x; echo bye; exit 7")).await;
+    let id = t["id"].as_str().unwrap();
+    let (mut ws, _) = attach(&s, id, "").await;
+    let mut seen = Seen::default();
+    read_until_output(&mut ws, &mut seen, "READY").await;
+    send_input(&mut ws, b"\n").await;
+    read_until(&mut ws, &mut seen, |s| s.has_json("exit")).await;
+    assert!(seen.contains(b"bye"));
+    let exit = seen.json.iter().find(|v| v["type"] == "exit").unwrap();
+    assert_eq!(exit["code"], 7);
+    assert!(exit["signal"].is_null());
+    // Still attached; a new viewer gets the replay and the exit too.
+    let (mut late, _) = attach(&s, id, "?since=0").await;
+    let mut seen_late = Seen::default();
+    read_until(&mut late, &mut seen_late, |s| s.has_json("exit")).await;
+    assert!(seen_late.contains(b"READY") && seen_late.contains(b"bye"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_viewer_whose_offset_left_the_ring_is_closed_4008() {
+    let s = TestServer::start_with(|c| {
+        c.scrollback_bytes = 64 * 1024;
+        c.viewer_queue_bytes = 16 * 1024;
+    })
+    .await;
+    let mut ev = events(&s).await;
+    let t = create(&s, sh("stty -echo; printf READY; read x; seq 1 3000000")).await;
+    let id = t["id"].as_str().unwrap();
+    let (mut stalled, _) = attach(&s, id, "").await;
+    let (mut starter, _) = attach(&s, id, "?since=0").await;
+    let mut seen = Seen::default();
+    read_until_output(&mut starter, &mut seen, "READY").await;
+    drop(starter);
+    // Typed through a second socket so the stalled one never reads before the flood is over.
+    let (mut typer, _) = attach(&s, id, "?mode=rw").await;
+    send_input(&mut typer, b"\n").await;
+    drop(typer);
+    wait_exited(&mut ev, id).await;
+    assert_eq!(close_code(&mut stalled).await, 4008);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_viewers_with_1001_and_oversized_frames_are_refused() {
+    let s = TestServer::start().await;
+    let t = create(&s, json!({"command": ["cat"]})).await;
+    let id = t["id"].as_str().unwrap().to_string();
+    let (mut big, _) = attach(&s, &id, "").await;
+    // Client frames are capped at 64 KiB: the server drops the connection.
+    let _ = futures_util::SinkExt::send(
+        &mut big,
+        tokio_tungstenite::tungstenite::Message::binary(vec![b'a'; 65 * 1024]),
+    )
+    .await;
+    let mut seen = Seen::default();
+    read_until(&mut big, &mut seen, |_| false).await;
+    assert!(
+        !seen.contains(&[b'a'; 1024]),
+        "the oversized frame reached the PTY"
+    );
+
+    let (mut ws, _) = attach(&s, &id, "").await;
+    let stop = tokio::spawn(s.stop());
+    assert_eq!(close_code(&mut ws).await, 1001);
+    stop.await.unwrap();
+}
