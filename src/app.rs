@@ -160,6 +160,7 @@ impl Server {
                 scrollback_bytes: config.scrollback_bytes,
                 max_viewers: config.max_viewers,
                 viewer_queue_bytes: config.viewer_queue_bytes,
+                output_bytes: metrics.pty_output_bytes.clone(),
             },
             metrics: metrics.clone(),
             boot_id: boot_id.clone(),

@@ -69,8 +69,6 @@ pub struct HttpMetrics {
     pub registry: Registry,
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
-    /// Bytes read from PTYs, all sessions.
-    pub pty_output_bytes: AtomicU64,
     pub reaper_runs: AtomicU64,
 }
 
@@ -102,7 +100,6 @@ impl HttpMetrics {
             registry,
             requests,
             duration,
-            pty_output_bytes: AtomicU64::new(0),
             reaper_runs: AtomicU64::new(0),
         }
     }

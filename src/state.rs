@@ -49,6 +49,8 @@ pub struct Metrics {
     pub sessions_terminals: AtomicUsize,
     pub sessions_agents: AtomicUsize,
     pub log_records_dropped: Arc<AtomicU64>,
+    /// Bytes read from every session's PTY (`pty_output_bytes_total`).
+    pub pty_output_bytes: Arc<AtomicU64>,
 }
 
 /// Counts a live connection of one kind for as long as it is held.

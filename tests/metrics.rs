@@ -124,3 +124,29 @@ async fn counters_move_with_requests_and_routes_are_templates() {
     assert!(value(&after, "process_open_fds", &[]) > 3.0);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn session_gauges_and_pty_bytes_move_with_terminals() {
+    use common::term::{create, events, sh, wait_exited};
+    let s = TestServer::start().await;
+    let before = scrape(&s).await;
+    let mut ev = events(&s).await;
+    let t = create(&s, sh("printf 0123456789")).await;
+    wait_exited(&mut ev, t["id"].as_str().unwrap()).await;
+    let live = create(&s, sh("exec cat")).await;
+    let after = scrape(&s).await;
+    let bytes = value(&after, "pty_output_bytes_total", &[])
+        - value(&before, "pty_output_bytes_total", &[]);
+    assert!(bytes >= 10.0, "pty bytes counted: {bytes}");
+    assert_eq!(value(&after, "sessions_live", &[("kind", "terminal")]), 1.0);
+    assert!(
+        value(
+            &after,
+            "executions_total",
+            &[("type", "terminal"), ("status", "succeeded")]
+        ) >= 1.0
+    );
+    s.delete(&format!("/api/terminals/{}", live["id"].as_str().unwrap()))
+        .await;
+    s.stop().await;
+}

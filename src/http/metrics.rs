@@ -106,7 +106,7 @@ async fn scrape(state: AppState) -> Result<Response, Rejection> {
         "pty_output_bytes_total",
         "Bytes read from session PTYs.",
         "counter",
-        &[("", state.http_metrics.pty_output_bytes.load(Relaxed) as f64)],
+        &[("", m.pty_output_bytes.load(Relaxed) as f64)],
     );
     gauge(
         "db_pool_connections",

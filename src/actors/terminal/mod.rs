@@ -15,7 +15,7 @@
 //! the exit so viewers can still read the output; the supervisor evicts it later.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -124,6 +124,8 @@ pub struct SessionDeps {
     pub scrollback_bytes: usize,
     pub max_viewers: usize,
     pub viewer_queue_bytes: usize,
+    /// Shared counter of bytes read from all PTYs (metrics).
+    pub output_bytes: Arc<AtomicU64>,
 }
 
 pub struct TerminalArgs {
@@ -369,6 +371,9 @@ impl TerminalState {
     fn on_output(&mut self, chunk: Bytes) {
         let offset = self.replay.end();
         self.replay.push(&chunk);
+        self.deps
+            .output_bytes
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         for viewer in self.viewers.values() {
             viewer.queue.push_data(offset, &chunk);
         }
