@@ -158,6 +158,11 @@ async fn list_filters_and_orders_newest_first() {
     let mut want = ids.clone();
     want.reverse();
     assert_eq!(got, want, "newest first, id breaks ties");
+    // List rows are serialised on a separate fast path: they must equal the single-task view.
+    for item in r.body["items"].as_array().unwrap() {
+        let one = s.get(&format!("/api/tasks/{}", item["id"])).await.body;
+        assert_eq!(item, &one);
+    }
 
     let count = |q: &'static str| {
         let s = &s;

@@ -295,8 +295,13 @@ pub fn delete(conn: &mut Connection, id: i64) -> Result<Task, TaskError> {
     Ok(task)
 }
 
-/// One page of tasks, newest first (id breaks ties), and the total matching the filter.
-pub fn list(conn: &Connection, f: &TaskFilter) -> Result<(Vec<Task>, i64), DbError> {
+/// One page of tasks, newest first (id breaks ties), as a JSON array, and the total matching the
+/// filter.
+///
+/// The hot path of the UI's task list: each row is serialised straight from SQLite's buffers
+/// ([`TaskRef`] borrows them), with no `Task` values or per-column `String`s in between. The JSON
+/// is the same as [`Task`]'s (a test compares them).
+pub fn list_json(conn: &Connection, f: &TaskFilter) -> Result<(Vec<u8>, i64), DbError> {
     let mut clauses: Vec<&str> = Vec::new();
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(s) = f.status {
@@ -325,17 +330,92 @@ pub fn list(conn: &Connection, f: &TaskFilter) -> Result<(Vec<Task>, i64), DbErr
     let total: i64 = conn
         .prepare_cached(&format!("SELECT count(*) FROM tasks t{where_sql}"))?
         .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
-    if f.limit == 0 || f.offset >= total {
-        return Ok((Vec::new(), total));
+    let mut out = Vec::with_capacity(2 + f.limit.clamp(0, 100) as usize * 700);
+    out.push(b'[');
+    if f.limit > 0 && f.offset < total {
+        let mut page_args = args;
+        page_args.push(f.limit.into());
+        page_args.push(f.offset.into());
+        let mut stmt = conn.prepare_cached(&format!(
+            "{SELECT}{where_sql} ORDER BY t.created_at DESC, t.id DESC LIMIT ? OFFSET ?"
+        ))?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(page_args.iter()))?;
+        let mut first = true;
+        while let Some(row) = rows.next()? {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            let task = TaskRef::from_row(row)?;
+            serde_json::to_writer(&mut out, &task).map_err(|e| {
+                DbError::Migration(format!("task row {} is not serialisable: {e}", task.id))
+            })?;
+        }
     }
-    let mut page_args = args;
-    page_args.push(f.limit.into());
-    page_args.push(f.offset.into());
-    let mut stmt = conn.prepare_cached(&format!(
-        "{SELECT}{where_sql} ORDER BY t.created_at DESC, t.id DESC LIMIT ? OFFSET ?"
-    ))?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(page_args.iter()), from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((rows, total))
+    out.push(b']');
+    Ok((out, total))
+}
+
+/// A task row borrowed from SQLite's buffers; serialises exactly like [`Task`].
+#[derive(Serialize)]
+struct TaskRef<'a> {
+    id: i64,
+    title: &'a str,
+    description: &'a str,
+    priority: i64,
+    status: &'a str,
+    tags: &'a RawValue,
+    project_path: Option<&'a str>,
+    agent_id: Option<i64>,
+    meta: &'a RawValue,
+    created_at: &'a str,
+    updated_at: &'a str,
+    started_at: Option<&'a str>,
+    completed_at: Option<&'a str>,
+    executions_total: i64,
+    executions_active: i64,
+}
+
+impl<'a> TaskRef<'a> {
+    fn from_row(row: &'a Row<'_>) -> rusqlite::Result<TaskRef<'a>> {
+        let text = |i: usize| -> rusqlite::Result<&'a str> {
+            row.get_ref(i)?.as_str().map_err(rusqlite::Error::from)
+        };
+        let opt_text = |i: usize| -> rusqlite::Result<Option<&'a str>> {
+            row.get_ref(i)?
+                .as_str_or_null()
+                .map_err(rusqlite::Error::from)
+        };
+        // Stored JSON is written only by this program; an invalid value (a row edited by hand)
+        // degrades to an empty container rather than failing the whole list.
+        let json = |i: usize, fallback: &'static str| -> rusqlite::Result<&'a RawValue> {
+            let s = text(i)?;
+            serde_json::from_str::<&RawValue>(s)
+                .or_else(|_| serde_json::from_str::<&'static RawValue>(fallback))
+                .map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        i,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })
+        };
+        Ok(TaskRef {
+            id: row.get(0)?,
+            title: text(1)?,
+            description: text(2)?,
+            priority: row.get(3)?,
+            status: text(4)?,
+            tags: json(5, "[]")?,
+            project_path: opt_text(6)?,
+            agent_id: row.get(7)?,
+            meta: json(8, "{}")?,
+            created_at: text(9)?,
+            updated_at: text(10)?,
+            started_at: opt_text(11)?,
+            completed_at: opt_text(12)?,
+            executions_total: row.get(13)?,
+            executions_active: row.get(14)?,
+        })
+    }
 }

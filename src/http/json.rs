@@ -22,21 +22,24 @@ pub fn reject(e: impl Into<ApiError>) -> Rejection {
 /// A JSON response with the given status.
 pub fn reply_json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(body) => {
-            let mut resp = Response::new(body.into());
-            *resp.status_mut() = status;
-            resp.headers_mut().insert(
-                warp::http::header::CONTENT_TYPE,
-                warp::http::HeaderValue::from_static("application/json"),
-            );
-            resp
-        }
+        Ok(body) => json_bytes(status, body),
         Err(e) => super::errors::error_response(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             format!("response serialisation failed: {e}"),
         )),
     }
+}
+
+/// A response whose body is already serialised JSON.
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 pub fn ok_json<T: Serialize>(value: &T) -> Response {

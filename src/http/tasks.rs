@@ -11,7 +11,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::json::{json_body, ok_json, raw_query, reject, reply_json, Page, Query};
+use super::json::{json_body, json_bytes, ok_json, raw_query, reject, reply_json, Query};
 use crate::db::tasks::{self, NewTask, TaskError, TaskFilter, TaskPatch, TaskStatus};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -322,15 +322,17 @@ async fn list(state: AppState, raw: String) -> Result<Response, Rejection> {
     };
     let (items, total) = state
         .db
-        .read(move |c| tasks::list(c, &filter))
+        .read(move |c| tasks::list_json(c, &filter))
         .await
         .map_err(|e| reject(ApiError::from(e)))?;
-    Ok(ok_json(&Page {
-        items,
-        total,
-        limit,
-        offset,
-    }))
+    // `{items,total,limit,offset}` around the array the query serialised in place.
+    let mut body = Vec::with_capacity(items.len() + 64);
+    body.extend_from_slice(b"{\"items\":");
+    body.extend_from_slice(&items);
+    body.extend_from_slice(
+        format!(",\"total\":{total},\"limit\":{limit},\"offset\":{offset}}}").as_bytes(),
+    );
+    Ok(json_bytes(StatusCode::OK, body))
 }
 
 async fn create(state: AppState, body: CreateTask) -> Result<Response, Rejection> {
