@@ -95,6 +95,63 @@ async fn security_headers_are_on_every_response() {
     anon.stop().await;
 }
 
+/// Every log file's text once the access line of the request tagged `marker` is on disk (the
+/// writer is asynchronous: this waits, bounded, for that line).
+async fn logs_up_to(s: &TestServer, marker: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let logs = loop {
+        let mut all = String::new();
+        for e in std::fs::read_dir(s.log_dir()).unwrap() {
+            all.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap_or_default());
+        }
+        if all.contains(marker) || tokio::time::Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(logs.contains(marker), "access log not written");
+    logs
+}
+
+#[tokio::test]
+async fn what_is_typed_into_a_terminal_and_session_env_never_reach_the_logs() {
+    use common::term::{attach, create, read_until_output, send_input, Seen};
+    let s = TestServer::start().await;
+    let typed = format!("cmt_{}", "7e57ab1e".repeat(8));
+    let env_secret = "sk-live-4b1d9e0c7f3a2d6e";
+    let t = create(
+        &s,
+        json!({"command": ["cat"], "env": {"API_TOKEN": env_secret, "HARMLESS": "visible-ok"}}),
+    )
+    .await;
+    let body = t.to_string();
+    assert!(
+        !body.contains(env_secret),
+        "env secret echoed in the create reply: {body}"
+    );
+    let id = t["id"].as_str().unwrap();
+    let (mut ws, _) = attach(&s, id, "").await;
+    send_input(&mut ws, format!("password {typed}\n").as_bytes()).await;
+    let mut seen = Seen::default();
+    read_until_output(&mut ws, &mut seen, &typed).await; // it went through the server
+    let listed = s.get("/api/terminals").await.text;
+    assert!(!listed.contains(env_secret));
+    let _ = s
+        .send(
+            s.req(reqwest::Method::GET, "/api/health")
+                .header("x-request-id", "log-marker-2"),
+        )
+        .await;
+    let logs = logs_up_to(&s, "log-marker-2").await;
+    assert!(!logs.contains(&typed), "terminal input reached the logs");
+    assert!(
+        !logs.contains(env_secret),
+        "a session env value reached the logs"
+    );
+    s.delete(&format!("/api/terminals/{id}")).await;
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn secrets_never_reach_the_log_files() {
     let s = TestServer::start().await;
@@ -131,19 +188,7 @@ async fn secrets_never_reach_the_log_files() {
         )
         .await;
     assert_eq!(marker.status, 401);
-    // Wait until the last request's access-log line is on disk, then look for every secret.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let logs = loop {
-        let mut all = String::new();
-        for e in std::fs::read_dir(s.log_dir()).unwrap() {
-            all.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap_or_default());
-        }
-        if all.contains("log-marker-1") || tokio::time::Instant::now() > deadline {
-            break all;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    assert!(logs.contains("log-marker-1"), "access log not written");
+    let logs = logs_up_to(&s, "log-marker-1").await;
     for secret in [&admin, &fake, &secret_value, &"cmt_query".to_string()] {
         assert!(
             !logs.contains(secret.as_str()),
