@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::actors::db::{Db, DbArgs};
 use crate::actors::events::Events;
+use crate::actors::reaper::{ReaperArgs, ReaperStats};
 use crate::actors::sessions::{Sessions, SessionsArgs};
 use crate::actors::supervisor::{RootArgs, RootMsg, RootSupervisor};
 use crate::actors::terminal::SessionDeps;
@@ -165,6 +166,16 @@ impl Server {
             boot_id: boot_id.clone(),
             max_sessions: config.max_sessions,
         };
+        let reaper = Arc::new(ReaperStats::default());
+        let reaper_args = ReaperArgs {
+            sessions: sessions.clone(),
+            db: db.clone(),
+            stats: reaper.clone(),
+            interval: config.reap_interval,
+            exited_retention: config.exited_retention,
+            execution_events_max: config.execution_events_max,
+            log: log.new(slog::o!("actor" => "reaper")),
+        };
         let (root, root_task) = Actor::spawn(
             None,
             RootSupervisor,
@@ -179,6 +190,7 @@ impl Server {
                 events_queue_len: config.events_queue_len,
                 sessions: sessions.clone(),
                 sessions_args,
+                reaper_args,
                 log: log.new(slog::o!("actor" => "root")),
             },
         )
@@ -206,6 +218,7 @@ impl Server {
             metrics,
             boot_id,
             reconciliation,
+            reaper,
             started_at,
             shutdown: shutdown_rx.clone(),
             sockets: Arc::new(Tracker::default()),

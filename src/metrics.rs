@@ -71,7 +71,6 @@ pub struct HttpMetrics {
     pub duration: HistogramVec,
     /// Bytes read from PTYs, all sessions.
     pub pty_output_bytes: AtomicU64,
-    pub reaper_runs: AtomicU64,
 }
 
 impl HttpMetrics {
@@ -103,7 +102,6 @@ impl HttpMetrics {
             requests,
             duration,
             pty_output_bytes: AtomicU64::new(0),
-            reaper_runs: AtomicU64::new(0),
         }
     }
 
