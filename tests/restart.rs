@@ -230,3 +230,97 @@ async fn kill_9_under_write_load_then_restart_on_the_same_port_loses_nothing() {
     assert_eq!(p2.wait().await.code(), Some(0));
     integrity_ok(dir.path());
 }
+
+#[tokio::test]
+async fn a_second_sigterm_during_shutdown_still_exits_0_with_nothing_left() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &[]).await;
+    let http = client();
+    let sessions = three_terminals(&http, &p).await;
+    let mut req = format!("ws://{}/api/events", p.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", p.token).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    p.signal(Signal::SIGTERM);
+    // The shutdown has begun once the events socket is closed (1001).
+    tokio::time::timeout(WAIT, async {
+        while let Some(Ok(m)) = ws.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("events socket closed in time");
+    // The process may be gone already; a second signal to it is then simply not delivered.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid()), Signal::SIGTERM);
+    assert_eq!(p.wait().await.code(), Some(0), "clean exit");
+    let groups: Vec<i32> = sessions.iter().map(|(_, g)| *g).collect();
+    groups_gone(&groups).await;
+    for (exec, _) in &sessions {
+        assert_eq!(
+            status_of(dir.path(), *exec),
+            "interrupted",
+            "execution {exec}"
+        );
+    }
+    integrity_ok(dir.path());
+}
+
+#[tokio::test]
+async fn the_last_resort_kills_what_is_left_and_records_it_interrupted() {
+    use claude_manager::db::executions::{self, ExecutionStatus, ExecutionType, NewExecution};
+    use std::os::unix::process::CommandExt;
+    let s = common::TestServer::start().await;
+    // A group that ignores SIGHUP and SIGTERM: only SIGKILL ends it.
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "trap '' HUP TERM; while :; do sleep 1; done"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let start = claude_manager::pty::process_start_time(pid);
+    let boot = s.state().boot_id.to_string();
+    let exec = s
+        .state()
+        .db
+        .write(move |c| {
+            let e = executions::insert(
+                c,
+                &NewExecution {
+                    kind: ExecutionType::Terminal,
+                    status: ExecutionStatus::Pending,
+                    task_id: None,
+                    agent_id: None,
+                    boot_id: boot,
+                    session_id: None,
+                    cwd: None,
+                    command: vec!["sh".into()],
+                    meta: json!({}),
+                },
+            )?;
+            executions::mark_running(c, e.id, pid as i64, start.map(|t| t as i64), pid as i64)?;
+            Ok::<_, claude_manager::db::DbError>(e.id)
+        })
+        .await
+        .unwrap();
+    let last = s.server.as_ref().unwrap().last_resort();
+    last.groups.insert(exec, pid, start);
+    last.run().await;
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL");
+    let row = s.get(&format!("/api/executions/{exec}")).await;
+    assert_eq!(row.body["status"], "interrupted");
+    assert!(row.body["reason"].as_str().unwrap().contains("grace"));
+    s.stop().await;
+}

@@ -62,6 +62,8 @@ pub struct SessionsArgs {
     pub metrics: Arc<Metrics>,
     pub boot_id: Arc<str>,
     pub max_sessions: usize,
+    /// Live groups for shutdown's last resort (`shutdown.rs`).
+    pub live_groups: Arc<crate::shutdown::LiveGroups>,
 }
 
 struct Entry {
@@ -192,6 +194,7 @@ impl SessionsState {
             .await
             .map_err(|e| SessionError::Spawn(e.to_string()))?;
         self.counter(spec.kind).fetch_add(1, Ordering::Relaxed);
+        self.args.live_groups.insert(row.id, pid, start_time);
         self.sessions.insert(
             id.clone(),
             Entry {
@@ -225,6 +228,7 @@ impl SessionsState {
         }
         entry.exited = true;
         entry.exited_at = Some(std::time::Instant::now());
+        self.args.live_groups.remove(entry.execution_id);
         let kind = entry.kind;
         self.counter(kind).fetch_sub(1, Ordering::Relaxed);
         self.exited_order.push_back(id);
@@ -261,6 +265,7 @@ impl SessionsState {
             self.counter(entry.kind).fetch_sub(1, Ordering::Relaxed);
         }
         if entry.recorded.load(Ordering::SeqCst) {
+            self.args.live_groups.remove(entry.execution_id);
             return;
         }
         error!(self.log, "session actor died; killing its process group";
@@ -282,6 +287,7 @@ impl SessionsState {
             output_truncated: false,
         };
         let exec_id = entry.execution_id;
+        self.args.live_groups.remove(exec_id);
         let row = self
             .args
             .deps

@@ -423,3 +423,14 @@ pub fn prune_events(conn: &Connection, keep: u64) -> Result<usize, DbError> {
     )?;
     Ok(n)
 }
+
+/// Marks every execution of this boot still pending or running as interrupted (the last step of
+/// a shutdown whose sessions could not all record their own end). Returns how many.
+pub fn interrupt_boot(conn: &Connection, boot_id: &str, reason: &str) -> Result<usize, DbError> {
+    let n = conn.execute(
+        "UPDATE executions SET status = 'interrupted', reason = ?2, finished_at = ?3
+         WHERE status IN ('pending','running') AND boot_id = ?1",
+        params![boot_id, reason, now_rfc3339()],
+    )?;
+    Ok(n)
+}
