@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::actors::db::{Db, DbArgs};
 use crate::actors::events::Events;
+use crate::actors::reaper::{ReaperArgs, ReaperStats};
 use crate::actors::sessions::{Sessions, SessionsArgs};
 use crate::actors::supervisor::{RootArgs, RootMsg, RootSupervisor};
 use crate::actors::terminal::SessionDeps;
@@ -25,6 +26,7 @@ use crate::backup::DataDirLock;
 use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::reconcile::{escalate, reconcile, Reconciliation};
+use crate::shutdown::{LastResort, LiveGroups};
 use crate::state::{AppState, Metrics, Tracker};
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,7 @@ pub struct Server {
     serve_task: JoinHandle<()>,
     root: ActorRef<RootMsg>,
     root_task: JoinHandle<()>,
+    last_resort: LastResort,
     /// One server per data dir: a second one would fight over the same sessions and rows.
     _lock: DataDirLock,
 }
@@ -152,6 +155,13 @@ impl Server {
             log_records_dropped: log_dropped,
             ..Metrics::default()
         });
+        let live_groups = Arc::new(LiveGroups::default());
+        let last_resort = LastResort {
+            groups: live_groups.clone(),
+            pool: pool.clone(),
+            boot_id: boot_id.clone(),
+            log: log.clone(),
+        };
         let sessions_args = SessionsArgs {
             deps: SessionDeps {
                 db: db.clone(),
@@ -165,6 +175,17 @@ impl Server {
             metrics: metrics.clone(),
             boot_id: boot_id.clone(),
             max_sessions: config.max_sessions,
+            live_groups: live_groups.clone(),
+        };
+        let reaper = Arc::new(ReaperStats::default());
+        let reaper_args = ReaperArgs {
+            sessions: sessions.clone(),
+            db: db.clone(),
+            stats: reaper.clone(),
+            interval: config.reap_interval,
+            exited_retention: config.exited_retention,
+            execution_events_max: config.execution_events_max,
+            log: log.new(slog::o!("actor" => "reaper")),
         };
         let (root, root_task) = Actor::spawn(
             None,
@@ -180,6 +201,7 @@ impl Server {
                 events_queue_len: config.events_queue_len,
                 sessions: sessions.clone(),
                 sessions_args,
+                reaper_args,
                 log: log.new(slog::o!("actor" => "root")),
             },
         )
@@ -207,6 +229,7 @@ impl Server {
             metrics,
             boot_id,
             reconciliation,
+            reaper,
             started_at,
             shutdown: shutdown_rx.clone(),
             sockets: Arc::new(Tracker::default()),
@@ -232,12 +255,18 @@ impl Server {
             serve_task,
             root,
             root_task,
+            last_resort,
             _lock: lock,
         })
     }
 
+    /// What a second SIGTERM runs while [`Server::shutdown`] is still going (`shutdown.rs`).
+    pub fn last_resort(&self) -> LastResort {
+        self.last_resort.clone()
+    }
+
     /// Graceful shutdown, bounded by the configured grace. Returns when everything has stopped
-    /// or the grace ran out.
+    /// or the grace ran out; then whatever is left is killed and recorded (the last resort).
     pub async fn shutdown(self) {
         let log = self.state.log.clone();
         let grace = self.state.config.shutdown_grace;
@@ -264,6 +293,9 @@ impl Server {
         }
         self.root.stop(None);
         let _ = tokio::time::timeout_at(deadline, self.root_task).await;
+        // Normally a no-op: every session recorded its own end. After a grace that ran out, it
+        // kills and records what is left.
+        self.last_resort.run().await;
 
         let pool = self.state.db.pool().clone();
         let checkpoint = tokio::task::spawn_blocking(move || -> Result<(), DbError> {

@@ -85,6 +85,13 @@ pub struct ServeArgs {
     /// Stop terminal sessions idle this long, in seconds; 0 = never [default: 0].
     #[arg(long, env = "CM_TERMINAL_IDLE_TIMEOUT_SECS", value_name = "SECS")]
     pub terminal_idle_timeout_secs: Option<String>,
+    /// Exited sessions stay in memory (output readable, viewers may attach) this long, in
+    /// seconds; their execution row stays for good [default: 600].
+    #[arg(long, env = "CM_EXITED_RETENTION_SECS", value_name = "SECS")]
+    pub exited_retention_secs: Option<String>,
+    /// Parsed agent events kept per execution; the reaper prunes the oldest beyond it [default: 10000].
+    #[arg(long, env = "CM_EXECUTION_EVENTS_MAX", value_name = "N")]
+    pub execution_events_max: Option<String>,
     /// The URL browsers use to reach the server when behind a proxy (e.g. https://cm.example.com).
     #[arg(long, env = "CM_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
@@ -130,6 +137,8 @@ struct FileConfig {
     max_concurrent_runs: Option<toml::Value>,
     reap_interval_secs: Option<toml::Value>,
     terminal_idle_timeout_secs: Option<toml::Value>,
+    exited_retention_secs: Option<toml::Value>,
+    execution_events_max: Option<toml::Value>,
     public_url: Option<toml::Value>,
     trusted_proxies: Option<toml::Value>,
     allowed_origins: Option<toml::Value>,
@@ -178,6 +187,8 @@ pub struct Config {
     pub max_concurrent_runs: usize,
     pub reap_interval: Duration,
     pub terminal_idle_timeout: Option<Duration>,
+    pub exited_retention: Duration,
+    pub execution_events_max: u64,
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Lower-case `scheme://host[:port]` origins allowed besides the server's own.
@@ -206,6 +217,8 @@ const DEFAULT_SCROLLBACK_BYTES: usize = 1024 * 1024;
 const DEFAULT_VIEWER_QUEUE_BYTES: usize = 256 * 1024;
 const DEFAULT_MAX_CONCURRENT_RUNS: usize = 4;
 const DEFAULT_REAP_INTERVAL_SECS: u64 = 60;
+const DEFAULT_EXITED_RETENTION_SECS: u64 = 600; // 10 min, as the issue asks
+const DEFAULT_EXECUTION_EVENTS_MAX: u64 = 10_000; // a long agent run's events, a few MB at most
 const DEFAULT_SESSION_TTL_SECS: u64 = 7 * 86_400; // 7 days, as the issue asks
 
 /// One setting's value and where it came from, before parsing.
@@ -372,6 +385,20 @@ impl Config {
             10 * 365 * 86_400,
         )?;
         let terminal_idle_timeout = (idle > 0).then(|| Duration::from_secs(idle));
+        let exited_retention = Duration::from_secs(num(
+            "exited_retention_secs (CM_EXITED_RETENTION_SECS)",
+            pick(&args.exited_retention_secs, &file.exited_retention_secs),
+            DEFAULT_EXITED_RETENTION_SECS,
+            0,
+            7 * 86_400,
+        )?);
+        let execution_events_max = num(
+            "execution_events_max (CM_EXECUTION_EVENTS_MAX)",
+            pick(&args.execution_events_max, &file.execution_events_max),
+            DEFAULT_EXECUTION_EVENTS_MAX,
+            1,
+            100_000_000,
+        )?;
 
         let allowed_roots = match pick(&args.allowed_roots, &file.allowed_roots) {
             None => vec![home_dir()],
@@ -472,6 +499,8 @@ impl Config {
             max_concurrent_runs,
             reap_interval,
             terminal_idle_timeout,
+            exited_retention,
+            execution_events_max,
             public_url,
             trusted_proxies,
             allowed_origins,

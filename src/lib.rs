@@ -22,5 +22,6 @@ pub mod notify;
 pub mod pty;
 pub mod reconcile;
 pub mod replay;
+pub mod shutdown;
 pub mod state;
 pub mod time;

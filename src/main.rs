@@ -375,7 +375,21 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
         watchdog.abort();
         let _ = notifier.send("STOPPING=1\nSTATUS=shutting down");
-        server.shutdown().await;
+        // A second SIGTERM/SIGINT cuts the grace short: kill what is left, still exit 0.
+        let last_resort = server.last_resort();
+        let graceful = server.shutdown();
+        tokio::pin!(graceful);
+        tokio::select! {
+            _ = &mut graceful => {}
+            _ = sigterm.recv() => {
+                warn!(log, "second SIGTERM: killing what is left");
+                last_resort.run().await;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                warn!(log, "second SIGINT: killing what is left");
+                last_resort.run().await;
+            }
+        }
         ExitCode::SUCCESS
     });
     // Bounded: blocking tasks still waiting on a pool checkout end at their timeout.

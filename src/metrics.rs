@@ -5,8 +5,6 @@
 //! Route labels are templates (`/api/tasks/{id}`), never raw paths, so a scan of random URLs
 //! cannot blow up the number of series.
 
-use std::sync::atomic::AtomicU64;
-
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 /// Every route the server has, as label templates. A path that matches none is `other`
@@ -69,7 +67,6 @@ pub struct HttpMetrics {
     pub registry: Registry,
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
-    pub reaper_runs: AtomicU64,
 }
 
 impl HttpMetrics {
@@ -100,7 +97,6 @@ impl HttpMetrics {
             registry,
             requests,
             duration,
-            reaper_runs: AtomicU64::new(0),
         }
     }
 

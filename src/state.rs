@@ -29,6 +29,8 @@ pub struct AppState {
     pub boot_id: Arc<str>,
     /// What startup reconciliation found (detailed health).
     pub reconciliation: Arc<crate::reconcile::Reconciliation>,
+    /// What the reaper has done (detailed health, metrics).
+    pub reaper: Arc<crate::actors::reaper::ReaperStats>,
     pub started_at: Instant,
     /// Turns true when shutdown begins: WebSockets close with 1001, loops end.
     pub shutdown: watch::Receiver<bool>,

@@ -4,6 +4,8 @@
 //! Kept apart from the actors so `http/` can speak these types without reaching into actor state.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -36,6 +38,10 @@ impl SessionKind {
     }
 }
 
+/// Agent sessions end after this long without output or input (30 min, as the issue asks): the
+/// default their spec's `idle_timeout` takes.
+pub const AGENT_IDLE_TIMEOUT: Duration = Duration::from_secs(1800);
+
 /// A validated request to start a session (the HTTP layer has checked every field).
 #[derive(Debug, Clone)]
 pub struct SessionSpec {
@@ -49,6 +55,42 @@ pub struct SessionSpec {
     pub size: WindowSize,
     pub task_id: Option<i64>,
     pub agent_id: Option<i64>,
+    /// The reaper stops the session after this long without output or input (`None`: never).
+    /// Terminals take `terminal_idle_timeout`; agent sessions their own (30 min by default).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// When a session last saw output or input, in ms since the Unix epoch. Written by the session's
+/// reader path and writer task, read by the reaper through the supervisor without asking the
+/// session actor (which may be busy): a plain atomic, no lock.
+#[derive(Debug)]
+pub struct Activity(AtomicU64);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Activity {
+    pub fn new() -> Activity {
+        Activity(AtomicU64::new(now_ms()))
+    }
+
+    pub fn touch(&self) {
+        self.0.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Session ids: 32 lowercase hex digits (a v4 UUID without dashes).

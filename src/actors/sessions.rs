@@ -22,11 +22,16 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use slog::{error, info, Logger};
 
-use super::session_types::{new_session_id, SessionError, SessionInfo, SessionKind, SessionSpec};
+use super::session_types::{
+    new_session_id, Activity, SessionError, SessionInfo, SessionKind, SessionSpec,
+};
 use super::terminal::{SessionDeps, TerminalActor, TerminalArgs, TerminalMsg};
 use crate::db::executions::{self, ExecutionStatus, Finish, NewExecution};
 use crate::pty::{self, PtyCommand, PtyError};
 use crate::state::Metrics;
+
+mod reap;
+pub use reap::{ReapPolicy, ReapReport};
 
 /// Exited sessions kept in memory (with their replay) for late viewers; the oldest goes first.
 const RECENTLY_EXITED_MAX: usize = 32;
@@ -47,6 +52,8 @@ pub enum SessionsMsg {
     Exited(String),
     /// Shutdown: stop every session (they record `interrupted`), then reply.
     StopAll(RpcReplyPort<()>),
+    /// From the reaper: stop idle sessions, forget long-exited ones (`reap.rs`).
+    Reap(ReapPolicy, RpcReplyPort<ReapReport>),
 }
 
 #[derive(Clone)]
@@ -55,6 +62,8 @@ pub struct SessionsArgs {
     pub metrics: Arc<Metrics>,
     pub boot_id: Arc<str>,
     pub max_sessions: usize,
+    /// Live groups for shutdown's last resort (`shutdown.rs`).
+    pub live_groups: Arc<crate::shutdown::LiveGroups>,
 }
 
 struct Entry {
@@ -65,6 +74,12 @@ struct Entry {
     start_time: Option<u64>,
     recorded: Arc<AtomicBool>,
     exited: bool,
+    activity: Arc<Activity>,
+    idle_timeout: Option<Duration>,
+    /// When the outcome was recorded; the reaper forgets the session `exited_retention` later.
+    exited_at: Option<std::time::Instant>,
+    /// The reaper already asked it to stop (idle): asked once, not every tick.
+    reaped: bool,
 }
 
 pub struct SessionsState {
@@ -162,6 +177,7 @@ impl SessionsState {
             Err(e) => error!(self.log, "recording a session start failed"; "error" => %e),
         }
         let recorded = Arc::new(AtomicBool::new(false));
+        let activity = Arc::new(Activity::new());
         let args = TerminalArgs {
             id: id.clone(),
             spec: spec.clone(),
@@ -171,12 +187,14 @@ impl SessionsState {
             deps: self.args.deps.clone(),
             supervisor: me.clone(),
             recorded: recorded.clone(),
+            activity: activity.clone(),
         };
         // If this fails, the args (and with them the child) are dropped: the group is killed.
         let (actor, _) = Actor::spawn_linked(None, TerminalActor, args, me.get_cell())
             .await
             .map_err(|e| SessionError::Spawn(e.to_string()))?;
         self.counter(spec.kind).fetch_add(1, Ordering::Relaxed);
+        self.args.live_groups.insert(row.id, pid, start_time);
         self.sessions.insert(
             id.clone(),
             Entry {
@@ -187,6 +205,10 @@ impl SessionsState {
                 start_time,
                 recorded,
                 exited: false,
+                activity,
+                idle_timeout: spec.idle_timeout,
+                exited_at: None,
+                reaped: false,
             },
         );
         info!(self.log, "session started"; "session_id" => &id, "pid" => pid,
@@ -205,6 +227,8 @@ impl SessionsState {
             return;
         }
         entry.exited = true;
+        entry.exited_at = Some(std::time::Instant::now());
+        self.args.live_groups.remove(entry.execution_id);
         let kind = entry.kind;
         self.counter(kind).fetch_sub(1, Ordering::Relaxed);
         self.exited_order.push_back(id);
@@ -241,6 +265,7 @@ impl SessionsState {
             self.counter(entry.kind).fetch_sub(1, Ordering::Relaxed);
         }
         if entry.recorded.load(Ordering::SeqCst) {
+            self.args.live_groups.remove(entry.execution_id);
             return;
         }
         error!(self.log, "session actor died; killing its process group";
@@ -262,6 +287,7 @@ impl SessionsState {
             output_truncated: false,
         };
         let exec_id = entry.execution_id;
+        self.args.live_groups.remove(exec_id);
         let row = self
             .args
             .deps
@@ -360,6 +386,9 @@ impl Actor for SessionsSupervisor {
                 }
                 let _ = reply.send(());
             }
+            SessionsMsg::Reap(policy, reply) => {
+                let _ = reply.send(state.reap(&policy));
+            }
         }
         Ok(())
     }
@@ -443,6 +472,15 @@ impl Sessions {
         if let Ok(actor) = self.actor() {
             let _ = actor.cast(SessionsMsg::Remove(kind, id.to_string()));
         }
+    }
+
+    /// One reaper pass over the sessions; `Unavailable` when the supervisor did not answer in time.
+    pub async fn reap(
+        &self,
+        policy: ReapPolicy,
+        timeout: Duration,
+    ) -> Result<ReapReport, SessionError> {
+        self.ask(|r| SessionsMsg::Reap(policy, r), timeout).await
     }
 
     /// Stops every session (shutdown); returns when they are stopped or the time is up.

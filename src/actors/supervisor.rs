@@ -4,7 +4,8 @@
 //! Root supervisor (this actor)
 //!   ├── Db actor        restarted when it dies; the `Db` handle points at the new one
 //!   ├── Event bus       restarted when it dies; subscribers of the old one are told to reconnect
-//!   └── Sessions        restarted (empty) when it dies; see `sessions.rs` for its own children
+//!   ├── Sessions        restarted (empty) when it dies; see `sessions.rs` for its own children
+//!   └── Reaper          restarted when it dies; periodic tidy-up (`reaper.rs`)
 //! ```
 //!
 //! ractor's default supervisor behaviour stops the supervisor when any child stops (STACK.md
@@ -16,6 +17,7 @@ use slog::{error, info, Logger};
 
 use super::db::{Db, DbActor, DbArgs};
 use super::events::{EventBus, Events};
+use super::reaper::{Reaper, ReaperArgs};
 use super::sessions::{Sessions, SessionsArgs, SessionsMsg, SessionsSupervisor};
 
 /// How long shutdown waits for the sessions to stop and record `interrupted`.
@@ -33,6 +35,7 @@ pub struct RootArgs {
     pub events_queue_len: usize,
     pub sessions: Sessions,
     pub sessions_args: SessionsArgs,
+    pub reaper_args: ReaperArgs,
     pub log: Logger,
 }
 
@@ -41,6 +44,7 @@ pub struct RootState {
     db_cell: Option<ActorCell>,
     events_cell: Option<ActorCell>,
     sessions_cell: Option<ActorRef<SessionsMsg>>,
+    reaper_cell: Option<ActorCell>,
     stopping: bool,
 }
 
@@ -84,6 +88,17 @@ impl RootSupervisor {
         state.args.sessions.set_actor(Some(actor));
         Ok(())
     }
+
+    async fn start_reaper(
+        me: &ActorRef<RootMsg>,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (actor, _) =
+            Actor::spawn_linked(None, Reaper, state.args.reaper_args.clone(), me.get_cell())
+                .await?;
+        state.reaper_cell = Some(actor.get_cell());
+        Ok(())
+    }
 }
 
 impl Actor for RootSupervisor {
@@ -101,11 +116,13 @@ impl Actor for RootSupervisor {
             db_cell: None,
             events_cell: None,
             sessions_cell: None,
+            reaper_cell: None,
             stopping: false,
         };
         Self::start_db(&me, &mut state).await?;
         Self::start_events(&me, &mut state).await?;
         Self::start_sessions(&me, &mut state).await?;
+        Self::start_reaper(&me, &mut state).await?;
         Ok(state)
     }
 
@@ -118,7 +135,11 @@ impl Actor for RootSupervisor {
         match msg {
             RootMsg::StopChildren(reply) => {
                 state.stopping = true;
-                // Sessions first: they record their end through the DB and the event bus.
+                // The reaper first: no pass may start stopping sessions while they are stopped.
+                if let Some(cell) = state.reaper_cell.take() {
+                    let _ = cell.stop_and_wait(None, None).await;
+                }
+                // Sessions next: they record their end through the DB and the event bus.
                 state.args.sessions.set_actor(None);
                 if let Some(actor) = state.sessions_cell.take() {
                     let _ = actor
@@ -176,6 +197,9 @@ impl Actor for RootSupervisor {
             state.args.sessions.set_actor(None);
             error!(state.args.log, "sessions supervisor died; restarting it"; "reason" => &why);
             Self::start_sessions(&me, state).await?;
+        } else if state.reaper_cell.as_ref().is_some_and(|c| c.get_id() == id) {
+            error!(state.args.log, "reaper died; restarting it"; "reason" => &why);
+            Self::start_reaper(&me, state).await?;
         }
         Ok(())
     }

@@ -405,3 +405,32 @@ pub fn interrupt_stale(
     tx.commit()?;
     Ok(stale)
 }
+
+/// Deletes the oldest parsed events of every execution holding more than `keep`, so that each
+/// keeps its newest `keep` (by sequence number). Returns how many rows went. Only executions over
+/// the cap are touched; the primary key (execution_id, seq) serves both lookups.
+pub fn prune_events(conn: &Connection, keep: u64) -> Result<usize, DbError> {
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    let n = conn.execute(
+        "WITH over AS (
+             SELECT execution_id, MAX(seq) AS last FROM execution_events
+             GROUP BY execution_id HAVING COUNT(*) > ?1
+         )
+         DELETE FROM execution_events
+         WHERE execution_id IN (SELECT execution_id FROM over)
+           AND seq <= (SELECT last FROM over WHERE over.execution_id = execution_events.execution_id) - ?1",
+        [keep],
+    )?;
+    Ok(n)
+}
+
+/// Marks every execution of this boot still pending or running as interrupted (the last step of
+/// a shutdown whose sessions could not all record their own end). Returns how many.
+pub fn interrupt_boot(conn: &Connection, boot_id: &str, reason: &str) -> Result<usize, DbError> {
+    let n = conn.execute(
+        "UPDATE executions SET status = 'interrupted', reason = ?2, finished_at = ?3
+         WHERE status IN ('pending','running') AND boot_id = ?1",
+        params![boot_id, reason, now_rfc3339()],
+    )?;
+    Ok(n)
+}

@@ -80,6 +80,7 @@ struct Detailed<'a> {
     sessions: Sessions,
     logs: Logs,
     reconciliation: &'a crate::reconcile::Reconciliation,
+    reaper: crate::actors::reaper::ReaperHealth,
 }
 
 async fn detailed(state: AppState) -> Result<Response, Rejection> {
@@ -119,6 +120,7 @@ async fn detailed(state: AppState) -> Result<Response, Rejection> {
             dropped_total: m.log_records_dropped.load(Ordering::Relaxed),
         },
         reconciliation: &state.reconciliation,
+        reaper: state.reaper.health(),
     };
     let status = if db_ok {
         StatusCode::OK

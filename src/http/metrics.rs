@@ -128,7 +128,28 @@ async fn scrape(state: AppState) -> Result<Response, Rejection> {
         "reaper_runs_total",
         "Reaper passes.",
         "counter",
-        &[("", state.http_metrics.reaper_runs.load(Relaxed) as f64)],
+        &[("", state.reaper.runs.load(Relaxed) as f64)],
+    );
+    gauge(
+        "reaped_sessions_total",
+        "Sessions the reaper stopped (idle) or dropped from memory (exited), by reason.",
+        "counter",
+        &[
+            (
+                "{reason=\"idle\"}",
+                state.reaper.reaped_idle.load(Relaxed) as f64,
+            ),
+            (
+                "{reason=\"exited\"}",
+                state.reaper.reaped_exited.load(Relaxed) as f64,
+            ),
+        ],
+    );
+    gauge(
+        "reaper_last_duration_seconds",
+        "How long the last reaper pass took.",
+        "gauge",
+        &[("", state.reaper.last_duration_us.load(Relaxed) as f64 / 1e6)],
     );
     gauge(
         "log_records_dropped_total",

@@ -279,6 +279,7 @@ async fn create(state: AppState, body: CreateTerminal) -> Result<Response, Rejec
         size,
         task_id: body.task_id,
         agent_id: None,
+        idle_timeout: state.config.terminal_idle_timeout,
     };
     let info = state
         .sessions

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::db::Db;
 use super::events::Events;
-use super::session_types::{SessionInfo, SessionSpec};
+use super::session_types::{Activity, SessionInfo, SessionSpec};
 use super::sessions::SessionsMsg;
 use super::viewers::{CloseReason, ViewerQueue};
 use crate::db::executions::ExecutionStatus;
@@ -89,7 +89,12 @@ pub enum TerminalMsg {
     Info(RpcReplyPort<SessionInfo>),
     /// Begin the stop sequence; replies with whether the child had already exited.
     Stop(RpcReplyPort<(SessionInfo, bool)>),
+    /// Begin the stop sequence and record `reason` on the execution (the reaper: `idle`).
+    StopFor(String),
     Escalate(Signal),
+    /// Fault injection for tests: the actor panics (never compiled into a release build's API).
+    #[cfg(any(test, feature = "fault-injection"))]
+    Panic,
 }
 
 /// What a new viewer gets: the replay `[offset, end)` and its live queue from `end` on.
@@ -138,6 +143,8 @@ pub struct TerminalArgs {
     pub supervisor: ActorRef<SessionsMsg>,
     /// Set once the outcome is recorded, so the supervisor's failure path does not record twice.
     pub recorded: Arc<AtomicBool>,
+    /// Last output or input, shared with the supervisor for the reaper.
+    pub activity: Arc<Activity>,
 }
 
 struct Viewer {
@@ -167,6 +174,9 @@ pub struct TerminalState {
     exit: Option<ExitInfo>,
     output_ended: bool,
     stop_requested: bool,
+    /// Why the stop was asked for, recorded on the execution (`idle`); `None` for a user's DELETE.
+    stop_reason: Option<String>,
+    activity: Arc<Activity>,
     final_status: Option<ExecutionStatus>,
     finished_at: Option<String>,
     /// Reader and writer: aborted when the session ends.
@@ -197,9 +207,11 @@ impl Actor for TerminalActor {
         let pid = child.pid();
         let start_time = child.start_time();
         let log = args.deps.log.new(slog::o!("session_id" => args.id.clone()));
+        let typed = args.activity.clone();
         let writer_task = tokio::spawn(async move {
             let mut writer = writer;
             while let Some(bytes) = input_rx.recv().await {
+                typed.touch();
                 if writer.write_all(&bytes).await.is_err() {
                     break;
                 }
@@ -229,6 +241,8 @@ impl Actor for TerminalActor {
             exit: None,
             output_ended: false,
             stop_requested: false,
+            stop_reason: None,
+            activity: args.activity,
             final_status: None,
             finished_at: None,
             tasks,
@@ -294,14 +308,17 @@ impl Actor for TerminalActor {
                 // "Exited" means recorded: a child that has exited but whose output is still
                 // draining is neither signalled nor forgotten yet.
                 let exited = state.final_status.is_some();
-                if state.exit.is_none() && !state.stop_requested {
-                    state.stop_requested = true;
-                    info!(state.log, "stopping session"; "pid" => state.pid);
-                    state.signal(Signal::SIGHUP);
-                    me.send_after(STOP_STEP, || TerminalMsg::Escalate(Signal::SIGTERM));
-                }
+                state.begin_stop(&me);
                 let _ = reply.send((state.info(), exited));
             }
+            TerminalMsg::StopFor(reason) => {
+                if state.exit.is_none() && !state.stop_requested {
+                    state.stop_reason = Some(reason);
+                }
+                state.begin_stop(&me);
+            }
+            #[cfg(any(test, feature = "fault-injection"))]
+            TerminalMsg::Panic => panic!("fault injection: session actor panicked"),
             TerminalMsg::Escalate(signal) => {
                 if state.exit.is_none() {
                     state.signal(signal);
@@ -368,12 +385,24 @@ async fn wait_child(mut child: PtyChild, actor: ActorRef<TerminalMsg>) {
 }
 
 impl TerminalState {
+    /// SIGHUP now, SIGTERM and SIGKILL later if the child is still there (DESIGN "Processes").
+    fn begin_stop(&mut self, me: &ActorRef<TerminalMsg>) {
+        if self.exit.is_none() && !self.stop_requested {
+            self.stop_requested = true;
+            info!(self.log, "stopping session"; "pid" => self.pid,
+                  "reason" => self.stop_reason.as_deref().unwrap_or("requested"));
+            self.signal(Signal::SIGHUP);
+            me.send_after(STOP_STEP, || TerminalMsg::Escalate(Signal::SIGTERM));
+        }
+    }
+
     fn on_output(&mut self, chunk: Bytes) {
         let offset = self.replay.end();
         self.replay.push(&chunk);
         self.deps
             .output_bytes
             .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.activity.touch();
         for viewer in self.viewers.values() {
             viewer.queue.push_data(offset, &chunk);
         }

@@ -77,7 +77,8 @@ impl TerminalState {
         }
         info!(self.log, "session exited"; "code" => exit.code, "signal" => exit.signal,
               "status" => status.as_str(), "bytes_out" => self.replay.end());
-        self.record(status, None).await;
+        let reason = self.stop_reason.clone();
+        self.record(status, reason).await;
         if let Some(text) = self.final_exit_json() {
             for viewer in self.viewers.values() {
                 viewer.queue.push_text(text.clone());

@@ -1,0 +1,326 @@
+//! Restarts, shutdowns and crashes of the real binary: SIGTERM stops every session's process
+//! group and records it `interrupted`; after `kill -9` the server binds the same port again at
+//! once, every acknowledged write is there, the database is intact, the old executions are
+//! `interrupted` and no process of the old run is left.
+
+mod common;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{ServerProcess, WAIT};
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+/// A child that ignores SIGHUP, so stopping it has to escalate.
+const STUBBORN: &str = "trap '' HUP; while :; do sleep 1; done";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(WAIT).build().unwrap()
+}
+
+async fn post(http: &reqwest::Client, p: &ServerProcess, path: &str, body: Value) -> (u16, Value) {
+    let r = http
+        .post(format!("{}{path}", p.base))
+        .bearer_auth(&p.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Three terminals, one ignoring SIGHUP: (execution id, process group) each.
+async fn three_terminals(http: &reqwest::Client, p: &ServerProcess) -> Vec<(i64, i32)> {
+    let mut out = Vec::new();
+    for cmd in [
+        json!(["sleep", "600"]),
+        json!(["sh", "-c", STUBBORN]),
+        json!(["sh", "-c", "while :; do echo busy; sleep 0.2; done"]),
+    ] {
+        let (status, t) = post(http, p, "/api/terminals", json!({ "command": cmd })).await;
+        assert_eq!(status, 201, "{t}");
+        // Each session leads its own group (setsid): pgid = pid.
+        out.push((
+            t["execution_id"].as_i64().unwrap(),
+            t["pid"].as_i64().unwrap() as i32,
+        ));
+    }
+    out
+}
+
+/// Live (non-zombie) processes in process group `pgid`. A zombie reparented to an init that
+/// does not reap counts as dead: it holds no resources but its pid.
+fn live_in_group(pgid: i32) -> Vec<i32> {
+    let mut live = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else {
+            continue;
+        };
+        let f: Vec<&str> = after.split_whitespace().collect();
+        // After comm: state (0), ppid (1), pgrp (2).
+        if f.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid) && f.first() != Some(&"Z") {
+            live.push(pid);
+        }
+    }
+    live
+}
+
+/// Waits (bounded) until no process of any of `groups` is alive.
+async fn groups_gone(groups: &[i32]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left: Vec<(i32, Vec<i32>)> = groups
+            .iter()
+            .map(|g| (*g, live_in_group(*g)))
+            .filter(|(_, l)| !l.is_empty())
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "processes of the old run still alive: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn db(dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join("claude-manager.db")).unwrap()
+}
+
+fn integrity_ok(dir: &Path) {
+    let ok: String = db(dir)
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
+
+fn status_of(dir: &Path, execution: i64) -> String {
+    db(dir)
+        .query_row(
+            "SELECT status FROM executions WHERE id = ?1",
+            [execution],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_with_three_terminals_exits_0_and_leaves_no_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &[]).await;
+    let http = client();
+    let sessions = three_terminals(&http, &p).await;
+    p.signal(Signal::SIGTERM);
+    let status = p.wait().await;
+    assert_eq!(status.code(), Some(0), "clean exit");
+    let groups: Vec<i32> = sessions.iter().map(|(_, g)| *g).collect();
+    groups_gone(&groups).await;
+    for (exec, _) in &sessions {
+        assert_eq!(
+            status_of(dir.path(), *exec),
+            "interrupted",
+            "execution {exec}"
+        );
+    }
+    integrity_ok(dir.path());
+}
+
+#[tokio::test]
+async fn kill_9_under_write_load_then_restart_on_the_same_port_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &[]).await;
+    let addr = p.addr;
+    let http = client();
+    let sessions = three_terminals(&http, &p).await;
+
+    // 8 clients create tasks as fast as they can; every 201 is remembered.
+    let acked = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let (acked, stop, enough) = (acked.clone(), stop.clone(), enough.clone());
+        let (url, token) = (format!("{}/api/tasks", p.base), p.token.clone());
+        let http = http.clone();
+        clients.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let sent = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"title": format!("client {c} task {n}")}))
+                    .send()
+                    .await;
+                let Ok(r) = sent else { break };
+                if r.status().as_u16() != 201 {
+                    continue;
+                }
+                let Ok(body) = r.json::<Value>().await else {
+                    break;
+                };
+                let total = {
+                    let mut a = acked.lock().unwrap();
+                    a.push(body["id"].as_i64().unwrap());
+                    a.len()
+                };
+                if total == 300 {
+                    enough.notify_one();
+                }
+            }
+        }));
+    }
+    tokio::time::timeout(WAIT, enough.notified())
+        .await
+        .expect("300 tasks created in time");
+    // Killed mid-load: requests are in flight.
+    p.signal(Signal::SIGKILL);
+    p.wait().await;
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.await.unwrap();
+    }
+
+    // Same port, at once.
+    let mut p2 = ServerProcess::start(dir.path(), &addr.to_string(), &[]).await;
+    assert_eq!(p2.addr, addr);
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300);
+    for id in &acked {
+        let r = http
+            .get(format!("{}/api/tasks/{id}", p2.base))
+            .bearer_auth(&p2.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "acknowledged task {id} lost");
+    }
+    for (exec, _) in &sessions {
+        assert_eq!(
+            status_of(dir.path(), *exec),
+            "interrupted",
+            "execution {exec}"
+        );
+    }
+    let groups: Vec<i32> = sessions.iter().map(|(_, g)| *g).collect();
+    groups_gone(&groups).await;
+    let health: Value = http
+        .get(format!("{}/api/system/health/detailed", p2.base))
+        .bearer_auth(&p2.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["reconciliation"]["interrupted"], 3, "{health}");
+    integrity_ok(dir.path());
+    p2.signal(Signal::SIGTERM);
+    assert_eq!(p2.wait().await.code(), Some(0));
+    integrity_ok(dir.path());
+}
+
+#[tokio::test]
+async fn a_second_sigterm_during_shutdown_still_exits_0_with_nothing_left() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &[]).await;
+    let http = client();
+    let sessions = three_terminals(&http, &p).await;
+    let mut req = format!("ws://{}/api/events", p.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", p.token).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    p.signal(Signal::SIGTERM);
+    // The shutdown has begun once the events socket is closed (1001).
+    tokio::time::timeout(WAIT, async {
+        while let Some(Ok(m)) = ws.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("events socket closed in time");
+    // The process may be gone already; a second signal to it is then simply not delivered.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid()), Signal::SIGTERM);
+    assert_eq!(p.wait().await.code(), Some(0), "clean exit");
+    let groups: Vec<i32> = sessions.iter().map(|(_, g)| *g).collect();
+    groups_gone(&groups).await;
+    for (exec, _) in &sessions {
+        assert_eq!(
+            status_of(dir.path(), *exec),
+            "interrupted",
+            "execution {exec}"
+        );
+    }
+    integrity_ok(dir.path());
+}
+
+#[tokio::test]
+async fn the_last_resort_kills_what_is_left_and_records_it_interrupted() {
+    use claude_manager::db::executions::{self, ExecutionStatus, ExecutionType, NewExecution};
+    use std::os::unix::process::CommandExt;
+    let s = common::TestServer::start().await;
+    // A group that ignores SIGHUP and SIGTERM: only SIGKILL ends it.
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "trap '' HUP TERM; while :; do sleep 1; done"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let start = claude_manager::pty::process_start_time(pid);
+    let boot = s.state().boot_id.to_string();
+    let exec = s
+        .state()
+        .db
+        .write(move |c| {
+            let e = executions::insert(
+                c,
+                &NewExecution {
+                    kind: ExecutionType::Terminal,
+                    status: ExecutionStatus::Pending,
+                    task_id: None,
+                    agent_id: None,
+                    boot_id: boot,
+                    session_id: None,
+                    cwd: None,
+                    command: vec!["sh".into()],
+                    meta: json!({}),
+                },
+            )?;
+            executions::mark_running(c, e.id, pid as i64, start.map(|t| t as i64), pid as i64)?;
+            Ok::<_, claude_manager::db::DbError>(e.id)
+        })
+        .await
+        .unwrap();
+    let last = s.server.as_ref().unwrap().last_resort();
+    last.groups.insert(exec, pid, start);
+    last.run().await;
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL");
+    let row = s.get(&format!("/api/executions/{exec}")).await;
+    assert_eq!(row.body["status"], "interrupted");
+    assert!(row.body["reason"].as_str().unwrap().contains("grace"));
+    s.stop().await;
+}
