@@ -48,6 +48,11 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/terminals/1", Admin),
     ("DELETE", "/api/terminals/1", Admin),
     ("WS", "/api/terminals/1/ws", Admin),
+    ("GET", "/api/agents", Admin),
+    ("POST", "/api/agents", Admin),
+    ("GET", "/api/agents/1", Admin),
+    ("PATCH", "/api/agents/1", Admin),
+    ("DELETE", "/api/agents/1", Admin),
 ];
 
 /// `/api/tasks/1` → `/api/tasks/{}`: the shape a `path!` pattern has.

@@ -6,6 +6,7 @@
 //! step (`errors::recover`) turns rejections into JSON errors, so an unknown `/api/...` path is a
 //! JSON 404 and nothing falls through to a default warp body.
 
+pub mod agents;
 pub mod assets;
 pub mod auth;
 pub mod errors;
@@ -41,6 +42,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(metrics::routes(state))
         .unify()
         .or(terminals::routes(state))
+        .unify()
+        .or(agents::routes(state))
         .unify()
         .or(assets::routes())
         .unify();
