@@ -53,6 +53,11 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/agents/1", Admin),
     ("PATCH", "/api/agents/1", Admin),
     ("DELETE", "/api/agents/1", Admin),
+    ("POST", "/api/agents/1/session", Admin),
+    ("GET", "/api/agent-sessions", Admin),
+    ("GET", "/api/agent-sessions/1", Admin),
+    ("DELETE", "/api/agent-sessions/1", Admin),
+    ("WS", "/api/agent-sessions/1/ws", Admin),
 ];
 
 /// `/api/tasks/1` → `/api/tasks/{}`: the shape a `path!` pattern has.

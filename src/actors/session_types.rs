@@ -49,6 +49,8 @@ pub struct SessionSpec {
     pub size: WindowSize,
     pub task_id: Option<i64>,
     pub agent_id: Option<i64>,
+    /// Agent sessions: the agent CLI's conversation id (`{session_id}` in its template).
+    pub conversation_id: Option<String>,
 }
 
 /// Session ids: 32 lowercase hex digits (a v4 UUID without dashes).
@@ -85,6 +87,10 @@ pub struct SessionInfo {
     pub exit_code: Option<i32>,
     pub exit_signal: Option<i32>,
     pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
 }
 
 /// Why a session could not be created or reached.

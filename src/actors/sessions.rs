@@ -22,6 +22,9 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use slog::{error, info, Logger};
 
+mod agent;
+pub use agent::AgentSessionRequest;
+
 use super::session_types::{new_session_id, SessionError, SessionInfo, SessionKind, SessionSpec};
 use super::terminal::{SessionDeps, TerminalActor, TerminalArgs, TerminalMsg};
 use crate::db::executions::{self, ExecutionStatus, Finish, NewExecution};
@@ -35,6 +38,11 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub enum SessionsMsg {
     Create(SessionSpec, RpcReplyPort<Result<SessionInfo, SessionError>>),
+    /// The agent's live session, or a new one (`true`); serialised here, so never two.
+    AgentSession(
+        Box<agent::AgentSessionRequest>,
+        RpcReplyPort<Result<(SessionInfo, bool), SessionError>>,
+    ),
     Lookup(
         SessionKind,
         String,
@@ -59,6 +67,8 @@ pub struct SessionsArgs {
 
 struct Entry {
     kind: SessionKind,
+    /// Agent sessions: whose (one live session per agent, see `agent.rs`).
+    agent_id: Option<i64>,
     actor: ActorRef<TerminalMsg>,
     execution_id: i64,
     pgid: i32,
@@ -109,7 +119,10 @@ impl SessionsState {
             session_id: Some(id.clone()),
             cwd: Some(spec.cwd.display().to_string()),
             command: spec.argv.clone(),
-            meta: serde_json::json!({"name": spec.name}),
+            meta: match &spec.conversation_id {
+                None => serde_json::json!({"name": spec.name}),
+                Some(c) => serde_json::json!({"name": spec.name, "conversation_id": c}),
+            },
         };
         let row = db.write(move |c| executions::insert(c, &new)).await?;
         let command = PtyCommand {
@@ -181,6 +194,7 @@ impl SessionsState {
             id.clone(),
             Entry {
                 kind: spec.kind,
+                agent_id: spec.agent_id,
                 actor: actor.clone(),
                 execution_id: row.id,
                 pgid: pid,
@@ -319,6 +333,14 @@ impl Actor for SessionsSupervisor {
                 };
                 let _ = reply.send(result);
             }
+            SessionsMsg::AgentSession(request, reply) => {
+                let result = if state.stopping {
+                    Err(SessionError::Unavailable)
+                } else {
+                    state.agent_session(&me, *request).await
+                };
+                let _ = reply.send(result);
+            }
             SessionsMsg::Lookup(kind, id, reply) => {
                 let actor = state
                     .sessions
@@ -419,6 +441,18 @@ impl Sessions {
         // Creation waits on the DB and a fork; allow it the DB's own timeout and more.
         self.ask(|r| SessionsMsg::Create(spec, r), Duration::from_secs(30))
             .await?
+    }
+
+    /// The agent's live session or a new one; `true` when it was started by this call.
+    pub async fn agent_session(
+        &self,
+        request: AgentSessionRequest,
+    ) -> Result<(SessionInfo, bool), SessionError> {
+        self.ask(
+            |r| SessionsMsg::AgentSession(Box::new(request), r),
+            Duration::from_secs(30),
+        )
+        .await?
     }
 
     pub async fn lookup(

@@ -194,10 +194,10 @@ pub fn list(conn: &Connection, limit: i64, offset: i64) -> Result<(Vec<Agent>, i
     Ok((rows, total))
 }
 
-/// The conversation a session of this agent starts now: the stored id (resume) or a new one
-/// (first start). Marks it started, so every later start resumes. Callers serialise this per
-/// agent (the sessions supervisor does).
-pub fn claim_conversation(conn: &mut Connection, id: i64) -> Result<(String, bool), AgentError> {
+/// The conversation a session of this agent starts now: its id (made on first use) and whether
+/// a session already ran it (then it is resumed). Callers serialise this per agent (the sessions
+/// supervisor does) and call [`mark_conversation_started`] once the CLI is running.
+pub fn conversation(conn: &mut Connection, id: i64) -> Result<(String, bool), AgentError> {
     let tx = conn.transaction()?;
     let (existing, started): (Option<String>, bool) = tx
         .query_row(
@@ -207,11 +207,24 @@ pub fn claim_conversation(conn: &mut Connection, id: i64) -> Result<(String, boo
         )
         .optional()?
         .ok_or(AgentError::NotFound(id))?;
-    let conversation = existing.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    tx.execute(
-        "UPDATE agents SET conversation_id = ?2, conversation_started = 1 WHERE id = ?1",
-        params![id, conversation],
-    )?;
+    let conversation = match existing {
+        Some(c) => c,
+        None => {
+            let c = uuid::Uuid::new_v4().to_string();
+            tx.execute(
+                "UPDATE agents SET conversation_id = ?2 WHERE id = ?1",
+                params![id, c],
+            )?;
+            c
+        }
+    };
     tx.commit()?;
     Ok((conversation, started))
+}
+
+/// From now on, sessions of this agent resume its conversation.
+pub fn mark_conversation_started(conn: &Connection, id: i64) -> Result<(), DbError> {
+    conn.prepare_cached("UPDATE agents SET conversation_started = 1 WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
 }

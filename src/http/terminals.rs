@@ -286,6 +286,7 @@ async fn create(state: AppState, body: CreateTerminal) -> Result<Response, Rejec
         size,
         task_id: body.task_id,
         agent_id: None,
+        conversation_id: None,
     };
     let info = state
         .sessions
