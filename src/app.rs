@@ -148,6 +148,7 @@ impl Server {
         );
         let events = Events::default();
         let sessions = Sessions::default();
+        let runs = crate::actors::runs::Runs::default();
         let metrics = Arc::new(Metrics {
             log_records_dropped: log_dropped,
             ..Metrics::default()
@@ -179,6 +180,18 @@ impl Server {
                 events_queue_len: config.events_queue_len,
                 sessions: sessions.clone(),
                 sessions_args,
+                runs: runs.clone(),
+                runs_args: crate::actors::runs::RunsArgs {
+                    deps: crate::actors::runs::RunDeps {
+                        db: db.clone(),
+                        events: events.clone(),
+                        log: log.clone(),
+                        timeout: config.run_timeout,
+                        events_max: config.run_events_max,
+                    },
+                    boot_id: boot_id.clone(),
+                    max_concurrent: config.max_concurrent_runs,
+                },
                 log: log.new(slog::o!("actor" => "root")),
             },
         )
@@ -202,6 +215,7 @@ impl Server {
             db,
             events,
             sessions,
+            runs,
             log: log.clone(),
             metrics,
             boot_id,

@@ -58,6 +58,9 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/agent-sessions/1", Admin),
     ("DELETE", "/api/agent-sessions/1", Admin),
     ("WS", "/api/agent-sessions/1/ws", Admin),
+    ("POST", "/api/tasks/1/run", Admin),
+    ("POST", "/api/executions/1/cancel", Admin),
+    ("WS", "/api/executions/1/events", Admin),
 ];
 
 /// `/api/tasks/1` → `/api/tasks/{}`: the shape a `path!` pattern has.

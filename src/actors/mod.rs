@@ -2,6 +2,7 @@
 
 pub mod db;
 pub mod events;
+pub mod runs;
 pub mod session_types;
 pub mod sessions;
 pub mod supervisor;

@@ -4,7 +4,8 @@
 //! Root supervisor (this actor)
 //!   ├── Db actor        restarted when it dies; the `Db` handle points at the new one
 //!   ├── Event bus       restarted when it dies; subscribers of the old one are told to reconnect
-//!   └── Sessions        restarted (empty) when it dies; see `sessions.rs` for its own children
+//!   ├── Sessions        restarted (empty) when it dies; see `sessions.rs` for its own children
+//!   └── Run queue       restarted (empty) when it dies; see `runs/mod.rs` for its run actors
 //! ```
 //!
 //! ractor's default supervisor behaviour stops the supervisor when any child stops (STACK.md
@@ -16,6 +17,7 @@ use slog::{error, info, Logger};
 
 use super::db::{Db, DbActor, DbArgs};
 use super::events::{EventBus, Events};
+use super::runs::{RunQueue, Runs, RunsArgs, RunsMsg};
 use super::sessions::{Sessions, SessionsArgs, SessionsMsg, SessionsSupervisor};
 
 /// How long shutdown waits for the sessions to stop and record `interrupted`.
@@ -33,6 +35,8 @@ pub struct RootArgs {
     pub events_queue_len: usize,
     pub sessions: Sessions,
     pub sessions_args: SessionsArgs,
+    pub runs: Runs,
+    pub runs_args: RunsArgs,
     pub log: Logger,
 }
 
@@ -41,6 +45,7 @@ pub struct RootState {
     db_cell: Option<ActorCell>,
     events_cell: Option<ActorCell>,
     sessions_cell: Option<ActorRef<SessionsMsg>>,
+    runs_cell: Option<ActorRef<RunsMsg>>,
     stopping: bool,
 }
 
@@ -86,6 +91,20 @@ impl RootSupervisor {
     }
 }
 
+impl RootSupervisor {
+    async fn start_runs(
+        me: &ActorRef<RootMsg>,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (actor, _) =
+            Actor::spawn_linked(None, RunQueue, state.args.runs_args.clone(), me.get_cell())
+                .await?;
+        state.runs_cell = Some(actor.clone());
+        state.args.runs.set_actor(Some(actor));
+        Ok(())
+    }
+}
+
 impl Actor for RootSupervisor {
     type Msg = RootMsg;
     type State = RootState;
@@ -101,11 +120,13 @@ impl Actor for RootSupervisor {
             db_cell: None,
             events_cell: None,
             sessions_cell: None,
+            runs_cell: None,
             stopping: false,
         };
         Self::start_db(&me, &mut state).await?;
         Self::start_events(&me, &mut state).await?;
         Self::start_sessions(&me, &mut state).await?;
+        Self::start_runs(&me, &mut state).await?;
         Ok(state)
     }
 
@@ -118,6 +139,14 @@ impl Actor for RootSupervisor {
         match msg {
             RootMsg::StopChildren(reply) => {
                 state.stopping = true;
+                // Runs first, like sessions: they record `interrupted` through the DB.
+                state.args.runs.set_actor(None);
+                if let Some(actor) = state.runs_cell.take() {
+                    let _ = actor
+                        .call(RunsMsg::StopAll, Some(SESSIONS_STOP_TIMEOUT))
+                        .await;
+                    let _ = actor.get_cell().stop_and_wait(None, None).await;
+                }
                 // Sessions first: they record their end through the DB and the event bus.
                 state.args.sessions.set_actor(None);
                 if let Some(actor) = state.sessions_cell.take() {
@@ -176,6 +205,10 @@ impl Actor for RootSupervisor {
             state.args.sessions.set_actor(None);
             error!(state.args.log, "sessions supervisor died; restarting it"; "reason" => &why);
             Self::start_sessions(&me, state).await?;
+        } else if state.runs_cell.as_ref().is_some_and(|c| c.get_id() == id) {
+            state.args.runs.set_actor(None);
+            error!(state.args.log, "run queue died; restarting it"; "reason" => &why);
+            Self::start_runs(&me, state).await?;
         }
         Ok(())
     }

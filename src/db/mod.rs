@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod execution_events;
 pub mod executions;
 pub mod migrate;
 pub mod tasks;

@@ -17,6 +17,7 @@ pub mod health;
 pub mod json;
 pub mod login;
 pub mod metrics;
+pub mod runs;
 pub mod server;
 pub mod session_ws;
 pub mod tasks;
@@ -47,6 +48,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(agents::routes(state))
         .unify()
         .or(agent_sessions::routes(state))
+        .unify()
+        .or(runs::routes(state))
         .unify()
         .or(assets::routes())
         .unify();
