@@ -183,3 +183,78 @@ async fn a_missing_agent_cli_is_a_clear_400_and_unknown_agents_404() {
     assert_eq!(s.get("/api/agent-sessions/nope").await.status, 404);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn on_failure_restarts_with_backoff_resuming_then_gives_up() {
+    let s = TestServer::start().await;
+    let agent = fake_agent(
+        &s,
+        "crasher",
+        json!({"env": {"FAKE_CLAUDE_MODE": "crash", "FAKE_CLAUDE_EXIT_CODE": "7"},
+               "restart": {"policy": "on-failure", "backoff_initial_ms": 50,
+                           "backoff_max_ms": 120, "max_restarts": 3, "window_secs": 600}}),
+    )
+    .await;
+    let mut ev = common::term::events(&s).await;
+    let r = s
+        .post(&format!("/api/agents/{agent}/session"), json!({}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let conversation = r.body["conversation_id"].as_str().unwrap().to_string();
+    let mut delays = Vec::new();
+    let gave_up = loop {
+        let msg = tokio::time::timeout(common::WAIT, futures_util::StreamExt::next(&mut ev))
+            .await
+            .expect("events in time")
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        match v["type"].as_str() {
+            Some("agent_session.restarting") => {
+                delays.push(v["data"]["delay_ms"].as_u64().unwrap())
+            }
+            Some("agent_session.failed") => break v["data"].clone(),
+            _ => {}
+        }
+    };
+    assert_eq!(delays, [50, 100, 120], "doubling, capped at backoff_max_ms");
+    assert!(
+        gave_up["reason"].as_str().unwrap().contains("max_restarts"),
+        "{gave_up}"
+    );
+    let sessions = s.get("/api/agent-sessions").await.body;
+    let items = sessions["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4, "the first start and three restarts");
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(item["status"], "failed");
+        assert_eq!(item["exit_code"], 7);
+        assert_eq!(item["conversation_id"], conversation.as_str());
+        let flag = if i == 0 { "--session-id" } else { "--resume" };
+        assert!(item["argv"].to_string().contains(flag), "{item}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn never_policy_and_user_stops_are_not_restarted() {
+    let s = TestServer::start().await;
+    let agent = fake_agent(
+        &s,
+        "stopped",
+        json!({"restart": {"policy": "on-failure", "backoff_initial_ms": 10}}),
+    )
+    .await;
+    let mut ev = common::term::events(&s).await;
+    let r = s
+        .post(&format!("/api/agents/{agent}/session"), json!({}))
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    s.delete(&format!("/api/agent-sessions/{id}")).await;
+    assert_eq!(wait_exited(&mut ev, &id).await["status"], "cancelled");
+    // A marker session proves the supervisor handled the exit before we look.
+    let again = s
+        .post(&format!("/api/agents/{agent}/session"), json!({}))
+        .await;
+    assert_eq!(again.status, 201, "nothing restarted it: {}", again.text);
+    s.stop().await;
+}

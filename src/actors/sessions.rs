@@ -53,6 +53,8 @@ pub enum SessionsMsg {
     Remove(SessionKind, String),
     /// From a session actor: its outcome is recorded.
     Exited(String),
+    /// The restart policy's backoff for this agent's session is over: start it again.
+    RestartAgent(i64),
     /// Shutdown: stop every session (they record `interrupted`), then reply.
     StopAll(RpcReplyPort<()>),
 }
@@ -83,6 +85,8 @@ pub struct SessionsState {
     sessions: HashMap<String, Entry>,
     exited_order: VecDeque<String>,
     stopping: bool,
+    /// Agent sessions' restart policy bookkeeping (see `agent.rs`).
+    restarts: agent::Restarts,
 }
 
 pub struct SessionsSupervisor;
@@ -315,6 +319,7 @@ impl Actor for SessionsSupervisor {
             sessions: HashMap::new(),
             exited_order: VecDeque::new(),
             stopping: false,
+            restarts: agent::Restarts::default(),
         })
     }
 
@@ -367,7 +372,11 @@ impl Actor for SessionsSupervisor {
                     state.forget(&id);
                 }
             }
-            SessionsMsg::Exited(id) => state.on_exited(id),
+            SessionsMsg::Exited(id) => {
+                state.on_exited(id.clone());
+                state.apply_restart_policy(&me, &id).await;
+            }
+            SessionsMsg::RestartAgent(agent_id) => state.restart_agent(&me, agent_id).await,
             SessionsMsg::StopAll(reply) => {
                 state.stopping = true;
                 let entries: Vec<_> = state.sessions.drain().collect();

@@ -5,18 +5,22 @@
 //! "none is live" and "one is registered" in which another request can look. The conversation
 //! id is read and (after a successful start) marked started here too, so the first start passes
 //! the agent's `first` session args and every later start its `resume` args.
+//!
+//! The restart policy (`on-failure`, backoff, intensity limit) is also here: [`Restarts`].
 
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
-use slog::warn;
+use slog::{info, warn};
 
 use super::{SessionsMsg, SessionsState, CALL_TIMEOUT};
 use crate::actors::session_types::{SessionError, SessionInfo, SessionKind, SessionSpec};
 use crate::actors::terminal::TerminalMsg;
 use crate::agent_cli;
-use crate::db::agents::{self, AgentDef, AgentError};
+use crate::db::agents::{self, AgentDef, AgentError, RestartPolicyKind};
 use crate::pty::WindowSize;
 
 /// A validated request: the agent's definition as stored, its working directory checked.
@@ -59,6 +63,7 @@ impl SessionsState {
                 _ => Err(SessionError::Unavailable),
             };
         }
+        self.remember_request(&req);
         let agent_id = req.agent_id;
         let db = self.args.deps.db.clone();
         let (conversation, resume) = db
@@ -87,5 +92,133 @@ impl SessionsState {
             }
         }
         Ok((info, true))
+    }
+}
+
+/// The restart policy of agent sessions (`on-failure`), in one place: a session of an agent
+/// with that policy that ends `failed` is started again — resuming its conversation — after
+/// a backoff of `backoff_initial_ms` doubling up to `backoff_max_ms`; once `max_restarts`
+/// restarts happened within `window_secs`, it is left failed and `agent_session.failed` says
+/// why. A session stopped by a user (`cancelled`) or ending cleanly is never restarted.
+#[derive(Default)]
+pub struct Restarts {
+    /// Per agent: the request that started it, and when it was restarted (inside the window).
+    agents: HashMap<i64, RestartBook>,
+}
+
+struct RestartBook {
+    request: AgentSessionRequest,
+    restarted_at: VecDeque<Instant>,
+}
+
+/// Agents whose restart history is kept at most (each entry is one definition).
+const RESTART_BOOKS_MAX: usize = 1024;
+
+impl SessionsState {
+    pub(super) async fn apply_restart_policy(&mut self, me: &ActorRef<SessionsMsg>, id: &str) {
+        let Some((actor, agent_id)) = self.sessions.get(id).and_then(|e| {
+            (e.kind == SessionKind::AgentSession)
+                .then_some(())
+                .and(e.agent_id.map(|a| (e.actor.clone(), a)))
+        }) else {
+            return;
+        };
+        let Some(book) = self.restarts.agents.get_mut(&agent_id) else {
+            return;
+        };
+        let policy = book.request.def.restart.clone();
+        if policy.policy != RestartPolicyKind::OnFailure || self.stopping {
+            return;
+        }
+        let status = match actor.call(TerminalMsg::Info, Some(CALL_TIMEOUT)).await {
+            Ok(CallResult::Success(info)) => info.status,
+            _ => return,
+        };
+        if status != "failed" {
+            return;
+        }
+        let window = Duration::from_secs(policy.window_secs);
+        let now = Instant::now();
+        while book
+            .restarted_at
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            book.restarted_at.pop_front();
+        }
+        let done = book.restarted_at.len() as u32;
+        if done >= policy.max_restarts {
+            let reason = format!(
+                "the session failed {} times within {} s (restart.max_restarts = {}); not \
+                 restarting it again",
+                done + 1,
+                policy.window_secs,
+                policy.max_restarts
+            );
+            warn!(self.log, "agent session keeps failing; giving up"; "agent_id" => agent_id,
+                  "restarts" => done);
+            self.args.deps.events.publish(
+                "agent_session.failed",
+                &serde_json::json!({"agent_id": agent_id, "session_id": id, "reason": reason}),
+            );
+            self.restarts.agents.remove(&agent_id);
+            return;
+        }
+        let delay_ms = policy
+            .backoff_initial_ms
+            .saturating_mul(1u64 << done.min(32))
+            .min(policy.backoff_max_ms);
+        book.restarted_at.push_back(now);
+        info!(self.log, "agent session failed; restarting it"; "agent_id" => agent_id,
+              "attempt" => done + 1, "delay_ms" => delay_ms);
+        self.args.deps.events.publish(
+            "agent_session.restarting",
+            &serde_json::json!({"agent_id": agent_id, "session_id": id,
+                                "attempt": done + 1, "delay_ms": delay_ms}),
+        );
+        me.send_after(Duration::from_millis(delay_ms), move || {
+            SessionsMsg::RestartAgent(agent_id)
+        });
+    }
+
+    pub(super) async fn restart_agent(&mut self, me: &ActorRef<SessionsMsg>, agent_id: i64) {
+        if self.stopping || self.live_agent_session(agent_id).is_some() {
+            return;
+        }
+        let Some(request) = self
+            .restarts
+            .agents
+            .get(&agent_id)
+            .map(|b| b.request.clone())
+        else {
+            return;
+        };
+        if let Err(e) = self.agent_session(me, request).await {
+            warn!(self.log, "restarting an agent session failed"; "agent_id" => agent_id,
+                  "error" => %e);
+            self.args.deps.events.publish(
+                "agent_session.failed",
+                &serde_json::json!({"agent_id": agent_id, "session_id": null,
+                                    "reason": format!("restart failed: {e}")}),
+            );
+        }
+    }
+
+    /// Remembers how an agent's session was started, for its restarts.
+    fn remember_request(&mut self, request: &AgentSessionRequest) {
+        if self.restarts.agents.len() >= RESTART_BOOKS_MAX
+            && !self.restarts.agents.contains_key(&request.agent_id)
+        {
+            return;
+        }
+        let book = self
+            .restarts
+            .agents
+            .entry(request.agent_id)
+            .or_insert_with(|| RestartBook {
+                request: request.clone(),
+                restarted_at: VecDeque::new(),
+            });
+        book.request = request.clone();
     }
 }
