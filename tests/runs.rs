@@ -289,3 +289,30 @@ async fn a_run_needs_an_agent() {
     assert_eq!(s.post("/api/tasks/999/run", json!({})).await.status, 404);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_kills_a_running_run_and_records_it_interrupted() {
+    let s = TestServer::start().await;
+    let a = agent(&s, "long", json!({"FAKE_CLAUDE_MODE": "slow"})).await;
+    let mut ev = events(&s).await;
+    let id = run(&s, task(&s, "long one", Some(a), 5).await).await;
+    let started = wait_event(&mut ev, "execution.started", |d| d["id"] == id).await;
+    let pid = started["pid"].as_i64().unwrap();
+    let dir = s.stop_keep_dir().await;
+    let conn = rusqlite::Connection::open(dir.path().join("claude-manager.db")).unwrap();
+    let status: String = conn
+        .query_row("SELECT status FROM executions WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "interrupted");
+    // SIGKILLed at shutdown; reaped by its waiter right after.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !gone(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run child {pid} survived shutdown"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await; // polling a condition, bounded
+    }
+}
