@@ -258,3 +258,21 @@ async fn never_policy_and_user_stops_are_not_restarted() {
     assert_eq!(again.status, 201, "nothing restarted it: {}", again.text);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn after_a_server_restart_the_session_resumes_its_conversation() {
+    let s = TestServer::start().await;
+    let agent = fake_agent(&s, "durable", json!({})).await;
+    let path = format!("/api/agents/{agent}/session");
+    let first = s.post(&path, json!({})).await;
+    assert_eq!(first.status, 201);
+    let conversation = first.body["conversation_id"].clone();
+    let dir = s.stop_keep_dir().await;
+    let config = claude_manager::config::Config::for_data_dir(dir.path());
+    let s = TestServer::start_config(config, dir).await;
+    let again = s.post(&path, json!({})).await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.body["conversation_id"], conversation);
+    assert!(again.body["argv"].to_string().contains("--resume"));
+    s.stop().await;
+}

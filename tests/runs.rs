@@ -316,3 +316,27 @@ async fn shutdown_kills_a_running_run_and_records_it_interrupted() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await; // polling a condition, bounded
     }
 }
+
+#[tokio::test]
+async fn a_run_can_resume_a_conversation() {
+    let s = TestServer::start().await;
+    let a = agent(&s, "resume", json!({})).await;
+    let t = task(&s, "continue", Some(a), 5).await;
+    let mut ev = events(&s).await;
+    let r = s
+        .post(
+            &format!("/api/tasks/{t}/run"),
+            json!({"resume": "conv-123"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = r.body["id"].as_i64().unwrap();
+    let init = wait_event(&mut ev, "execution.event", |d| d["execution_id"] == id).await;
+    assert_eq!(init["data"]["session_id"], "conv-123");
+    finished(&mut ev, id).await;
+    let bad = s
+        .post(&format!("/api/tasks/{t}/run"), json!({"resume": "--evil"}))
+        .await;
+    assert_eq!(bad.status, 422);
+    s.stop().await;
+}

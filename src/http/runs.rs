@@ -92,7 +92,10 @@ struct RunBody {
 }
 
 fn is_conversation_id(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    // Starts with a letter or digit: it follows `--resume` in argv and must not read as a flag.
+    (1..=64).contains(&s.len())
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 async fn run(task_id: i64, state: AppState, body: Vec<u8>) -> Result<Response, Rejection> {
@@ -105,7 +108,7 @@ async fn run(task_id: i64, state: AppState, body: Vec<u8>) -> Result<Response, R
         if !is_conversation_id(r) {
             return Err(reject(ApiError::validation(
                 "resume",
-                "must be a conversation id (1-64 letters, digits, '-')",
+                "must be a conversation id (1-64 letters, digits, '-'; not starting with '-')",
             )));
         }
     }
