@@ -236,7 +236,7 @@ async fn on_failure_restarts_with_backoff_resuming_then_gives_up() {
 }
 
 #[tokio::test]
-async fn never_policy_and_user_stops_are_not_restarted() {
+async fn a_session_stopped_by_its_user_is_not_restarted() {
     let s = TestServer::start().await;
     let agent = fake_agent(
         &s,
@@ -251,11 +251,25 @@ async fn never_policy_and_user_stops_are_not_restarted() {
     let id = r.body["id"].as_str().unwrap().to_string();
     s.delete(&format!("/api/agent-sessions/{id}")).await;
     assert_eq!(wait_exited(&mut ev, &id).await["status"], "cancelled");
-    // A marker session proves the supervisor handled the exit before we look.
+    // The supervisor handles the exit before this request (the actor tells it before the
+    // event goes out), so a restart decision would be announced before the new session starts.
     let again = s
         .post(&format!("/api/agents/{agent}/session"), json!({}))
         .await;
-    assert_eq!(again.status, 201, "nothing restarted it: {}", again.text);
+    assert_eq!(again.status, 201, "{}", again.text);
+    let exec = again.body["execution_id"].clone();
+    loop {
+        let msg = tokio::time::timeout(common::WAIT, futures_util::StreamExt::next(&mut ev))
+            .await
+            .expect("events in time")
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        assert_ne!(v["type"], "agent_session.restarting", "{v}");
+        if v["type"] == "execution.started" && v["data"]["id"] == exec {
+            break;
+        }
+    }
     s.stop().await;
 }
 
