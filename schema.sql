@@ -112,3 +112,20 @@ CREATE TABLE auth_sessions (
     expires_at    TEXT NOT NULL          -- slides forward on use
 ) WITHOUT ROWID;
 CREATE INDEX auth_sessions_token ON auth_sessions (token_id, created_at);
+
+-- version: 3
+-- Agent definitions (issue 4). The definition is validated as a whole by the HTTP layer and
+-- stored as one JSON object, so PATCH re-validates the merged result and a new field needs no
+-- migration; the name is a column of its own for uniqueness. `conversation_id` is the id the
+-- agent's `{session_id}` template expands to; `conversation_started` says whether a session has
+-- used it yet (first start vs. resume).
+CREATE TABLE agents (
+    id                    INTEGER PRIMARY KEY AUTOINCREMENT,
+    name                  TEXT    NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 64),
+    definition            TEXT    NOT NULL,     -- JSON object (see src/db/agents.rs)
+    conversation_id       TEXT,
+    conversation_started  INTEGER NOT NULL DEFAULT 0,
+    created_at            TEXT    NOT NULL,
+    updated_at            TEXT    NOT NULL
+);
+CREATE INDEX executions_agent ON executions (agent_id, status);

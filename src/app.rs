@@ -151,6 +151,7 @@ impl Server {
         );
         let events = Events::default();
         let sessions = Sessions::default();
+        let runs = crate::actors::runs::Runs::default();
         let metrics = Arc::new(Metrics {
             log_records_dropped: log_dropped,
             ..Metrics::default()
@@ -202,6 +203,18 @@ impl Server {
                 sessions: sessions.clone(),
                 sessions_args,
                 reaper_args,
+                runs: runs.clone(),
+                runs_args: crate::actors::runs::RunsArgs {
+                    deps: crate::actors::runs::RunDeps {
+                        db: db.clone(),
+                        events: events.clone(),
+                        log: log.clone(),
+                        timeout: config.run_timeout,
+                        events_max: config.run_events_max,
+                    },
+                    boot_id: boot_id.clone(),
+                    max_concurrent: config.max_concurrent_runs,
+                },
                 log: log.new(slog::o!("actor" => "root")),
             },
         )
@@ -225,6 +238,7 @@ impl Server {
             db,
             events,
             sessions,
+            runs,
             log: log.clone(),
             metrics,
             boot_id,

@@ -79,6 +79,13 @@ pub struct ServeArgs {
     /// Headless agent runs at once at most [default: 4].
     #[arg(long, env = "CM_MAX_CONCURRENT_RUNS", value_name = "N")]
     pub max_concurrent_runs: Option<String>,
+    /// A headless agent run is killed after this many seconds [default: 1800 = 30 min].
+    #[arg(long, env = "CM_RUN_TIMEOUT_SECS", value_name = "SECS")]
+    pub run_timeout_secs: Option<String>,
+    /// Parsed agent events stored per run at most; later ones are counted, not kept
+    /// [default: 10000].
+    #[arg(long, env = "CM_RUN_EVENTS_MAX", value_name = "N")]
+    pub run_events_max: Option<String>,
     /// Seconds between reaper passes, 1-3600 [default: 60].
     #[arg(long, env = "CM_REAP_INTERVAL_SECS", value_name = "SECS")]
     pub reap_interval_secs: Option<String>,
@@ -135,6 +142,8 @@ struct FileConfig {
     viewer_queue_bytes: Option<toml::Value>,
     allowed_roots: Option<toml::Value>,
     max_concurrent_runs: Option<toml::Value>,
+    run_timeout_secs: Option<toml::Value>,
+    run_events_max: Option<toml::Value>,
     reap_interval_secs: Option<toml::Value>,
     terminal_idle_timeout_secs: Option<toml::Value>,
     exited_retention_secs: Option<toml::Value>,
@@ -185,6 +194,8 @@ pub struct Config {
     pub viewer_queue_bytes: usize,
     pub allowed_roots: Vec<PathBuf>,
     pub max_concurrent_runs: usize,
+    pub run_timeout: Duration,
+    pub run_events_max: usize,
     pub reap_interval: Duration,
     pub terminal_idle_timeout: Option<Duration>,
     pub exited_retention: Duration,
@@ -216,6 +227,10 @@ const DEFAULT_SCROLLBACK_BYTES: usize = 1024 * 1024;
 // stalled browser costs at most this much memory beyond the shared ring.
 const DEFAULT_VIEWER_QUEUE_BYTES: usize = 256 * 1024;
 const DEFAULT_MAX_CONCURRENT_RUNS: usize = 4;
+/// Issue 4: 30 min per run (the old system killed at 180 s, too short for real work).
+const DEFAULT_RUN_TIMEOUT_SECS: u64 = 1800;
+/// Events of one run kept in `execution_events`; a long run emits a few hundred.
+const DEFAULT_RUN_EVENTS_MAX: usize = 10_000;
 const DEFAULT_REAP_INTERVAL_SECS: u64 = 60;
 const DEFAULT_EXITED_RETENTION_SECS: u64 = 600; // 10 min, as the issue asks
 const DEFAULT_EXECUTION_EVENTS_MAX: u64 = 10_000; // a long agent run's events, a few MB at most
@@ -367,6 +382,20 @@ impl Config {
             1,
             1024,
         )? as usize;
+        let run_timeout = Duration::from_secs(num(
+            "run_timeout_secs (CM_RUN_TIMEOUT_SECS)",
+            pick(&args.run_timeout_secs, &file.run_timeout_secs),
+            DEFAULT_RUN_TIMEOUT_SECS,
+            1,
+            7 * 86_400,
+        )?);
+        let run_events_max = num(
+            "run_events_max (CM_RUN_EVENTS_MAX)",
+            pick(&args.run_events_max, &file.run_events_max),
+            DEFAULT_RUN_EVENTS_MAX as u64,
+            10,
+            1_000_000,
+        )? as usize;
         let reap_interval = Duration::from_secs(num(
             "reap_interval_secs (CM_REAP_INTERVAL_SECS)",
             pick(&args.reap_interval_secs, &file.reap_interval_secs),
@@ -497,6 +526,8 @@ impl Config {
             viewer_queue_bytes,
             allowed_roots,
             max_concurrent_runs,
+            run_timeout,
+            run_events_max,
             reap_interval,
             terminal_idle_timeout,
             exited_retention,

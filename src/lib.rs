@@ -9,6 +9,7 @@
 //! - `http/` holds the routes, one file per resource, and the request envelope (`server.rs`).
 
 pub mod actors;
+pub mod agent_cli;
 pub mod app;
 pub mod auth;
 pub mod backup;

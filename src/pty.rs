@@ -222,23 +222,7 @@ pub fn spawn(command: &PtyCommand) -> Result<SpawnedPty, PtyError> {
             cwd: command.cwd.clone(),
         });
     }
-    let session_path = command
-        .env
-        .iter()
-        .rev()
-        .find(|(name, _)| name == "PATH")
-        .map(|(_, value)| OsString::from(value));
-    let program_path = if command.program.contains('/') {
-        command.cwd.join(&command.program).into_os_string()
-    } else {
-        OsString::from(&command.program)
-    };
-    let resolved = program_path
-        .to_str()
-        .and_then(|program| resolve_command(program, session_path.as_deref()))
-        .ok_or_else(|| PtyError::CommandNotFound {
-            program: command.program.clone(),
-        })?;
+    let resolved = resolve_program(&command.program, &command.cwd, &command.env)?;
 
     let (master, slave) = open_pty()?;
     set_window_size(master.as_fd(), command.size).map_err(|source| PtyError::Allocate {
@@ -303,6 +287,102 @@ pub fn spawn(command: &PtyCommand) -> Result<SpawnedPty, PtyError> {
             pid,
             exit: None,
         },
+    })
+}
+
+/// The program's path: relative to `cwd` if it has a `/`, else looked up on the session's PATH.
+fn resolve_program(
+    program: &str,
+    cwd: &Path,
+    env: &[(String, String)],
+) -> Result<PathBuf, PtyError> {
+    let session_path = env
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "PATH")
+        .map(|(_, value)| OsString::from(value));
+    let program_path = if program.contains('/') {
+        cwd.join(program).into_os_string()
+    } else {
+        OsString::from(program)
+    };
+    program_path
+        .to_str()
+        .and_then(|p| resolve_command(p, session_path.as_deref()))
+        .ok_or_else(|| PtyError::CommandNotFound {
+            program: program.to_string(),
+        })
+}
+
+/// A headless child (agent runs): stdin, stdout and stderr are pipes; no PTY.
+pub struct SpawnedPiped {
+    pub child: PtyChild,
+    pub stdin: tokio::process::ChildStdin,
+    pub stdout: tokio::process::ChildStdout,
+    pub stderr: tokio::process::ChildStderr,
+}
+
+/// Starts `command` with pipes instead of a PTY, leader of its own session and process group
+/// (stopped as a group like every session), holding fds 0-2 only. `size` is ignored.
+pub fn spawn_piped(command: &PtyCommand) -> Result<SpawnedPiped, PtyError> {
+    if !command.cwd.is_dir() {
+        return Err(PtyError::InvalidCwd {
+            cwd: command.cwd.clone(),
+        });
+    }
+    let resolved = resolve_program(&command.program, &command.cwd, &command.env)?;
+    let mut child_command = tokio::process::Command::new(&resolved);
+    child_command
+        .arg0(&command.program)
+        .args(&command.args)
+        .current_dir(&command.cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for name in SERVER_ONLY_ENV {
+        child_command.env_remove(name);
+    }
+    if std::env::var_os("LANG").is_none() {
+        child_command.env("LANG", DEFAULT_LANG);
+    }
+    child_command.envs(command.env.iter().map(|(k, v)| (k, v)));
+    // SAFETY: `become_session_leader_without_tty` makes only async-signal-safe system calls.
+    unsafe {
+        child_command.pre_exec(become_session_leader_without_tty);
+    }
+    let mut child = child_command.spawn().map_err(|source| PtyError::Spawn {
+        program: command.program.clone(),
+        source,
+    })?;
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .unwrap_or(0);
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        // Unreachable with Stdio::piped(); the child is killed by PtyChild's drop below.
+        drop(PtyChild {
+            start_time: process_start_time(pid),
+            child,
+            pid,
+            exit: None,
+        });
+        return Err(PtyError::Spawn {
+            program: command.program.clone(),
+            source: io::Error::other("pipes missing"),
+        });
+    };
+    Ok(SpawnedPiped {
+        child: PtyChild {
+            start_time: process_start_time(pid),
+            child,
+            pid,
+            exit: None,
+        },
+        stdin,
+        stdout,
+        stderr,
     })
 }
 
@@ -380,6 +460,29 @@ fn become_session_leader() -> io::Result<()> {
         if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
             return Err(io::Error::last_os_error());
         }
+    }
+    mark_fds_cloexec();
+    Ok(())
+}
+
+/// `pre_exec` of a headless child (pipes, no PTY): a new session (so its own process group,
+/// signalled as a whole), no controlling terminal, every fd ≥ 3 closed at exec.
+fn become_session_leader_without_tty() -> io::Result<()> {
+    // SAFETY: as in `become_session_leader`: async-signal-safe system calls only.
+    unsafe {
+        if libc::setsid() < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    mark_fds_cloexec();
+    Ok(())
+}
+
+/// Marks every fd ≥ 3 close-on-exec (`close_range`, or a loop on kernels before 5.11).
+/// Async-signal-safe: runs between fork and exec.
+fn mark_fds_cloexec() {
+    // SAFETY: plain system calls on integers and a stack-allocated struct; no allocation.
+    unsafe {
         let first_fd: libc::c_uint = 3;
         let marked = libc::syscall(
             libc::SYS_close_range,
@@ -403,7 +506,6 @@ fn become_session_leader() -> io::Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 impl PtyReader {

@@ -23,6 +23,8 @@ pub struct AppState {
     pub events: Events,
     /// The sessions supervisor: terminal and agent sessions.
     pub sessions: Sessions,
+    /// The run queue: headless agent runs.
+    pub runs: crate::actors::runs::Runs,
     pub log: Logger,
     pub metrics: Arc<Metrics>,
     /// This server run's id, recorded on every execution it starts (startup reconciliation).

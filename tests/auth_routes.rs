@@ -48,6 +48,19 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/terminals/1", Admin),
     ("DELETE", "/api/terminals/1", Admin),
     ("WS", "/api/terminals/1/ws", Admin),
+    ("GET", "/api/agents", Admin),
+    ("POST", "/api/agents", Admin),
+    ("GET", "/api/agents/1", Admin),
+    ("PATCH", "/api/agents/1", Admin),
+    ("DELETE", "/api/agents/1", Admin),
+    ("POST", "/api/agents/1/session", Admin),
+    ("GET", "/api/agent-sessions", Admin),
+    ("GET", "/api/agent-sessions/1", Admin),
+    ("DELETE", "/api/agent-sessions/1", Admin),
+    ("WS", "/api/agent-sessions/1/ws", Admin),
+    ("POST", "/api/tasks/1/run", Admin),
+    ("POST", "/api/executions/1/cancel", Admin),
+    ("WS", "/api/executions/1/events", Admin),
 ];
 
 /// `/api/tasks/1` → `/api/tasks/{}`: the shape a `path!` pattern has.

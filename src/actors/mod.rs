@@ -3,6 +3,7 @@
 pub mod db;
 pub mod events;
 pub mod reaper;
+pub mod runs;
 pub mod session_types;
 pub mod sessions;
 pub mod supervisor;

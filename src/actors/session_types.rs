@@ -55,6 +55,8 @@ pub struct SessionSpec {
     pub size: WindowSize,
     pub task_id: Option<i64>,
     pub agent_id: Option<i64>,
+    /// Agent sessions: the agent CLI's conversation id (`{session_id}` in its template).
+    pub conversation_id: Option<String>,
     /// The reaper stops the session after this long without output or input (`None`: never).
     /// Terminals take `terminal_idle_timeout`; agent sessions their own (30 min by default).
     pub idle_timeout: Option<Duration>,
@@ -127,6 +129,10 @@ pub struct SessionInfo {
     pub exit_code: Option<i32>,
     pub exit_signal: Option<i32>,
     pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
 }
 
 /// Why a session could not be created or reached.

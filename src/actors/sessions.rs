@@ -22,6 +22,9 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use slog::{error, info, Logger};
 
+mod agent;
+pub use agent::AgentSessionRequest;
+
 use super::session_types::{
     new_session_id, Activity, SessionError, SessionInfo, SessionKind, SessionSpec,
 };
@@ -40,6 +43,11 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub enum SessionsMsg {
     Create(SessionSpec, RpcReplyPort<Result<SessionInfo, SessionError>>),
+    /// The agent's live session, or a new one (`true`); serialised here, so never two.
+    AgentSession(
+        Box<agent::AgentSessionRequest>,
+        RpcReplyPort<Result<(SessionInfo, bool), SessionError>>,
+    ),
     Lookup(
         SessionKind,
         String,
@@ -50,6 +58,8 @@ pub enum SessionsMsg {
     Remove(SessionKind, String),
     /// From a session actor: its outcome is recorded.
     Exited(String),
+    /// The restart policy's backoff for this agent's session is over: start it again.
+    RestartAgent(i64),
     /// Shutdown: stop every session (they record `interrupted`), then reply.
     StopAll(RpcReplyPort<()>),
     /// From the reaper: stop idle sessions, forget long-exited ones (`reap.rs`).
@@ -68,6 +78,8 @@ pub struct SessionsArgs {
 
 struct Entry {
     kind: SessionKind,
+    /// Agent sessions: whose (one live session per agent, see `agent.rs`).
+    agent_id: Option<i64>,
     actor: ActorRef<TerminalMsg>,
     execution_id: i64,
     pgid: i32,
@@ -88,6 +100,8 @@ pub struct SessionsState {
     sessions: HashMap<String, Entry>,
     exited_order: VecDeque<String>,
     stopping: bool,
+    /// Agent sessions' restart policy bookkeeping (see `agent.rs`).
+    restarts: agent::Restarts,
 }
 
 pub struct SessionsSupervisor;
@@ -124,7 +138,10 @@ impl SessionsState {
             session_id: Some(id.clone()),
             cwd: Some(spec.cwd.display().to_string()),
             command: spec.argv.clone(),
-            meta: serde_json::json!({"name": spec.name}),
+            meta: match &spec.conversation_id {
+                None => serde_json::json!({"name": spec.name}),
+                Some(c) => serde_json::json!({"name": spec.name, "conversation_id": c}),
+            },
         };
         let row = db.write(move |c| executions::insert(c, &new)).await?;
         let command = PtyCommand {
@@ -199,6 +216,7 @@ impl SessionsState {
             id.clone(),
             Entry {
                 kind: spec.kind,
+                agent_id: spec.agent_id,
                 actor: actor.clone(),
                 execution_id: row.id,
                 pgid: pid,
@@ -327,6 +345,7 @@ impl Actor for SessionsSupervisor {
             sessions: HashMap::new(),
             exited_order: VecDeque::new(),
             stopping: false,
+            restarts: agent::Restarts::default(),
         })
     }
 
@@ -342,6 +361,14 @@ impl Actor for SessionsSupervisor {
                     Err(SessionError::Unavailable)
                 } else {
                     state.create(&me, spec).await
+                };
+                let _ = reply.send(result);
+            }
+            SessionsMsg::AgentSession(request, reply) => {
+                let result = if state.stopping {
+                    Err(SessionError::Unavailable)
+                } else {
+                    state.agent_session(&me, *request).await
                 };
                 let _ = reply.send(result);
             }
@@ -371,7 +398,11 @@ impl Actor for SessionsSupervisor {
                     state.forget(&id);
                 }
             }
-            SessionsMsg::Exited(id) => state.on_exited(id),
+            SessionsMsg::Exited(id) => {
+                state.on_exited(id.clone());
+                state.apply_restart_policy(&me, &id).await;
+            }
+            SessionsMsg::RestartAgent(agent_id) => state.restart_agent(&me, agent_id).await,
             SessionsMsg::StopAll(reply) => {
                 state.stopping = true;
                 let entries: Vec<_> = state.sessions.drain().collect();
@@ -448,6 +479,18 @@ impl Sessions {
         // Creation waits on the DB and a fork; allow it the DB's own timeout and more.
         self.ask(|r| SessionsMsg::Create(spec, r), Duration::from_secs(30))
             .await?
+    }
+
+    /// The agent's live session or a new one; `true` when it was started by this call.
+    pub async fn agent_session(
+        &self,
+        request: AgentSessionRequest,
+    ) -> Result<(SessionInfo, bool), SessionError> {
+        self.ask(
+            |r| SessionsMsg::AgentSession(Box::new(request), r),
+            Duration::from_secs(30),
+        )
+        .await?
     }
 
     pub async fn lookup(

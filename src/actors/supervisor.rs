@@ -5,7 +5,8 @@
 //!   ├── Db actor        restarted when it dies; the `Db` handle points at the new one
 //!   ├── Event bus       restarted when it dies; subscribers of the old one are told to reconnect
 //!   ├── Sessions        restarted (empty) when it dies; see `sessions.rs` for its own children
-//!   └── Reaper          restarted when it dies; periodic tidy-up (`reaper.rs`)
+//!   ├── Reaper          restarted when it dies; periodic tidy-up (`reaper.rs`)
+//!   └── Run queue       restarted (empty) when it dies; see `runs/mod.rs` for its run actors
 //! ```
 //!
 //! ractor's default supervisor behaviour stops the supervisor when any child stops (STACK.md
@@ -18,6 +19,7 @@ use slog::{error, info, Logger};
 use super::db::{Db, DbActor, DbArgs};
 use super::events::{EventBus, Events};
 use super::reaper::{Reaper, ReaperArgs};
+use super::runs::{RunQueue, Runs, RunsArgs, RunsMsg};
 use super::sessions::{Sessions, SessionsArgs, SessionsMsg, SessionsSupervisor};
 
 /// How long shutdown waits for the sessions to stop and record `interrupted`.
@@ -36,6 +38,8 @@ pub struct RootArgs {
     pub sessions: Sessions,
     pub sessions_args: SessionsArgs,
     pub reaper_args: ReaperArgs,
+    pub runs: Runs,
+    pub runs_args: RunsArgs,
     pub log: Logger,
 }
 
@@ -45,6 +49,7 @@ pub struct RootState {
     events_cell: Option<ActorCell>,
     sessions_cell: Option<ActorRef<SessionsMsg>>,
     reaper_cell: Option<ActorCell>,
+    runs_cell: Option<ActorRef<RunsMsg>>,
     stopping: bool,
 }
 
@@ -101,6 +106,20 @@ impl RootSupervisor {
     }
 }
 
+impl RootSupervisor {
+    async fn start_runs(
+        me: &ActorRef<RootMsg>,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (actor, _) =
+            Actor::spawn_linked(None, RunQueue, state.args.runs_args.clone(), me.get_cell())
+                .await?;
+        state.runs_cell = Some(actor.clone());
+        state.args.runs.set_actor(Some(actor));
+        Ok(())
+    }
+}
+
 impl Actor for RootSupervisor {
     type Msg = RootMsg;
     type State = RootState;
@@ -117,12 +136,14 @@ impl Actor for RootSupervisor {
             events_cell: None,
             sessions_cell: None,
             reaper_cell: None,
+            runs_cell: None,
             stopping: false,
         };
         Self::start_db(&me, &mut state).await?;
         Self::start_events(&me, &mut state).await?;
         Self::start_sessions(&me, &mut state).await?;
         Self::start_reaper(&me, &mut state).await?;
+        Self::start_runs(&me, &mut state).await?;
         Ok(state)
     }
 
@@ -138,6 +159,14 @@ impl Actor for RootSupervisor {
                 // The reaper first: no pass may start stopping sessions while they are stopped.
                 if let Some(cell) = state.reaper_cell.take() {
                     let _ = cell.stop_and_wait(None, None).await;
+                }
+                // Runs first, like sessions: they record `interrupted` through the DB.
+                state.args.runs.set_actor(None);
+                if let Some(actor) = state.runs_cell.take() {
+                    let _ = actor
+                        .call(RunsMsg::StopAll, Some(SESSIONS_STOP_TIMEOUT))
+                        .await;
+                    let _ = actor.get_cell().stop_and_wait(None, None).await;
                 }
                 // Sessions next: they record their end through the DB and the event bus.
                 state.args.sessions.set_actor(None);
@@ -200,6 +229,10 @@ impl Actor for RootSupervisor {
         } else if state.reaper_cell.as_ref().is_some_and(|c| c.get_id() == id) {
             error!(state.args.log, "reaper died; restarting it"; "reason" => &why);
             Self::start_reaper(&me, state).await?;
+        } else if state.runs_cell.as_ref().is_some_and(|c| c.get_id() == id) {
+            state.args.runs.set_actor(None);
+            error!(state.args.log, "run queue died; restarting it"; "reason" => &why);
+            Self::start_runs(&me, state).await?;
         }
         Ok(())
     }

@@ -281,6 +281,21 @@ pub fn finish(conn: &Connection, id: i64, f: &Finish) -> Result<bool, DbError> {
     Ok(n == 1)
 }
 
+/// What a headless run's `result` event said: its text, cost and token usage.
+pub fn set_result(
+    conn: &Connection,
+    id: i64,
+    result: Option<&str>,
+    cost_usd: Option<f64>,
+    usage: Option<&Value>,
+) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE executions SET result = ?2, cost_usd = ?3, usage = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, result, cost_usd, usage.map(|u| u.to_string())])?;
+    Ok(())
+}
+
 pub fn get_summary(conn: &Connection, id: i64) -> Result<Option<ExecutionSummary>, DbError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {SUMMARY_COLUMNS} FROM executions WHERE id = ?1"

@@ -2,9 +2,11 @@
 //!
 //! Nothing here is async: every function takes a `&Connection` and blocks. They are run only by
 //! the DB actor (`crate::actors::db`) on tokio's blocking threads, never on the async runtime.
-//! One file per table (`tasks.rs`, `executions.rs`, `auth.rs`); `migrate.rs` applies `schema.sql`.
+//! One file per table (`agents.rs`, `tasks.rs`, `executions.rs`, `auth.rs`); `migrate.rs` applies `schema.sql`.
 
+pub mod agents;
 pub mod auth;
+pub mod execution_events;
 pub mod executions;
 pub mod migrate;
 pub mod tasks;

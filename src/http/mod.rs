@@ -6,6 +6,8 @@
 //! step (`errors::recover`) turns rejections into JSON errors, so an unknown `/api/...` path is a
 //! JSON 404 and nothing falls through to a default warp body.
 
+pub mod agent_sessions;
+pub mod agents;
 pub mod assets;
 pub mod auth;
 pub mod errors;
@@ -15,6 +17,7 @@ pub mod health;
 pub mod json;
 pub mod login;
 pub mod metrics;
+pub mod runs;
 pub mod server;
 pub mod session_ws;
 pub mod tasks;
@@ -41,6 +44,12 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(metrics::routes(state))
         .unify()
         .or(terminals::routes(state))
+        .unify()
+        .or(agents::routes(state))
+        .unify()
+        .or(agent_sessions::routes(state))
+        .unify()
+        .or(runs::routes(state))
         .unify()
         .or(assets::routes())
         .unify();

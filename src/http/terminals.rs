@@ -124,7 +124,7 @@ fn check_cells(field: &str, v: Option<i64>, default: u16) -> Result<u16, ApiErro
     }
 }
 
-fn is_env_name(name: &str) -> bool {
+pub fn is_env_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b) if b == b'_' || b.is_ascii_alphabetic())
         && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric())
@@ -196,6 +196,32 @@ fn check_shape(body: &CreateTerminal) -> Result<(Vec<(String, String)>, WindowSi
     Ok((env, size))
 }
 
+/// Canonicalises a working directory (`None`: the home directory) and checks that it is an
+/// existing directory inside the allowed roots; errors name `field`. Blocking (filesystem).
+pub fn check_dir(field: &str, dir: Option<&str>, roots: &[PathBuf]) -> Result<PathBuf, ApiError> {
+    let requested = dir.map(PathBuf::from).unwrap_or_else(pty::home_dir);
+    let shown = requested.display().to_string();
+    let canonical = std::fs::canonicalize(&requested)
+        .map_err(|_| ApiError::validation(field, format!("{shown:?} does not exist")))?;
+    if !canonical.is_dir() {
+        return Err(ApiError::validation(
+            field,
+            format!("{shown:?} is not a directory"),
+        ));
+    }
+    if !roots.iter().any(|root| canonical.starts_with(root)) {
+        let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        return Err(ApiError::validation(
+            field,
+            format!(
+                "{shown:?} is outside the allowed roots ({}; setting allowed_roots)",
+                roots.join(":")
+            ),
+        ));
+    }
+    Ok(canonical)
+}
+
 /// Canonicalises `cwd` and checks it against the allowed roots; finds the program.
 /// Blocking (filesystem): run on a blocking thread.
 fn check_paths(
@@ -204,26 +230,7 @@ fn check_paths(
     env: &[(String, String)],
     roots: &[PathBuf],
 ) -> Result<PathBuf, ApiError> {
-    let requested = cwd.map(PathBuf::from).unwrap_or_else(pty::home_dir);
-    let shown = requested.display().to_string();
-    let canonical = std::fs::canonicalize(&requested)
-        .map_err(|_| ApiError::validation("cwd", format!("{shown:?} does not exist")))?;
-    if !canonical.is_dir() {
-        return Err(ApiError::validation(
-            "cwd",
-            format!("{shown:?} is not a directory"),
-        ));
-    }
-    if !roots.iter().any(|root| canonical.starts_with(root)) {
-        let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-        return Err(ApiError::validation(
-            "cwd",
-            format!(
-                "{shown:?} is outside the allowed roots ({}; setting allowed_roots)",
-                roots.join(":")
-            ),
-        ));
-    }
+    let canonical = check_dir("cwd", cwd, roots)?;
     let program = &argv[0];
     let path_env = env
         .iter()
@@ -280,6 +287,7 @@ async fn create(state: AppState, body: CreateTerminal) -> Result<Response, Rejec
         task_id: body.task_id,
         agent_id: None,
         idle_timeout: state.config.terminal_idle_timeout,
+        conversation_id: None,
     };
     let info = state
         .sessions

@@ -1,0 +1,438 @@
+//! The run queue: headless agent runs, at most `max_concurrent_runs` at once.
+//!
+//! ```text
+//! Run queue (this actor, child of the root supervisor)
+//!   └── RunActor × ≤ max_concurrent_runs   one per running run (run.rs), never restarted
+//! ```
+//!
+//! `Enqueue` records the execution (`agent_run`, `pending`) and queues it; runs start highest
+//! task priority first, then oldest. `Cancel` takes a pending run out of the queue (recorded
+//! `cancelled`) or starts a running one's stop sequence. A run actor that dies before recording
+//! its outcome is recorded `failed` here (its state's Drop has killed the group).
+
+mod run;
+pub mod stream;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use slog::{error, info, Logger};
+
+pub use run::RunDeps;
+use run::{move_task, RunActor, RunArgs, RunMsg, StopReason};
+
+use crate::db::executions::{
+    self, ExecutionStatus, ExecutionSummary, ExecutionType, Finish, NewExecution,
+};
+use crate::db::tasks::TaskStatus;
+use crate::db::DbError;
+use crate::pty::{self, PtyCommand, WindowSize};
+
+/// Runs waiting at most; more is 429 (each holds its prompt in memory).
+const QUEUED_MAX: usize = 1000;
+
+/// A validated request to run a task with an agent.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub task_id: i64,
+    pub priority: i64,
+    pub agent_id: i64,
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    /// Written to the CLI's stdin, never put in argv.
+    pub prompt: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0} runs are queued, the most allowed; try again later")]
+    QueueFull(usize),
+    #[error("execution {0} is not a pending or running agent run")]
+    NotActive(i64),
+    #[error("the run queue is restarting; try again")]
+    Unavailable,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+pub enum RunsMsg {
+    Enqueue(
+        Box<RunRequest>,
+        RpcReplyPort<Result<ExecutionSummary, RunError>>,
+    ),
+    Cancel(i64, RpcReplyPort<Result<(), RunError>>),
+    /// From a run actor: its outcome is recorded.
+    Finished(i64),
+    /// Shutdown: stop every run (recorded `interrupted`), then reply.
+    StopAll(RpcReplyPort<()>),
+}
+
+#[derive(Clone)]
+pub struct RunsArgs {
+    pub deps: RunDeps,
+    pub boot_id: Arc<str>,
+    pub max_concurrent: usize,
+}
+
+struct Queued {
+    execution_id: i64,
+    order: u64,
+    request: RunRequest,
+}
+
+pub struct RunsState {
+    args: RunsArgs,
+    log: Logger,
+    pending: Vec<Queued>,
+    next_order: u64,
+    running: HashMap<i64, ActorRef<RunMsg>>,
+    stopping: bool,
+}
+
+pub struct RunQueue;
+
+impl RunsState {
+    async fn enqueue(&mut self, request: RunRequest) -> Result<ExecutionSummary, RunError> {
+        if self.pending.len() >= QUEUED_MAX {
+            return Err(RunError::QueueFull(self.pending.len()));
+        }
+        let new = NewExecution {
+            kind: ExecutionType::AgentRun,
+            status: ExecutionStatus::Pending,
+            task_id: Some(request.task_id),
+            agent_id: Some(request.agent_id),
+            boot_id: self.args.boot_id.to_string(),
+            session_id: None,
+            cwd: Some(request.cwd.display().to_string()),
+            command: request.argv.clone(),
+            meta: serde_json::json!({}),
+        };
+        let row = self
+            .args
+            .deps
+            .db
+            .write(move |c| executions::insert(c, &new))
+            .await?;
+        self.args.deps.events.publish("execution.created", &row);
+        self.pending.push(Queued {
+            execution_id: row.id,
+            order: self.next_order,
+            request,
+        });
+        self.next_order += 1;
+        Ok(row)
+    }
+
+    /// The next run to start: highest task priority, then oldest.
+    fn take_next(&mut self) -> Option<Queued> {
+        let best = self
+            .pending
+            .iter()
+            .enumerate()
+            .max_by(|(_, a), (_, b)| {
+                a.request
+                    .priority
+                    .cmp(&b.request.priority)
+                    .then(b.order.cmp(&a.order))
+            })
+            .map(|(i, _)| i)?;
+        Some(self.pending.remove(best))
+    }
+
+    async fn start_ready(&mut self, me: &ActorRef<RunsMsg>) {
+        while !self.stopping && self.running.len() < self.args.max_concurrent {
+            let Some(next) = self.take_next() else { return };
+            self.start(me, next).await;
+        }
+    }
+
+    async fn record_end(&self, id: i64, task_id: i64, status: ExecutionStatus, reason: String) {
+        let finish = Finish {
+            status,
+            reason: Some(reason),
+            exit_code: None,
+            exit_signal: None,
+            bytes_out: 0,
+            output_tail: None,
+            output_truncated: false,
+        };
+        let deps = &self.args.deps;
+        let row = deps
+            .db
+            .write(move |c| {
+                let changed = executions::finish(c, id, &finish)?;
+                Ok::<_, DbError>(if changed {
+                    executions::get_summary(c, id)?
+                } else {
+                    None
+                })
+            })
+            .await;
+        match row {
+            Ok(Some(row)) => deps.events.publish("execution.finished", &row),
+            // Already recorded by the run itself: its task was moved then.
+            Ok(None) => return,
+            Err(e) => error!(self.log, "recording a run's end failed"; "error" => %e),
+        }
+        let task_status = match status {
+            ExecutionStatus::Cancelled => TaskStatus::Cancelled,
+            _ => TaskStatus::Failed,
+        };
+        move_task(&deps.db, &deps.events, task_id, task_status).await;
+    }
+
+    async fn start(&mut self, me: &ActorRef<RunsMsg>, queued: Queued) {
+        let Queued {
+            execution_id: id,
+            request,
+            ..
+        } = queued;
+        let command = PtyCommand {
+            program: request.argv[0].clone(),
+            args: request.argv[1..].to_vec(),
+            cwd: request.cwd.clone(),
+            env: request.env.clone(),
+            size: WindowSize { cols: 80, rows: 24 },
+        };
+        let spawned = match pty::spawn_piped(&command) {
+            Ok(s) => s,
+            Err(e) => {
+                let reason = format!("could not start the agent: {e}");
+                self.record_end(id, request.task_id, ExecutionStatus::Failed, reason)
+                    .await;
+                return;
+            }
+        };
+        let (pid, start_time) = (spawned.child.pid(), spawned.child.start_time());
+        let deps = self.args.deps.clone();
+        let started = deps
+            .db
+            .write(move |c| {
+                executions::mark_running(
+                    c,
+                    id,
+                    pid as i64,
+                    start_time.map(|t| t as i64),
+                    pid as i64,
+                )?;
+                executions::get_summary(c, id)
+            })
+            .await;
+        match started {
+            Ok(Some(row)) => deps.events.publish("execution.started", &row),
+            Ok(None) => {}
+            Err(e) => error!(self.log, "recording a run start failed"; "error" => %e),
+        }
+        move_task(&deps.db, &deps.events, request.task_id, TaskStatus::Running).await;
+        let args = RunArgs {
+            execution_id: id,
+            task_id: request.task_id,
+            prompt: request.prompt,
+            spawned,
+            deps,
+            queue: me.clone(),
+        };
+        match Actor::spawn_linked(None, RunActor, args, me.get_cell()).await {
+            Ok((actor, _)) => {
+                info!(self.log, "run started"; "execution_id" => id, "pid" => pid);
+                self.running.insert(id, actor);
+            }
+            Err(e) => {
+                // The args (and the child) were dropped: the group is killed.
+                let reason = format!("run actor failed to start: {e}");
+                self.record_end(id, request.task_id, ExecutionStatus::Failed, reason)
+                    .await;
+            }
+        }
+    }
+
+    async fn cancel(&mut self, id: i64) -> Result<(), RunError> {
+        if let Some(actor) = self.running.get(&id) {
+            let _ = actor.cast(RunMsg::Stop(StopReason::Cancelled));
+            return Ok(());
+        }
+        let Some(i) = self.pending.iter().position(|q| q.execution_id == id) else {
+            return Err(RunError::NotActive(id));
+        };
+        let queued = self.pending.remove(i);
+        self.record_end(
+            id,
+            queued.request.task_id,
+            ExecutionStatus::Cancelled,
+            "cancelled before it started".into(),
+        )
+        .await;
+        Ok(())
+    }
+}
+
+impl Actor for RunQueue {
+    type Msg = RunsMsg;
+    type State = RunsState;
+    type Arguments = RunsArgs;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<RunsMsg>,
+        args: RunsArgs,
+    ) -> Result<RunsState, ActorProcessingErr> {
+        let log = args.deps.log.new(slog::o!("actor" => "runs"));
+        Ok(RunsState {
+            args,
+            log,
+            pending: Vec::new(),
+            next_order: 0,
+            running: HashMap::new(),
+            stopping: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<RunsMsg>,
+        msg: RunsMsg,
+        state: &mut RunsState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RunsMsg::Enqueue(request, reply) => {
+                let result = if state.stopping {
+                    Err(RunError::Unavailable)
+                } else {
+                    state.enqueue(*request).await
+                };
+                let _ = reply.send(result);
+                state.start_ready(&me).await;
+            }
+            RunsMsg::Cancel(id, reply) => {
+                let _ = reply.send(state.cancel(id).await);
+            }
+            RunsMsg::Finished(id) => {
+                state.running.remove(&id);
+                state.start_ready(&me).await;
+            }
+            RunsMsg::StopAll(reply) => {
+                state.stopping = true;
+                for (_, actor) in state.running.drain() {
+                    let _ = actor
+                        .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(5)))
+                        .await;
+                }
+                for queued in std::mem::take(&mut state.pending) {
+                    state
+                        .record_end(
+                            queued.execution_id,
+                            queued.request.task_id,
+                            ExecutionStatus::Interrupted,
+                            "server shut down before it started".into(),
+                        )
+                        .await;
+                }
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<RunsMsg>,
+        evt: SupervisionEvent,
+        state: &mut RunsState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, why) = match &evt {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell.clone(), reason.clone().unwrap_or_default())
+            }
+            SupervisionEvent::ActorFailed(cell, err) => (cell.clone(), err.to_string()),
+            _ => return Ok(()),
+        };
+        let Some(id) = state
+            .running
+            .iter()
+            .find(|(_, a)| a.get_id() == cell.get_id())
+            .map(|(id, _)| *id)
+        else {
+            return Ok(());
+        };
+        // Gone without telling us it finished: record it (a no-op if it had recorded).
+        state.running.remove(&id);
+        error!(state.log, "run actor died"; "execution_id" => id, "reason" => &why);
+        let task_id = state
+            .args
+            .deps
+            .db
+            .read(move |c| executions::get_summary(c, id))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.task_id);
+        if let Some(task_id) = task_id {
+            state
+                .record_end(
+                    id,
+                    task_id,
+                    ExecutionStatus::Failed,
+                    format!("run actor failed: {why}"),
+                )
+                .await;
+        }
+        state.start_ready(&me).await;
+        Ok(())
+    }
+}
+
+/// The cloneable handle HTTP handlers use; the root supervisor points it at the live actor.
+#[derive(Clone, Default)]
+pub struct Runs {
+    actor: Arc<RwLock<Option<ActorRef<RunsMsg>>>>,
+}
+
+impl Runs {
+    pub fn set_actor(&self, actor: Option<ActorRef<RunsMsg>>) {
+        if let Ok(mut slot) = self.actor.write() {
+            *slot = actor;
+        }
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<T>) -> RunsMsg,
+        timeout: Duration,
+    ) -> Result<T, RunError> {
+        let actor = self
+            .actor
+            .read()
+            .ok()
+            .and_then(|slot| slot.clone())
+            .ok_or(RunError::Unavailable)?;
+        match actor.call(msg, Some(timeout)).await {
+            Ok(CallResult::Success(v)) => Ok(v),
+            _ => Err(RunError::Unavailable),
+        }
+    }
+
+    pub async fn enqueue(&self, request: RunRequest) -> Result<ExecutionSummary, RunError> {
+        self.ask(
+            |r| RunsMsg::Enqueue(Box::new(request), r),
+            Duration::from_secs(30),
+        )
+        .await?
+    }
+
+    pub async fn cancel(&self, execution_id: i64) -> Result<(), RunError> {
+        self.ask(
+            |r| RunsMsg::Cancel(execution_id, r),
+            Duration::from_secs(30),
+        )
+        .await?
+    }
+
+    pub async fn stop_all(&self, timeout: Duration) {
+        let _ = self.ask(RunsMsg::StopAll, timeout).await;
+    }
+}

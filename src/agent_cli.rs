@@ -1,0 +1,139 @@
+//! How an agent definition becomes the argv of its CLI: one place, for interactive sessions and
+//! headless runs alike.
+//!
+//! Order: `command`, the flags derived from the definition (model, system prompt, permission
+//! mode, allowed tools — Claude Code's spelling), the session args with `{session_id}` expanded,
+//! then the definition's own `args`. A user's prompt is never part of argv: headless runs write
+//! it to stdin, so a message starting with `--` stays text.
+
+use crate::db::agents::AgentDef;
+
+/// Replaced by the conversation id in the session-args templates.
+pub const SESSION_ID_PLACEHOLDER: &str = "{session_id}";
+
+fn definition_flags(def: &AgentDef) -> Vec<String> {
+    let mut argv = Vec::new();
+    if let Some(model) = &def.model {
+        argv.extend(["--model".to_string(), model.clone()]);
+    }
+    if let Some(prompt) = &def.system_prompt {
+        argv.extend(["--append-system-prompt".to_string(), prompt.clone()]);
+    }
+    if let Some(mode) = &def.permission_mode {
+        argv.extend(["--permission-mode".to_string(), mode.clone()]);
+    }
+    if !def.allowed_tools.is_empty() {
+        // One comma-separated value: tool patterns may contain spaces (`Bash(git log:*)`).
+        argv.extend(["--allowedTools".to_string(), def.allowed_tools.join(",")]);
+    }
+    argv
+}
+
+fn expand(template: &[String], conversation: &str) -> Vec<String> {
+    template
+        .iter()
+        .map(|a| a.replace(SESSION_ID_PLACEHOLDER, conversation))
+        .collect()
+}
+
+/// argv of an interactive session: the first start of a conversation or its resumption.
+pub fn session_argv(def: &AgentDef, conversation: &str, resume: bool) -> Vec<String> {
+    let mut argv = def.command.clone();
+    argv.extend(definition_flags(def));
+    let template = if resume {
+        &def.session_args.resume
+    } else {
+        &def.session_args.first
+    };
+    argv.extend(expand(template, conversation));
+    argv.extend(def.args.iter().cloned());
+    argv
+}
+
+/// argv of a headless run (Claude Code's print mode with streamed JSON events); `resume`
+/// continues an earlier conversation.
+pub fn run_argv(def: &AgentDef, resume: Option<&str>) -> Vec<String> {
+    let mut argv = def.command.clone();
+    argv.extend(
+        ["-p", "--output-format", "stream-json", "--verbose"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    argv.extend(definition_flags(def));
+    if let Some(conversation) = resume {
+        argv.extend(expand(&def.session_args.resume, conversation));
+    }
+    argv.extend(def.args.iter().cloned());
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::agents::{RestartPolicy, RestartPolicyKind, SessionArgs};
+
+    fn def() -> AgentDef {
+        AgentDef {
+            name: "a".into(),
+            description: String::new(),
+            command: vec!["claude".into()],
+            args: vec!["--x".into()],
+            model: Some("sonnet".into()),
+            system_prompt: None,
+            project_dir: None,
+            env: Default::default(),
+            permission_mode: None,
+            allowed_tools: vec!["Read".into(), "Bash(git log:*)".into()],
+            idle_timeout_secs: 1800,
+            restart: RestartPolicy {
+                policy: RestartPolicyKind::Never,
+                backoff_initial_ms: 1000,
+                backoff_max_ms: 60_000,
+                max_restarts: 5,
+                window_secs: 600,
+            },
+            session_args: SessionArgs {
+                first: vec!["--session-id".into(), "{session_id}".into()],
+                resume: vec!["--resume".into(), "{session_id}".into()],
+            },
+        }
+    }
+
+    #[test]
+    fn first_start_uses_session_id_and_later_starts_resume() {
+        let d = def();
+        assert_eq!(
+            session_argv(&d, "u1", false),
+            [
+                "claude",
+                "--model",
+                "sonnet",
+                "--allowedTools",
+                "Read,Bash(git log:*)",
+                "--session-id",
+                "u1",
+                "--x"
+            ]
+        );
+        assert!(session_argv(&d, "u1", true).ends_with(&[
+            "--resume".into(),
+            "u1".into(),
+            "--x".into()
+        ]));
+    }
+
+    #[test]
+    fn runs_use_print_mode_with_stream_json() {
+        let argv = run_argv(&def(), None);
+        assert_eq!(
+            &argv[..5],
+            [
+                "claude",
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose"
+            ]
+        );
+    }
+}

@@ -1,0 +1,64 @@
+//! Smoke test with the real Claude Code CLI, when it is installed: an agent whose command is
+//! `claude --version` runs in a PTY session, exits 0 and leaves its version in the output.
+//! No credentials are used. Skipped (with the reason printed) when `claude` is not found:
+//! `.ci/run` installs it from npm into `~/.cache/cm-claude` and passes `CM_CLAUDE_BIN`.
+
+mod common;
+use common::term::{events, wait_exited};
+use common::TestServer;
+use serde_json::json;
+use std::path::PathBuf;
+
+/// `CM_CLAUDE_BIN`, else `claude` on PATH, else the CI prefix.
+fn find_claude() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CM_CLAUDE_BIN").map(PathBuf::from) {
+        return p.is_file().then_some(p);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("claude"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let home = std::env::var_os("HOME")?;
+        let p = PathBuf::from(home).join(".cache/cm-claude/node_modules/.bin/claude");
+        p.is_file().then_some(p)
+    })
+}
+
+#[tokio::test]
+async fn real_claude_version_runs_in_an_agent_session() {
+    let Some(claude) = find_claude() else {
+        eprintln!(
+            "SKIPPED real_claude_version_runs_in_an_agent_session: no `claude` (set CM_CLAUDE_BIN, \
+             put it on PATH, or run .ci/run which installs @anthropic-ai/claude-code)"
+        );
+        return;
+    };
+    let s = TestServer::start().await;
+    let r = s
+        .post(
+            "/api/agents",
+            json!({"name": "real-claude", "command": [claude.display().to_string()],
+                   "args": ["--version"], "session_args": {"first": [], "resume": []}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mut ev = events(&s).await;
+    let session = s
+        .post(&format!("/api/agents/{}/session", r.body["id"]), json!({}))
+        .await;
+    assert_eq!(session.status, 201, "{}", session.text);
+    let exited = wait_exited(&mut ev, session.body["id"].as_str().unwrap()).await;
+    assert_eq!(exited["code"], 0, "{exited}");
+    let exec = s
+        .get(&format!("/api/executions/{}", session.body["execution_id"]))
+        .await;
+    let tail = exec.body["output_tail"].as_str().unwrap_or("");
+    let has_version = tail
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .any(|w| w.split('.').filter(|p| !p.is_empty()).count() >= 3);
+    assert!(has_version, "a version like 1.2.3 in {tail:?}");
+    assert!(tail.contains("Claude Code"), "{tail:?}");
+    s.stop().await;
+}
