@@ -104,7 +104,41 @@ async fn stale_rows_are_interrupted_and_only_the_right_groups_are_stopped() {
         ((a, b, c, d), done)
     };
 
+    // A task left running by a run of the old boot.
+    let task_id = {
+        let pool = claude_manager::app::open_database(&Config::for_data_dir(dir.path())).unwrap();
+        let conn = pool.get().unwrap();
+        conn.execute(
+            "INSERT INTO tasks (title, status, created_at, updated_at) VALUES ('t', 'running', 'x', 'x')",
+            [],
+        )
+        .unwrap();
+        let task_id = conn.last_insert_rowid();
+        let e = executions::insert(
+            &conn,
+            &NewExecution {
+                kind: ExecutionType::AgentRun,
+                status: ExecutionStatus::Running,
+                task_id: Some(task_id),
+                agent_id: None,
+                boot_id: "old-boot".into(),
+                session_id: None,
+                cwd: None,
+                command: vec!["claude".into()],
+                meta: json!({}),
+            },
+        )
+        .unwrap();
+        assert!(e.id > 0);
+        task_id
+    };
     let s = TestServer::start_config(config, tempfile::tempdir().unwrap()).await;
+    let task = s.get(&format!("/api/tasks/{task_id}")).await.body;
+    assert_eq!(
+        task["status"], "failed",
+        "a task whose run was interrupted is not left running: {task}"
+    );
+    assert_eq!(task["executions_active"], 0);
     let (a, b, c, d) = ids;
     for id in [a, b, c, d] {
         let e = s.get(&format!("/api/executions/{id}")).await.body;
@@ -131,7 +165,7 @@ async fn stale_rows_are_interrupted_and_only_the_right_groups_are_stopped() {
     );
 
     let h = s.get("/api/system/health/detailed").await.body;
-    assert_eq!(h["reconciliation"]["interrupted"], 4, "{h}");
+    assert_eq!(h["reconciliation"]["interrupted"], 5, "{h}");
     assert_eq!(h["reconciliation"]["groups_stopped"], 1);
     assert_eq!(h["reconciliation"]["pid_reused"], 1);
     s.stop().await;

@@ -417,6 +417,15 @@ pub fn interrupt_stale(
          WHERE status IN ('pending','running') AND boot_id != ?1",
         params![boot_id, reason, now_rfc3339()],
     )?;
+    // A task whose run was cut off is no longer running: it failed (the state machine allows
+    // running → failed, and failed → pending to retry).
+    tx.execute(
+        "UPDATE tasks SET status = 'failed', completed_at = ?2, updated_at = ?2
+         WHERE status = 'running' AND executions_active = 0
+           AND id IN (SELECT task_id FROM executions
+                      WHERE type = 'agent_run' AND status = 'interrupted' AND boot_id != ?1)",
+        params![boot_id, now_rfc3339()],
+    )?;
     tx.commit()?;
     Ok(stale)
 }
