@@ -51,6 +51,76 @@ async fn three_terminals(http: &reqwest::Client, p: &ServerProcess) -> Vec<(i64,
     out
 }
 
+/// An agent session and a headless run of the fake agent that is still running (slow mode):
+/// (execution id, process group) each.
+async fn agent_session_and_running_run(
+    http: &reqwest::Client,
+    p: &ServerProcess,
+) -> Vec<(i64, i32)> {
+    let fake = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-claude");
+    let (status, agent) = post(
+        http,
+        p,
+        "/api/agents",
+        json!({"name": "slowpoke", "command": [fake],
+               "env": {"FAKE_CLAUDE_MODE": "slow", "FAKE_CLAUDE_DELAY_SECS": "600"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{agent}");
+    let agent_id = agent["id"].as_i64().unwrap();
+    let (status, session) = post(
+        http,
+        p,
+        &format!("/api/agents/{agent_id}/session"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 201, "{session}");
+    let (status, task) = post(
+        http,
+        p,
+        "/api/tasks",
+        json!({"title": "long run", "agent_id": agent_id}),
+    )
+    .await;
+    assert_eq!(status, 201, "{task}");
+    let (status, run) = post(
+        http,
+        p,
+        &format!("/api/tasks/{}/run", task["id"]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let run_id = run["id"].as_i64().unwrap();
+    // Wait (bounded) until the run's process is recorded: it is running, not queued.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let run_pgid = loop {
+        let r = http
+            .get(format!("{}/api/executions/{run_id}", p.base))
+            .bearer_auth(&p.token)
+            .send()
+            .await
+            .unwrap();
+        let e: Value = r.json().await.unwrap();
+        if e["status"] == "running" && e["pgid"].is_i64() {
+            break e["pgid"].as_i64().unwrap() as i32;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run never started: {e}"
+        );
+        tokio::task::yield_now().await;
+    };
+    vec![
+        (
+            session["execution_id"].as_i64().unwrap(),
+            session["pid"].as_i64().unwrap() as i32,
+        ),
+        (run_id, run_pgid),
+    ]
+}
+
 /// Live (non-zombie) processes in process group `pgid`. A zombie reparented to an init that
 /// does not reap counts as dead: it holds no resources but its pid.
 fn live_in_group(pgid: i32) -> Vec<i32> {
@@ -116,11 +186,12 @@ fn status_of(dir: &Path, execution: i64) -> String {
 }
 
 #[tokio::test]
-async fn sigterm_with_three_terminals_exits_0_and_leaves_no_child() {
+async fn sigterm_with_terminals_an_agent_session_and_a_run_exits_0_and_leaves_no_child() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &[]).await;
     let http = client();
-    let sessions = three_terminals(&http, &p).await;
+    let mut sessions = three_terminals(&http, &p).await;
+    sessions.extend(agent_session_and_running_run(&http, &p).await);
     p.signal(Signal::SIGTERM);
     let status = p.wait().await;
     assert_eq!(status.code(), Some(0), "clean exit");
@@ -137,12 +208,13 @@ async fn sigterm_with_three_terminals_exits_0_and_leaves_no_child() {
 }
 
 #[tokio::test]
-async fn kill_9_under_write_load_then_restart_on_the_same_port_loses_nothing() {
+async fn kill_9_with_sessions_and_a_run_under_write_load_then_restart_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &[]).await;
     let addr = p.addr;
     let http = client();
-    let sessions = three_terminals(&http, &p).await;
+    let mut sessions = three_terminals(&http, &p).await;
+    sessions.extend(agent_session_and_running_run(&http, &p).await);
 
     // 8 clients create tasks as fast as they can; every 201 is remembered.
     let acked = Arc::new(Mutex::new(Vec::<i64>::new()));
@@ -224,7 +296,7 @@ async fn kill_9_under_write_load_then_restart_on_the_same_port_loses_nothing() {
         .json()
         .await
         .unwrap();
-    assert_eq!(health["reconciliation"]["interrupted"], 3, "{health}");
+    assert_eq!(health["reconciliation"]["interrupted"], 5, "{health}");
     integrity_ok(dir.path());
     p2.signal(Signal::SIGTERM);
     assert_eq!(p2.wait().await.code(), Some(0));
