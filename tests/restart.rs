@@ -396,3 +396,58 @@ async fn the_last_resort_kills_what_is_left_and_records_it_interrupted() {
     assert!(row.body["reason"].as_str().unwrap().contains("grace"));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_gives_children_the_staged_stop_sighup_then_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &[]).await;
+    let http = client();
+    // Notes each signal and leaves only on SIGTERM: an immediate SIGKILL would show neither.
+    let script = "trap 'echo got-hup' HUP; trap 'echo got-term; exit 0' TERM; \
+                  echo ready; while :; do sleep 0.1; done";
+    let (status, t) = post(
+        &http,
+        &p,
+        "/api/terminals",
+        json!({"command": ["sh", "-c", script]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{t}");
+    let exec = t["execution_id"].as_i64().unwrap();
+    // The traps are set once "ready" is out (bounded wait on the session's output).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = http
+            .get(format!(
+                "{}/api/terminals/{}",
+                p.base,
+                t["id"].as_str().unwrap()
+            ))
+            .bearer_auth(&p.token)
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        if v["bytes_out"].as_i64().unwrap_or(0) >= 5 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no output: {v}");
+        tokio::task::yield_now().await;
+    }
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait().await.code(), Some(0));
+    assert_eq!(status_of(dir.path(), exec), "interrupted");
+    let tail: Vec<u8> = db(dir.path())
+        .query_row(
+            "SELECT output_tail FROM executions WHERE id = ?1",
+            [exec],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let tail = String::from_utf8_lossy(&tail);
+    assert!(
+        tail.contains("got-hup") && tail.contains("got-term"),
+        "staged stop not seen: {tail:?}"
+    );
+    groups_gone(&[t["pid"].as_i64().unwrap() as i32]).await;
+}

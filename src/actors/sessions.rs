@@ -40,6 +40,9 @@ pub use reap::{ReapPolicy, ReapReport};
 const RECENTLY_EXITED_MAX: usize = 32;
 /// How long a handler waits for a session actor's answer before giving up (503).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown lets the sessions' stop sequences run (SIGHUP, SIGTERM at 2 s, SIGKILL at
+/// 4 s, then the output drain) before stopping what is left: inside the 10 s default grace.
+const SHUTDOWN_STOP_DEADLINE: Duration = Duration::from_millis(5_000);
 
 pub enum SessionsMsg {
     Create(SessionSpec, RpcReplyPort<Result<SessionInfo, SessionError>>),
@@ -62,6 +65,8 @@ pub enum SessionsMsg {
     RestartAgent(i64),
     /// Shutdown: stop every session (they record `interrupted`), then reply.
     StopAll(RpcReplyPort<()>),
+    /// Shutdown's stop sequences had their time: stop what is left and reply.
+    StopAllDeadline,
     /// From the reaper: stop idle sessions, forget long-exited ones (`reap.rs`).
     Reap(ReapPolicy, RpcReplyPort<ReapReport>),
 }
@@ -100,6 +105,8 @@ pub struct SessionsState {
     sessions: HashMap<String, Entry>,
     exited_order: VecDeque<String>,
     stopping: bool,
+    /// Shutdown's reply, sent once every session has ended (or the deadline passed).
+    stop_all_reply: Option<RpcReplyPort<()>>,
     /// Agent sessions' restart policy bookkeeping (see `agent.rs`).
     restarts: agent::Restarts,
 }
@@ -257,6 +264,25 @@ impl SessionsState {
         }
     }
 
+    /// Stops every session actor (one still running is SIGKILLed and recorded `interrupted` by
+    /// its `post_stop`) and answers shutdown.
+    async fn finish_stop_all(&mut self) {
+        let Some(reply) = self.stop_all_reply.take() else {
+            return;
+        };
+        let entries: Vec<_> = self.sessions.drain().collect();
+        for (_, entry) in &entries {
+            let _ = entry
+                .actor
+                .stop_and_wait(Some("shutdown".into()), Some(CALL_TIMEOUT))
+                .await;
+            if !entry.exited {
+                self.counter(entry.kind).fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _ = reply.send(());
+    }
+
     /// Drops an exited session from memory (its actor stops; its viewers are closed).
     fn forget(&mut self, id: &str) {
         if let Some(entry) = self.sessions.remove(id) {
@@ -345,6 +371,7 @@ impl Actor for SessionsSupervisor {
             sessions: HashMap::new(),
             exited_order: VecDeque::new(),
             stopping: false,
+            stop_all_reply: None,
             restarts: agent::Restarts::default(),
         })
     }
@@ -401,21 +428,28 @@ impl Actor for SessionsSupervisor {
             SessionsMsg::Exited(id) => {
                 state.on_exited(id.clone());
                 state.apply_restart_policy(&me, &id).await;
+                if state.stop_all_reply.is_some() && state.sessions.values().all(|e| e.exited) {
+                    state.finish_stop_all().await;
+                }
             }
+            SessionsMsg::StopAllDeadline => state.finish_stop_all().await,
             SessionsMsg::RestartAgent(agent_id) => state.restart_agent(&me, agent_id).await,
             SessionsMsg::StopAll(reply) => {
+                // Every live session gets DESIGN's stop sequence (SIGHUP, SIGTERM 2 s later,
+                // SIGKILL 2 s after that) at once, in parallel; the reply goes out when the last
+                // one has recorded its end, or when the sequences have had their time.
                 state.stopping = true;
-                let entries: Vec<_> = state.sessions.drain().collect();
-                for (_, entry) in &entries {
-                    let _ = entry
-                        .actor
-                        .stop_and_wait(Some("shutdown".into()), Some(CALL_TIMEOUT))
-                        .await;
-                    if !entry.exited {
-                        state.counter(entry.kind).fetch_sub(1, Ordering::Relaxed);
-                    }
+                state.stop_all_reply = Some(reply);
+                let mut live = 0;
+                for entry in state.sessions.values().filter(|e| !e.exited) {
+                    live += 1;
+                    let _ = entry.actor.cast(TerminalMsg::ShutdownStop);
                 }
-                let _ = reply.send(());
+                if live == 0 {
+                    state.finish_stop_all().await;
+                } else {
+                    me.send_after(SHUTDOWN_STOP_DEADLINE, || SessionsMsg::StopAllDeadline);
+                }
             }
             SessionsMsg::Reap(policy, reply) => {
                 let _ = reply.send(state.reap(&policy));

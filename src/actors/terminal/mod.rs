@@ -91,6 +91,8 @@ pub enum TerminalMsg {
     Stop(RpcReplyPort<(SessionInfo, bool)>),
     /// Begin the stop sequence and record `reason` on the execution (the reaper: `idle`).
     StopFor(String),
+    /// Server shutdown: the stop sequence, and the execution is recorded `interrupted`.
+    ShutdownStop,
     Escalate(Signal),
     /// Fault injection for tests: the actor panics (never compiled into a release build's API).
     #[cfg(any(test, feature = "fault-injection"))]
@@ -174,6 +176,8 @@ pub struct TerminalState {
     exit: Option<ExitInfo>,
     output_ended: bool,
     stop_requested: bool,
+    /// Stopped because the server shuts down: the outcome is `interrupted`, not `cancelled`.
+    shutting_down: bool,
     /// Why the stop was asked for, recorded on the execution (`idle`); `None` for a user's DELETE.
     stop_reason: Option<String>,
     activity: Arc<Activity>,
@@ -241,6 +245,7 @@ impl Actor for TerminalActor {
             exit: None,
             output_ended: false,
             stop_requested: false,
+            shutting_down: false,
             stop_reason: None,
             activity: args.activity,
             final_status: None,
@@ -310,6 +315,13 @@ impl Actor for TerminalActor {
                 let exited = state.final_status.is_some();
                 state.begin_stop(&me);
                 let _ = reply.send((state.info(), exited));
+            }
+            TerminalMsg::ShutdownStop => {
+                if state.exit.is_none() && !state.stop_requested {
+                    state.shutting_down = true;
+                    state.stop_reason = Some("server shut down".into());
+                    state.begin_stop(&me);
+                }
             }
             TerminalMsg::StopFor(reason) => {
                 if state.exit.is_none() && !state.stop_requested {

@@ -64,7 +64,9 @@ impl TerminalState {
             code: None,
             signal: None,
         });
-        let status = if self.stop_requested {
+        let status = if self.shutting_down {
+            ExecutionStatus::Interrupted
+        } else if self.stop_requested {
             ExecutionStatus::Cancelled
         } else if exit.code == Some(0) {
             ExecutionStatus::Succeeded
