@@ -26,10 +26,7 @@ const DEFAULT_SIZE: WindowSize = WindowSize {
 const KIND: SessionKind = SessionKind::AgentSession;
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
+    let with_state = super::json::with_state(state);
     let start = warp::path!("api" / "agents" / i64 / "session")
         .and(warp::post())
         .and(with_state.clone())

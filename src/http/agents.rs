@@ -49,10 +49,7 @@ const MAX_RESTARTS_DEFAULT: u32 = 5;
 const RESTART_WINDOW_DEFAULT_SECS: u64 = 600;
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
+    let with_state = super::json::with_state(state);
     let limit = state.config.body_limit_bytes;
     let base = warp::path!("api" / "agents");
     let one = warp::path!("api" / "agents" / i64);

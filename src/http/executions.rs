@@ -13,10 +13,7 @@ use crate::state::AppState;
 use crate::time::parse_rfc3339;
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
+    let with_state = super::json::with_state(state);
     let list = warp::path!("api" / "executions")
         .and(warp::get())
         .and(with_state.clone())

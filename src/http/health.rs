@@ -16,10 +16,7 @@ use crate::state::AppState;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
+    let with_state = super::json::with_state(state);
     let live = warp::path!("api" / "health")
         .and(warp::get())
         .map(|| ok_json(&serde_json::json!({ "status": "ok" })));

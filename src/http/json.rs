@@ -14,6 +14,14 @@ use warp::{Filter, Rejection};
 
 use crate::error::ApiError;
 
+/// Hands each handler the server state (cheap: handles and `Arc`s).
+pub fn with_state(
+    state: &crate::state::AppState,
+) -> impl Filter<Extract = (crate::state::AppState,), Error = std::convert::Infallible> + Clone {
+    let state = state.clone();
+    warp::any().map(move || state.clone())
+}
+
 /// Any failure becomes a rejection carrying the [`ApiError`].
 pub fn reject(e: impl Into<ApiError>) -> Rejection {
     warp::reject::custom(e.into())

@@ -28,10 +28,7 @@ use crate::state::AppState;
 const LOGIN_BODY_MAX_BYTES: u64 = 4096;
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
+    let with_state = super::json::with_state(state);
     let login = warp::path!("api" / "auth" / "login")
         .and(warp::post())
         .and(with_state.clone())

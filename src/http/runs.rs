@@ -34,10 +34,7 @@ const CLOSE_NOT_FOUND: u16 = 4404;
 const CLIENT_MESSAGE_MAX_BYTES: usize = 4096;
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
+    let with_state = super::json::with_state(state);
     let limit = state.config.body_limit_bytes;
     let run = warp::path!("api" / "tasks" / i64 / "run")
         .and(warp::post())

@@ -25,10 +25,7 @@ const PATH_MAX_BYTES: usize = 4096; // PATH_MAX on Linux
 const DEFAULT_PRIORITY: i64 = 5;
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
+    let with_state = super::json::with_state(state);
     let limit = state.config.body_limit_bytes;
     let base = warp::path!("api" / "tasks");
     let one = warp::path!("api" / "tasks" / i64);

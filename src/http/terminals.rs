@@ -34,10 +34,7 @@ const ARGV_MAX: usize = 1024;
 const ENV_MAX: usize = 256;
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
+    let with_state = super::json::with_state(state);
     let limit = state.config.body_limit_bytes;
     let base = warp::path!("api" / "terminals");
     let one = warp::path!("api" / "terminals" / String);
