@@ -68,6 +68,36 @@ async fn idle_terminal_is_stopped_with_reason_idle_and_a_busy_one_is_left() {
 }
 
 #[tokio::test]
+async fn idle_agent_session_is_stopped_with_reason_idle_by_its_own_timeout() {
+    let s = TestServer::start_with(|c| c.reap_interval = Duration::from_secs(1)).await;
+    let fake = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-claude");
+    let agent = s
+        .post(
+            "/api/agents",
+            json!({"name": "sleepy", "command": [fake], "idle_timeout_secs": 1}),
+        )
+        .await;
+    assert_eq!(agent.status, 201, "{}", agent.text);
+    let mut ev = events(&s).await;
+    let session = s
+        .post(
+            &format!("/api/agents/{}/session", agent.body["id"]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(session.status, 201, "{}", session.text);
+    let exited = wait_exited(&mut ev, session.body["id"].as_str().unwrap()).await;
+    assert_eq!(exited["status"], "cancelled", "{exited}");
+    let exec = s
+        .get(&format!("/api/executions/{}", session.body["execution_id"]))
+        .await;
+    assert_eq!(exec.body["type"], "agent_session");
+    assert_eq!(exec.body["status"], "cancelled");
+    assert_eq!(exec.body["reason"], "idle");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn exited_sessions_leave_memory_but_not_the_db() {
     let s = TestServer::start_with(|c| {
         c.reap_interval = Duration::from_secs(1);
