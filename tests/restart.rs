@@ -121,6 +121,25 @@ async fn agent_session_and_running_run(
     ]
 }
 
+/// Waits (bounded) until a terminal has written at least 5 bytes ("ready").
+async fn wait_for_output(http: &reqwest::Client, p: &ServerProcess, id: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = http
+            .get(format!("{}/api/terminals/{id}", p.base))
+            .bearer_auth(&p.token)
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        if v["bytes_out"].as_i64().unwrap_or(0) >= 5 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no output: {v}");
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Live (non-zombie) processes in process group `pgid`. A zombie reparented to an init that
 /// does not reap counts as dead: it holds no resources but its pid.
 fn live_in_group(pgid: i32) -> Vec<i32> {
@@ -450,4 +469,28 @@ async fn shutdown_gives_children_the_staged_stop_sighup_then_sigterm() {
         "staged stop not seen: {tail:?}"
     );
     groups_gone(&[t["pid"].as_i64().unwrap() as i32]).await;
+}
+
+#[tokio::test]
+async fn when_the_grace_runs_out_the_rest_is_killed_recorded_and_the_exit_is_still_0() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 1 s grace cannot fit the 4 s stop sequence of a child that ignores HUP and TERM.
+    let mut p =
+        ServerProcess::start(dir.path(), "127.0.0.1:0", &["--shutdown-grace-secs", "1"]).await;
+    let http = client();
+    let (status, t) = post(
+        &http,
+        &p,
+        "/api/terminals",
+        json!({"command": ["sh", "-c", "trap '' HUP TERM; echo ready; while :; do sleep 0.1; done"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{t}");
+    wait_for_output(&http, &p, t["id"].as_str().unwrap()).await; // the traps are set
+    let exec = t["execution_id"].as_i64().unwrap();
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait().await.code(), Some(0), "still a clean exit");
+    assert_eq!(status_of(dir.path(), exec), "interrupted");
+    groups_gone(&[t["pid"].as_i64().unwrap() as i32]).await;
+    integrity_ok(dir.path());
 }
