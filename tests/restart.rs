@@ -433,26 +433,8 @@ async fn shutdown_gives_children_the_staged_stop_sighup_then_sigterm() {
     .await;
     assert_eq!(status, 201, "{t}");
     let exec = t["execution_id"].as_i64().unwrap();
-    // The traps are set once "ready" is out (bounded wait on the session's output).
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let r = http
-            .get(format!(
-                "{}/api/terminals/{}",
-                p.base,
-                t["id"].as_str().unwrap()
-            ))
-            .bearer_auth(&p.token)
-            .send()
-            .await
-            .unwrap();
-        let v: Value = r.json().await.unwrap();
-        if v["bytes_out"].as_i64().unwrap_or(0) >= 5 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no output: {v}");
-        tokio::task::yield_now().await;
-    }
+    // The traps are set once "ready" is out.
+    wait_for_output(&http, &p, t["id"].as_str().unwrap()).await;
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait().await.code(), Some(0));
     assert_eq!(status_of(dir.path(), exec), "interrupted");
