@@ -128,11 +128,7 @@ fn main() -> ExitCode {
 }
 
 fn open_db_for(common: CommonArgs) -> Result<claude_manager::db::Pool, ExitCode> {
-    let args = ServeArgs {
-        common,
-        ..ServeArgs::default()
-    };
-    let config = load_config(&args)?;
+    let config = load_common(common)?;
     open_database(&config).map_err(|e| {
         eprintln!(
             "claude-manager: database {}: {e}",
@@ -232,16 +228,20 @@ fn load_config(args: &ServeArgs) -> Result<Config, ExitCode> {
     })
 }
 
+/// The settings of a subcommand that only needs the data dir and config file.
+fn load_common(common: CommonArgs) -> Result<Config, ExitCode> {
+    load_config(&ServeArgs {
+        common,
+        ..ServeArgs::default()
+    })
+}
+
 /// Runs a backup or restore with the data dir from the usual settings.
 fn copy_db(
     common: CommonArgs,
     op: impl FnOnce(&Config) -> Result<String, backup::BackupError>,
 ) -> ExitCode {
-    let args = ServeArgs {
-        common,
-        ..ServeArgs::default()
-    };
-    let config = match load_config(&args) {
+    let config = match load_common(common) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -258,11 +258,7 @@ fn copy_db(
 }
 
 fn migrate(common: CommonArgs) -> ExitCode {
-    let args = ServeArgs {
-        common,
-        ..ServeArgs::default()
-    };
-    let config = match load_config(&args) {
+    let config = match load_common(common) {
         Ok(c) => c,
         Err(code) => return code,
     };

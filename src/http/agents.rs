@@ -15,7 +15,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::json::{json_body, ok_json, parse_json, raw_query, reject, reply_json, Page, Query};
-use super::terminals::{check_dir, is_env_name};
+use super::terminals::{check_dir, check_env};
 use crate::auth::{redact_env, REDACTED};
 use crate::db::agents::{
     self, Agent, AgentDef, AgentError, RestartPolicy, RestartPolicyKind, SessionArgs,
@@ -28,7 +28,6 @@ const DESCRIPTION_MAX_CHARS: usize = 2_000;
 const ARGV_MAX: usize = 256;
 const MODEL_MAX_CHARS: usize = 200;
 const SYSTEM_PROMPT_MAX_CHARS: usize = 100_000;
-const ENV_MAX: usize = 256;
 const TOOLS_MAX: usize = 128;
 const TOOL_MAX_CHARS: usize = 200;
 /// Claude Code's `--permission-mode` choices.
@@ -214,26 +213,7 @@ impl AgentInput {
             }
         };
         let env = self.env.unwrap_or_default();
-        if env.len() > ENV_MAX {
-            return Err(ApiError::validation(
-                "env",
-                format!("at most {ENV_MAX} variables, got {}", env.len()),
-            ));
-        }
-        for (k, v) in &env {
-            if !is_env_name(k) {
-                return Err(ApiError::validation(
-                    "env",
-                    format!("variable name {k:?} must match [A-Za-z_][A-Za-z0-9_]*"),
-                ));
-            }
-            if v.contains('\0') {
-                return Err(ApiError::validation(
-                    &format!("env.{k}"),
-                    "value must not contain a NUL byte",
-                ));
-            }
-        }
+        check_env(&env)?;
         let allowed_tools = self.allowed_tools.unwrap_or_default();
         if allowed_tools.len() > TOOLS_MAX {
             return Err(ApiError::validation(

@@ -121,6 +121,32 @@ fn check_cells(field: &str, v: Option<i64>, default: u16) -> Result<u16, ApiErro
     }
 }
 
+/// A session's or agent's env: at most [`ENV_MAX`] variables, names `[A-Za-z_][A-Za-z0-9_]*`,
+/// values without NUL. Names are the user's own input, not secrets; values are never echoed.
+pub fn check_env(vars: &std::collections::BTreeMap<String, String>) -> Result<(), ApiError> {
+    if vars.len() > ENV_MAX {
+        return Err(ApiError::validation(
+            "env",
+            format!("at most {ENV_MAX} variables, got {}", vars.len()),
+        ));
+    }
+    for (k, v) in vars {
+        if !is_env_name(k) {
+            return Err(ApiError::validation(
+                "env",
+                format!("variable name {k:?} must match [A-Za-z_][A-Za-z0-9_]*"),
+            ));
+        }
+        if v.contains('\0') {
+            return Err(ApiError::validation(
+                &format!("env.{k}"),
+                "value must not contain a NUL byte",
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn is_env_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b) if b == b'_' || b.is_ascii_alphabetic())
@@ -167,28 +193,8 @@ fn check_shape(body: &CreateTerminal) -> Result<(Vec<(String, String)>, WindowSi
     };
     let mut env = Vec::new();
     if let Some(vars) = &body.env {
-        if vars.len() > ENV_MAX {
-            return Err(ApiError::validation(
-                "env",
-                format!("at most {ENV_MAX} variables, got {}", vars.len()),
-            ));
-        }
-        for (k, v) in vars {
-            if !is_env_name(k) {
-                // The name is the user's own input, not a secret; the value is never echoed.
-                return Err(ApiError::validation(
-                    "env",
-                    format!("variable name {k:?} must match [A-Za-z_][A-Za-z0-9_]*"),
-                ));
-            }
-            if v.contains('\0') {
-                return Err(ApiError::validation(
-                    &format!("env.{k}"),
-                    "value must not contain a NUL byte",
-                ));
-            }
-            env.push((k.clone(), v.clone()));
-        }
+        check_env(vars)?;
+        env.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     Ok((env, size))
 }
