@@ -121,6 +121,16 @@ async fn agent_session_and_running_run(
     ]
 }
 
+/// Every session's execution is `interrupted`, none of its processes is left, the DB is sound.
+async fn all_interrupted_and_gone(dir: &Path, sessions: &[(i64, i32)]) {
+    let groups: Vec<i32> = sessions.iter().map(|(_, g)| *g).collect();
+    groups_gone(&groups).await;
+    for (exec, _) in sessions {
+        assert_eq!(status_of(dir, *exec), "interrupted", "execution {exec}");
+    }
+    integrity_ok(dir);
+}
+
 /// Waits (bounded) until a terminal has written at least 5 bytes ("ready").
 async fn wait_for_output(http: &reqwest::Client, p: &ServerProcess, id: &str) {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -214,16 +224,7 @@ async fn sigterm_with_terminals_an_agent_session_and_a_run_exits_0_and_leaves_no
     p.signal(Signal::SIGTERM);
     let status = p.wait().await;
     assert_eq!(status.code(), Some(0), "clean exit");
-    let groups: Vec<i32> = sessions.iter().map(|(_, g)| *g).collect();
-    groups_gone(&groups).await;
-    for (exec, _) in &sessions {
-        assert_eq!(
-            status_of(dir.path(), *exec),
-            "interrupted",
-            "execution {exec}"
-        );
-    }
-    integrity_ok(dir.path());
+    all_interrupted_and_gone(dir.path(), &sessions).await;
 }
 
 #[tokio::test]
@@ -353,16 +354,7 @@ async fn a_second_sigterm_during_shutdown_still_exits_0_with_nothing_left() {
     // The process may be gone already; a second signal to it is then simply not delivered.
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid()), Signal::SIGTERM);
     assert_eq!(p.wait().await.code(), Some(0), "clean exit");
-    let groups: Vec<i32> = sessions.iter().map(|(_, g)| *g).collect();
-    groups_gone(&groups).await;
-    for (exec, _) in &sessions {
-        assert_eq!(
-            status_of(dir.path(), *exec),
-            "interrupted",
-            "execution {exec}"
-        );
-    }
-    integrity_ok(dir.path());
+    all_interrupted_and_gone(dir.path(), &sessions).await;
 }
 
 #[tokio::test]
