@@ -1,0 +1,109 @@
+import "@xterm/xterm/css/xterm.css";
+import "./styles.css";
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { api, ApiError, setUnauthenticatedHandler } from "./api";
+import { startEvents, stopEvents, useEventsUp } from "./events";
+import { match, navigate, useLocation } from "./router";
+import { Link } from "./ui";
+import { Login } from "./pages/Login";
+import { Dashboard } from "./pages/Dashboard";
+import { Terminals } from "./pages/Terminals";
+import { Agents } from "./pages/Agents";
+import { Tasks } from "./pages/Tasks";
+import { TaskDetail } from "./pages/TaskDetail";
+import { ExecutionDetail } from "./pages/ExecutionDetail";
+import { NotFound } from "./pages/NotFound";
+
+type Auth = { state: "checking" } | { state: "out"; reason?: string } | { state: "in"; scope: string };
+
+const NAV: [string, string][] = [
+  ["/", "Dashboard"],
+  ["/terminals", "Terminals"],
+  ["/agents", "Agents"],
+  ["/tasks", "Tasks"],
+];
+
+function Shell(props: { scope: string; onLogout: () => void }) {
+  const { path } = useLocation();
+  const live = useEventsUp();
+  const [menu, setMenu] = useState(false);
+  let page;
+  let m: Record<string, string> | null;
+  if (path === "/") page = <Dashboard />;
+  else if (path === "/terminals") page = <Terminals />;
+  else if ((m = match("/terminals/:id", path))) page = <Terminals id={m.id} kind="terminal" />;
+  else if ((m = match("/agent-sessions/:id", path))) page = <Terminals id={m.id} kind="agent" />;
+  else if (path === "/agents") page = <Agents />;
+  else if ((m = match("/agents/:id", path))) page = <Agents id={m.id} />;
+  else if (path === "/tasks") page = <Tasks />;
+  else if ((m = match("/tasks/:id", path))) page = <TaskDetail id={m.id} />;
+  else if ((m = match("/executions/:id", path))) page = <ExecutionDetail id={m.id} />;
+  else page = <NotFound />;
+  const active = (href: string) => (href === "/" ? path === "/" : path === href || path.startsWith(href + "/"));
+  return (
+    <div class="shell">
+      <header class="topbar">
+        <button class="menu-btn" aria-label="menu" onClick={() => setMenu(!menu)}>
+          ☰
+        </button>
+        <Link href="/" class="brand">
+          claude-manager
+        </Link>
+        <nav class={menu ? "nav open" : "nav"} onClick={() => setMenu(false)}>
+          {NAV.map(([href, label]) => (
+            <Link href={href} class={active(href) ? "active" : ""}>
+              {label}
+            </Link>
+          ))}
+        </nav>
+        <span class={live ? "live on" : "live off"} title={live ? "live updates connected" : "live updates reconnecting"}>
+          {live ? "live" : "offline"}
+        </span>
+        <span class="scope" title="your access scope">
+          {props.scope}
+        </span>
+        <button class="link" onClick={props.onLogout}>
+          Log out
+        </button>
+      </header>
+      <main class="page">{page}</main>
+    </div>
+  );
+}
+
+function App() {
+  const [auth, setAuth] = useState<Auth>({ state: "checking" });
+  const check = () =>
+    api.get<{ scope: string }>("/api/auth/me").then(
+      (me) => setAuth({ state: "in", scope: me.scope }),
+      (e) =>
+        setAuth({
+          state: "out",
+          reason: e instanceof ApiError && e.status === 401 ? undefined : (e as Error).message,
+        }),
+    );
+  useEffect(() => {
+    setUnauthenticatedHandler(() => setAuth({ state: "out", reason: "Your session ended; log in again." }));
+    check();
+  }, []);
+  useEffect(() => {
+    if (auth.state === "in") startEvents();
+    else stopEvents();
+  }, [auth.state]);
+  if (auth.state === "checking") return <div class="center muted">Loading…</div>;
+  if (auth.state === "out") return <Login reason={auth.reason} onLoggedIn={check} />;
+  const logout = async () => {
+    try {
+      await api.post("/api/auth/logout");
+    } catch {
+      /* the cookie may already be gone; show the login page either way */
+    }
+    setAuth({ state: "out" });
+    navigate("/", true);
+  };
+  return <Shell scope={auth.scope} onLogout={logout} />;
+}
+
+const root = document.getElementById("app");
+if (root) render(<App />, root);

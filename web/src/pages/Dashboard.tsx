@@ -1,0 +1,3 @@
+export function Dashboard() {
+  return <div class="card">TODO</div>;
+}

@@ -1,0 +1,3 @@
+export function ExecutionDetail(props: { id: string }) {
+  return <div class="card">TODO {props.id}</div>;
+}

@@ -1,0 +1,3 @@
+export function TaskDetail(props: { id: string }) {
+  return <div class="card">TODO {props.id}</div>;
+}

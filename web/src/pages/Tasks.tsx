@@ -1,0 +1,3 @@
+export function Tasks() {
+  return <div class="card">TODO</div>;
+}

@@ -1,0 +1,110 @@
+// Small shared pieces: links, error banners, status badges, times, and a data-loading hook.
+
+import type { ComponentChildren } from "preact";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { ApiError } from "./api";
+import { navigate } from "./router";
+
+export function Link(props: { href: string; children: ComponentChildren; class?: string; title?: string }) {
+  const onClick = (e: MouseEvent) => {
+    if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    navigate(props.href);
+  };
+  return (
+    <a href={props.href} class={props.class} title={props.title} onClick={onClick}>
+      {props.children}
+    </a>
+  );
+}
+
+/** Shows an API (or any) error with its message and code; nothing when `error` is null. */
+export function ErrorBanner(props: { error: unknown; onClose?: () => void }) {
+  if (!props.error) return null;
+  const e = props.error;
+  const msg = e instanceof Error ? e.message : String(e);
+  const code = e instanceof ApiError ? e.code : undefined;
+  return (
+    <div class="error" role="alert">
+      <span>
+        {msg}
+        {code ? <code class="code">{code}</code> : null}
+      </span>
+      {props.onClose ? (
+        <button class="link" onClick={props.onClose} aria-label="dismiss">
+          ×
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
+export function Badge(props: { status: string }) {
+  return <span class={`badge st-${props.status}`}>{props.status}</span>;
+}
+
+export function fmtTime(s: string | null | undefined): string {
+  if (!s) return "—";
+  const d = new Date(s);
+  if (isNaN(d.getTime())) return s;
+  return d.toLocaleString();
+}
+
+export function fmtDuration(from: string | null | undefined, to?: string | null): string {
+  if (!from) return "—";
+  const a = new Date(from).getTime();
+  const b = to ? new Date(to).getTime() : Date.now();
+  if (isNaN(a) || isNaN(b)) return "—";
+  let s = Math.max(0, Math.round((b - a) / 1000));
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  return h ? `${h}h ${m}m` : m ? `${m}m ${s}s` : `${s}s`;
+}
+
+/**
+ * Loads with `fetcher` when `deps` change; `reload()` refetches (e.g. on a live event).
+ * Keeps the last good data while reloading, so live updates do not flicker.
+ */
+export function useLoad<T>(fetcher: () => Promise<T>, deps: unknown[]) {
+  const [data, setData] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<unknown>(null);
+  const [loading, setLoading] = useState(true);
+  const seq = useRef(0);
+  const f = useRef(fetcher);
+  f.current = fetcher;
+  const reload = useCallback(() => {
+    const n = ++seq.current;
+    setLoading(true);
+    f.current().then(
+      (d) => {
+        if (n !== seq.current) return;
+        setData(d);
+        setError(null);
+        setLoading(false);
+      },
+      (e) => {
+        if (n !== seq.current) return;
+        setError(e);
+        setLoading(false);
+      },
+    );
+  }, []);
+  useEffect(reload, deps);
+  return { data, error, loading, reload, setData };
+}
+
+/** A form field with its label. */
+export function Field(props: { label: string; children: ComponentChildren; hint?: string }) {
+  return (
+    <label class="field">
+      <span class="label">{props.label}</span>
+      {props.children}
+      {props.hint ? <span class="hint">{props.hint}</span> : null}
+    </label>
+  );
+}
+
+/** The value of the input, textarea or select an event came from. */
+export const val = (e: Event) => (e.currentTarget as HTMLInputElement).value;
