@@ -1,0 +1,66 @@
+// REST for terminal and agent sessions (docs/terminals.md, docs/agents.md): both kinds share the
+// session shape and the WebSocket protocol; only the path differs.
+
+import { api, type List } from "../api";
+
+export type SessionKind = "terminal" | "agent";
+
+export interface SessionInfo {
+  id: string;
+  kind: string;
+  name: string;
+  argv: string[];
+  cwd: string;
+  pid: number;
+  cols: number;
+  rows: number;
+  /** `running`, or the execution's final status once the child has ended. */
+  status: string;
+  created_at: string;
+  execution_id: number;
+  ws: string;
+  viewers: number;
+  bytes_out: number;
+  last_activity_at: string;
+  exit_code: number | null;
+  exit_signal: number | null;
+  finished_at: string | null;
+  agent_id?: number;
+  conversation_id?: string;
+}
+
+export interface NewTerminal {
+  command?: string[];
+  cwd?: string;
+  name?: string;
+}
+
+const base = (kind: SessionKind) => (kind === "agent" ? "/api/agent-sessions" : "/api/terminals");
+
+export const sessionPath = (kind: SessionKind, id: string) => `${base(kind)}/${encodeURIComponent(id)}`;
+export const sessionWsPath = (kind: SessionKind, id: string) => `${sessionPath(kind, id)}/ws`;
+/** The page that shows a session (a deep link). */
+export const sessionPage = (kind: SessionKind, id: string) =>
+  `${kind === "agent" ? "/agent-sessions" : "/terminals"}/${encodeURIComponent(id)}`;
+
+export const listTerminals = () => api.get<List<SessionInfo>>("/api/terminals");
+export const getSession = (kind: SessionKind, id: string) => api.get<SessionInfo>(sessionPath(kind, id));
+export const createTerminal = (body: NewTerminal) => api.post<SessionInfo>("/api/terminals", body);
+/** Stops a live session (202; its end comes as `session.exited`) or forgets an exited one (200). */
+export const stopSession = (kind: SessionKind, id: string) => api.del<unknown>(sessionPath(kind, id));
+
+const SIGNALS: Record<number, string> = { 1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 6: "SIGABRT", 9: "SIGKILL", 15: "SIGTERM" };
+
+/** "exit 0", "signal 9 (SIGKILL)", or "" while running. */
+export function exitText(code: number | null | undefined, signal: number | null | undefined): string {
+  if (signal != null) return `signal ${signal}${SIGNALS[signal] ? ` (${SIGNALS[signal]})` : ""}`;
+  if (code != null) return `exit ${code}`;
+  return "";
+}
+
+/** A short label for a tab: the name, else the command. */
+export function sessionLabel(s: SessionInfo): string {
+  if (s.name) return s.name;
+  const argv = s.argv.map((a) => a.split("/").pop() ?? a);
+  return argv.join(" ") || s.id;
+}
