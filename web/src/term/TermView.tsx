@@ -1,0 +1,258 @@
+// One session on screen: xterm.js wired to a SessionClient, with the toolbar (connection state,
+// read-only, copy, find), the phone key bar, and fitting to the visible viewport. A fresh mount is
+// a fresh terminal that attaches without `since` (the server replays from a safe point), so a page
+// reload shows the previous output once.
+
+import type { ComponentChildren } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { copyText } from "./clipboard";
+import { FindBar } from "./FindBar";
+import { KeyBar } from "./KeyBar";
+import { barKeyInput, withCtrl, type BarKey } from "./keys";
+import { type ConnState, type Mode, SessionClient } from "./session";
+import { binaryBytes, dataBytes, openXterm, type XtermHandle } from "./xterm";
+import { exitText } from "./api";
+import "./term.css";
+
+/** Resize bursts (dragging a window, rotating a phone) end in one PTY resize. */
+const FIT_DEBOUNCE_MS = 80;
+const FLASH_MS = 4000;
+const NARROW = "(max-width: 700px)";
+
+/** What browser tests may poke (see web/tests/terminal.test.mjs). */
+export interface TermTestHook {
+  dropConnection(hold?: boolean): void;
+  release(): void;
+  state(): ConnState["kind"];
+  offset(): number | null;
+}
+
+declare global {
+  interface Window {
+    __cmTerm?: TermTestHook;
+  }
+}
+
+export function TermView(props: {
+  wsPath: string;
+  mode: Mode;
+  onModeChange: (m: Mode) => void;
+  /** Called when the session's child has ended (the page refreshes its status). */
+  onExit?: () => void;
+  /** Status shown at the start of the toolbar. */
+  status?: ComponentChildren;
+  /** Buttons shown at its end (Stop). */
+  actions?: ComponentChildren;
+}) {
+  const hostRef = useRef<HTMLDivElement>(null);
+  const viewRef = useRef<HTMLDivElement>(null);
+  const xt = useRef<XtermHandle | null>(null);
+  const client = useRef<SessionClient | null>(null);
+  const modeRef = useRef(props.mode);
+  modeRef.current = props.mode;
+  const onExitRef = useRef(props.onExit);
+  onExitRef.current = props.onExit;
+  const ctrlRef = useRef(false);
+  const [ctrl, setCtrlState] = useState(false);
+  const [conn, setConn] = useState<ConnState>({ kind: "connecting" });
+  const [notice, setNotice] = useState<string | null>(null);
+  const [findOpen, setFindOpen] = useState(false);
+  const flashTimer = useRef<number | undefined>(undefined);
+
+  const setCtrl = (v: boolean) => {
+    ctrlRef.current = v;
+    setCtrlState(v);
+  };
+  const flash = (text: string) => {
+    setNotice(text);
+    window.clearTimeout(flashTimer.current);
+    flashTimer.current = window.setTimeout(() => setNotice(null), FLASH_MS);
+  };
+
+  useEffect(() => {
+    const host = hostRef.current!;
+    const handle = openXterm(host, matchMedia(NARROW).matches);
+    xt.current = handle;
+    const { term, fit } = handle;
+    /** The PTY's size as last known (attach, a resize we sent, or another viewer's). */
+    const pty = { cols: term.cols, rows: term.rows };
+
+    const c = new SessionClient(props.wsPath, modeRef.current, {
+      output: (bytes) => term.write(bytes),
+      reset: () => term.reset(),
+      notice: (text, where) => (where === "terminal" ? term.write(`\r\n\x1b[33m[${text}]\x1b[0m\r\n`) : flash(text)),
+      attached: (cols, rows) => {
+        pty.cols = cols;
+        pty.rows = rows;
+        if (modeRef.current === "ro") term.resize(cols, rows);
+        else fitAndReport();
+      },
+      resize: (cols, rows) => {
+        pty.cols = cols;
+        pty.rows = rows;
+        term.resize(cols, rows);
+      },
+      state: (s) => {
+        setConn(s);
+        if (s.kind === "exited") onExitRef.current?.();
+      },
+      error: (code, message) => flash(`${message} (${code})`),
+    });
+    client.current = c;
+
+    /** rw only: fit to the box and tell the PTY when the size changed. */
+    function fitAndReport() {
+      if (modeRef.current === "ro") return;
+      fit.fit();
+      if (term.cols === pty.cols && term.rows === pty.rows) return;
+      pty.cols = term.cols;
+      pty.rows = term.rows;
+      c.resize(term.cols, term.rows);
+    }
+    let fitTimer: number | undefined;
+    const scheduleFit = () => {
+      window.clearTimeout(fitTimer);
+      fitTimer = window.setTimeout(fitAndReport, FIT_DEBOUNCE_MS);
+    };
+    /** Keeps the view above an on-screen keyboard where the layout viewport does not shrink (iOS). */
+    const followViewport = () => {
+      const vv = window.visualViewport;
+      const view = viewRef.current;
+      if (!vv || !view) return;
+      const visibleBottom = vv.offsetTop + vv.height;
+      view.style.maxHeight = `${Math.max(120, Math.floor(visibleBottom - view.getBoundingClientRect().top))}px`;
+      scheduleFit();
+    };
+
+    const input = (data: string) => {
+      if (ctrlRef.current && data.length === 1) {
+        data = withCtrl(data);
+        setCtrl(false);
+      }
+      c.send(dataBytes(data));
+    };
+    const subs = [term.onData(input), term.onBinary((d) => c.send(binaryBytes(d)))];
+    term.options.disableStdin = modeRef.current === "ro";
+
+    fit.fit(); // before attaching, so the replay is drawn at the final width
+    followViewport();
+    const observer = new ResizeObserver(scheduleFit);
+    observer.observe(host);
+    window.addEventListener("orientationchange", scheduleFit);
+    window.visualViewport?.addEventListener("resize", followViewport);
+    window.visualViewport?.addEventListener("scroll", followViewport);
+
+    window.__cmTerm = {
+      dropConnection: (hold) => c.dropConnection(hold),
+      release: () => c.release(),
+      state: () => c.state.kind,
+      offset: () => c.offset,
+    };
+    c.start();
+    if (modeRef.current === "rw") term.focus();
+
+    return () => {
+      if (window.__cmTerm) delete window.__cmTerm;
+      c.dispose();
+      client.current = null;
+      observer.disconnect();
+      window.removeEventListener("orientationchange", scheduleFit);
+      window.visualViewport?.removeEventListener("resize", followViewport);
+      window.visualViewport?.removeEventListener("scroll", followViewport);
+      window.clearTimeout(fitTimer);
+      window.clearTimeout(flashTimer.current);
+      subs.forEach((s) => s.dispose());
+      term.dispose(); // also disposes the loaded addons
+      xt.current = null;
+    };
+  }, [props.wsPath]);
+
+  // Read-only is a reattach at the current offset: the screen stays, input and resize stop.
+  useEffect(() => {
+    const term = xt.current?.term;
+    if (term) term.options.disableStdin = props.mode === "ro";
+    client.current?.setMode(props.mode);
+    if (props.mode === "ro") setCtrl(false);
+  }, [props.mode]);
+
+  const pressKey = (k: BarKey) => {
+    const term = xt.current?.term;
+    if (!term) return;
+    const data = barKeyInput(k, term.modes.applicationCursorKeysMode, ctrlRef.current);
+    setCtrl(false);
+    client.current?.send(dataBytes(data));
+  };
+
+  const copy = async () => {
+    const text = xt.current?.term.getSelection() ?? "";
+    if (!text) return flash("Select some text in the terminal first.");
+    flash((await copyText(text)) ? "Copied." : "The browser refused the clipboard; copy with the keyboard or a long press.");
+  };
+
+  const ro = props.mode === "ro";
+  return (
+    <div class={ro ? "term-view ro" : "term-view"} ref={viewRef}>
+      <div class="term-toolbar">
+        {props.status}
+        <ConnBadge state={conn} ro={ro} />
+        {notice ? (
+          <span class="term-notice" role="status">
+            {notice}
+          </span>
+        ) : null}
+        <span class="spacer" />
+        <button type="button" aria-pressed={ro} onClick={() => props.onModeChange(ro ? "rw" : "ro")}>
+          Read-only
+        </button>
+        <button type="button" onClick={copy}>
+          Copy
+        </button>
+        <button type="button" aria-pressed={findOpen} onClick={() => setFindOpen(!findOpen)}>
+          Find
+        </button>
+        {props.actions}
+      </div>
+      {findOpen && xt.current ? (
+        <FindBar
+          search={xt.current.search}
+          onClose={() => {
+            setFindOpen(false);
+            xt.current?.term.focus();
+          }}
+        />
+      ) : null}
+      <div class="term-host" ref={hostRef} />
+      <KeyBar ctrl={ctrl} disabled={ro || conn.kind === "exited" || conn.kind === "gone"} onCtrl={() => setCtrl(!ctrlRef.current)} onKey={pressKey} />
+    </div>
+  );
+}
+
+function ConnBadge(props: { state: ConnState; ro: boolean }) {
+  const s = props.state;
+  let text: string;
+  switch (s.kind) {
+    case "connecting":
+      text = "connecting…";
+      break;
+    case "live":
+      text = props.ro ? "live · read-only" : "live";
+      break;
+    case "reconnecting":
+      text = `reconnecting… (${s.reason})`;
+      break;
+    case "exited":
+      text = `exited (${exitText(s.code, s.signal) || "no status"})`;
+      break;
+    case "gone":
+      text = s.reason;
+      break;
+    case "closed":
+      text = "closed";
+      break;
+  }
+  return (
+    <span class={`conn conn-${s.kind}`} data-state={s.kind} title="connection to the terminal">
+      {text}
+    </span>
+  );
+}
