@@ -1,3 +1,218 @@
-export function Terminals(props: { id?: string; kind?: "terminal" | "agent" }) {
-  return <div class="card">TODO {props.id} {props.kind}</div>;
+// The terminals page: tabs of open sessions (live and recently exited), the new-terminal form,
+// and the selected session's terminal. The URL is the selection (/terminals/{id},
+// /agent-sessions/{id}; `?mode=ro` for a read-only view), so a deep link survives a reload.
+
+import { useState } from "preact/hooks";
+import { ApiError } from "../api";
+import { useEvents, type ServerEvent } from "../events";
+import { navigate, useLocation } from "../router";
+import { ArgvError, splitArgv } from "../term/argv";
+import {
+  createTerminal,
+  exitText,
+  getSession,
+  listTerminals,
+  sessionLabel,
+  sessionPage,
+  sessionWsPath,
+  stopSession,
+  type SessionInfo,
+  type SessionKind,
+} from "../term/api";
+import type { Mode } from "../term/session";
+import { TermView } from "../term/TermView";
+import { Badge, ErrorBanner, Field, Link, useLoad, val } from "../ui";
+
+/** Session events worth a refetch: a session started or ended (not the 5-second activity ticks). */
+function touchesSessions(e: ServerEvent): boolean {
+  if (e.type === "connected" || e.type === "session.exited") return true;
+  const type = e.data?.type;
+  return (e.type === "execution.started" || e.type === "execution.finished") && (type === "terminal" || type === "agent_session");
+}
+
+export function Terminals(props: { id?: string; kind?: SessionKind }) {
+  const kind = props.kind ?? "terminal";
+  const id = props.id;
+  const { path, search } = useLocation();
+  const mode: Mode = search.get("mode") === "ro" ? "ro" : "rw";
+  const [formOpen, setFormOpen] = useState(false);
+  const [actionError, setActionError] = useState<unknown>(null);
+  const list = useLoad(listTerminals, []);
+  const current = useLoad<SessionInfo | null>(() => (id ? getSession(kind, id) : Promise.resolve(null)), [kind, id]);
+
+  useEvents((e) => {
+    if (!touchesSessions(e)) return;
+    list.reload();
+    if (id && (e.type !== "session.exited" || e.data?.id === id)) current.reload();
+  });
+
+  const refresh = () => {
+    list.reload();
+    current.reload();
+  };
+  const gone = current.error instanceof ApiError && current.error.status === 404;
+  const info = current.data;
+
+  const stop = async () => {
+    if (!id) return;
+    setActionError(null);
+    const wasRunning = info?.status === "running";
+    try {
+      await stopSession(kind, id);
+      if (wasRunning) refresh();
+      else {
+        list.reload();
+        navigate("/terminals");
+      }
+    } catch (e) {
+      setActionError(e);
+    }
+  };
+
+  return (
+    <div class="term-page">
+      <SessionTabs
+        kind={kind}
+        id={id}
+        terminals={list.data?.items ?? []}
+        current={info ?? undefined}
+        onNew={() => setFormOpen(!formOpen)}
+        formOpen={formOpen || !id}
+      />
+      {formOpen || !id ? (
+        <NewTerminalForm
+          onCreated={(s) => {
+            setFormOpen(false);
+            list.reload();
+            navigate(sessionPage("terminal", s.id));
+          }}
+          onCancel={id ? () => setFormOpen(false) : undefined}
+        />
+      ) : null}
+      <ErrorBanner error={list.error} />
+      <ErrorBanner error={current.error} />
+      <ErrorBanner error={actionError} onClose={() => setActionError(null)} />
+      {id && !gone ? (
+        <TermView
+          key={`${kind}:${id}`}
+          wsPath={sessionWsPath(kind, id)}
+          mode={mode}
+          onModeChange={(m) => navigate(path + (m === "ro" ? "?mode=ro" : ""), true)}
+          onExit={refresh}
+          status={info ? <SessionStatus s={info} /> : null}
+          actions={
+            <button type="button" class="danger" onClick={stop} disabled={!info}>
+              {info && info.status !== "running" ? "Close" : "Stop"}
+            </button>
+          }
+        />
+      ) : null}
+      {!id && list.data && list.data.items.length === 0 ? (
+        <p class="muted term-empty">No terminals yet: open one above.</p>
+      ) : null}
+    </div>
+  );
+}
+
+function SessionStatus(props: { s: SessionInfo }) {
+  const s = props.s;
+  const exit = exitText(s.exit_code, s.exit_signal);
+  return (
+    <>
+      <span class="title" title={`${s.argv.join(" ")}\nin ${s.cwd}`}>
+        {sessionLabel(s)}
+      </span>
+      <Badge status={s.status} />
+      {exit ? <span class="muted exit-status">{exit}</span> : null}
+    </>
+  );
+}
+
+function SessionTabs(props: {
+  kind: SessionKind;
+  id?: string;
+  terminals: SessionInfo[];
+  current?: SessionInfo;
+  formOpen: boolean;
+  onNew: () => void;
+}) {
+  const tabs: [SessionKind, SessionInfo][] = props.terminals.map((s) => ["terminal", s]);
+  const c = props.current;
+  // An agent session, or a terminal not (yet) in the list, still gets its tab.
+  if (c && !(props.kind === "terminal" && props.terminals.some((s) => s.id === c.id))) tabs.unshift([props.kind, c]);
+  return (
+    <nav class="term-tabs" aria-label="sessions">
+      {tabs.map(([kind, s]) => (
+        <Link
+          href={sessionPage(kind, s.id)}
+          class={kind === props.kind && s.id === props.id ? "tab active" : "tab"}
+          title={`${s.argv.join(" ")} — ${s.status}`}
+        >
+          <span class={s.status === "running" ? "dot running" : "dot"} />
+          <span class="label">{sessionLabel(s)}</span>
+        </Link>
+      ))}
+      <button type="button" class="new" aria-expanded={props.formOpen} onClick={props.onNew}>
+        + New terminal
+      </button>
+    </nav>
+  );
+}
+
+function NewTerminalForm(props: { onCreated: (s: SessionInfo) => void; onCancel?: () => void }) {
+  const [cwd, setCwd] = useState("");
+  const [command, setCommand] = useState("");
+  const [name, setName] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    let argv: string[];
+    try {
+      argv = splitArgv(command);
+    } catch (err) {
+      if (err instanceof ArgvError) return setError(err);
+      throw err;
+    }
+    setBusy(true);
+    try {
+      const s = await createTerminal({
+        command: argv.length ? argv : undefined,
+        cwd: cwd.trim() || undefined,
+        name: name.trim() || undefined,
+      });
+      props.onCreated(s);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="card term-form" onSubmit={submit} aria-label="new terminal">
+      <div class="fields">
+        <Field label="Working directory" hint="Empty: your home directory.">
+          <input name="cwd" value={cwd} onInput={(e) => setCwd(val(e))} placeholder="/home/me/project" autocomplete="off" />
+        </Field>
+        <Field label="Command" hint={`Split on spaces; quote with ' or ". Empty: your login shell.`}>
+          <input name="command" value={command} onInput={(e) => setCommand(val(e))} placeholder="bash" autocomplete="off" spellcheck={false} />
+        </Field>
+        <Field label="Name">
+          <input name="name" value={name} onInput={(e) => setName(val(e))} placeholder="optional" autocomplete="off" />
+        </Field>
+      </div>
+      <ErrorBanner error={error} onClose={() => setError(null)} />
+      <div class="row">
+        <button type="submit" class="primary" disabled={busy}>
+          {busy ? "Opening…" : "Open terminal"}
+        </button>
+        {props.onCancel ? (
+          <button type="button" onClick={props.onCancel}>
+            Cancel
+          </button>
+        ) : null}
+      </div>
+    </form>
+  );
 }
