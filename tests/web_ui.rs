@@ -49,7 +49,10 @@ async fn browser_test(name: &str) {
             Path::new(MANIFEST).join("tests/fixtures/fake-claude"),
         )
         .env("CM_WORK_DIR", &work_path)
-        .env("CM_SHOT_DIR", Path::new(MANIFEST).join("target/web-screenshots"))
+        .env(
+            "CM_SHOT_DIR",
+            Path::new(MANIFEST).join("target/web-screenshots"),
+        )
         .env("CM_CHROMIUM", &chromium)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -59,10 +62,23 @@ async fn browser_test(name: &str) {
         .await
         .unwrap_or_else(|_| panic!("browser test {name} still running after {TEST_BOUND:?}"))
         .expect("node exit status");
-    assert!(status.success(), "browser test {name} failed: {status} (output above)");
+    assert!(
+        status.success(),
+        "browser test {name} failed: {status} (output above)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn smoke_login_navigation_logout() {
     browser_test("smoke").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminal_form_reload_readonly_reconnect() {
+    browser_test("terminal").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn phone_terminal_key_bar_and_layout() {
+    browser_test("phone").await;
 }

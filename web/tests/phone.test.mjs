@@ -1,0 +1,68 @@
+// The terminal on a phone (390×844, touch): the layout fits the width, and the key bar's Ctrl,
+// ^C and arrow keys send the right bytes without taking focus from the terminal.
+import { env, login, run, shot, until } from "./lib.mjs";
+
+const rand = Math.random().toString(36).slice(2, 8);
+const screen = (page) => page.locator(".xterm-rows").innerText();
+const count = (text, needle) => text.split(needle).length - 1;
+const seen = (page, needle, n = 1) =>
+  until(`${needle} ×${n}`, async () => count(await screen(page), needle) === n);
+
+async function typeLine(page, line) {
+  await page.keyboard.type(line);
+  await page.keyboard.press("Enter");
+}
+
+await run("phone", async ({ newPage }) => {
+  const { page } = await newPage({
+    label: "phone",
+    viewport: { width: 390, height: 844 },
+    isMobile: true,
+    hasTouch: true,
+  });
+  await login(page, "/terminals");
+  await page.locator('input[name="cwd"]').fill(env.workDir);
+  await page.locator('input[name="command"]').fill("bash --norc --noprofile");
+  await page.getByRole("button", { name: "Open terminal" }).tap();
+  await page.waitForURL(/\/terminals\/[^/?]+$/);
+  await page.locator('.conn[data-state="live"]').waitFor();
+
+  // Tap the terminal to type into it.
+  await page.locator(".xterm").tap();
+  await page.locator(".xterm-helper-textarea").focus();
+  const focused = () => page.evaluate(() => document.activeElement?.classList.contains("xterm-helper-textarea"));
+
+  // Sticky Ctrl, then "c" typed on the keyboard: an interrupt.
+  await typeLine(page, `echo sleeping-$((1*5))-${rand}; sleep 600`);
+  await seen(page, `sleeping-5-${rand}`);
+  const ctrl = page.getByRole("button", { name: "Ctrl", exact: true });
+  await ctrl.tap();
+  await page.locator('.key-bar button[aria-label="Ctrl"][aria-pressed="true"]').waitFor();
+  if (!(await focused())) throw new Error("the Ctrl key took focus from the terminal");
+  await page.keyboard.type("c");
+  await page.locator('.key-bar button[aria-label="Ctrl"][aria-pressed="false"]').waitFor();
+  await typeLine(page, `echo after-$((1+1))-${rand}`);
+  await seen(page, `after-2-${rand}`);
+
+  // The ^C button.
+  await typeLine(page, "sleep 601");
+  await seen(page, "sleep 601");
+  await page.getByRole("button", { name: "Ctrl-C" }).tap();
+  await typeLine(page, `echo again-$((2+2))-${rand}`);
+  await seen(page, `again-4-${rand}`);
+
+  // Up recalls the last command (ESC [ A): running it again prints the marker a second time.
+  await page.getByRole("button", { name: "Up" }).tap();
+  if (!(await focused())) throw new Error("the Up key took focus from the terminal");
+  await page.keyboard.press("Enter");
+  await seen(page, `again-4-${rand}`, 2);
+
+  // The terminal fits the phone: no wider than the screen, and the page does not scroll sideways.
+  const box = await page.locator(".xterm").boundingBox();
+  if (!box || box.x < 0 || box.x + box.width > 390) throw new Error(`terminal box ${JSON.stringify(box)} exceeds 390 px`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 0) throw new Error(`the page overflows horizontally by ${overflow} px`);
+  const keybar = await page.locator(".key-bar").boundingBox();
+  if (!keybar || keybar.y + keybar.height > 844) throw new Error(`key bar ${JSON.stringify(keybar)} is off screen`);
+  await shot(page, "phone-terminal");
+});

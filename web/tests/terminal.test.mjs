@@ -1,0 +1,94 @@
+// A terminal in the browser, end to end against the real server: open through the form, type,
+// reload (same session, previous output shown once), a second read-only viewer whose keystrokes
+// never reach the shell, and a dropped connection whose queued input runs once after reconnect.
+import { env, login, run, shot, until } from "./lib.mjs";
+
+const rand = Math.random().toString(36).slice(2, 8);
+
+/** The terminal's visible text (xterm's DOM renderer rows). */
+const screen = (page) => page.locator(".xterm-rows").innerText();
+const count = (text, needle) => text.split(needle).length - 1;
+
+/** Types a line into the terminal. The command computes its marker, so only output matches. */
+async function typeLine(page, line) {
+  await page.locator(".xterm-helper-textarea").focus();
+  await page.keyboard.type(line);
+  await page.keyboard.press("Enter");
+}
+
+/** Waits until `needle` appears exactly `n` times in the terminal. */
+async function seen(page, needle, n = 1) {
+  await until(`${needle} ×${n}`, async () => count(await screen(page), needle) === n);
+}
+
+const live = (page) => page.locator('.conn[data-state="live"]').waitFor();
+
+await run("terminal", async ({ newPage }) => {
+  const { page } = await newPage({ label: "rw" });
+  await login(page, "/terminals");
+
+  // Open a terminal through the form: cwd and an argv command.
+  await page.locator('input[name="cwd"]').fill(env.workDir);
+  await page.locator('input[name="command"]').fill("bash --norc --noprofile");
+  await page.locator('input[name="name"]').fill(`t-${rand}`);
+  await page.getByRole("button", { name: "Open terminal" }).click();
+  await page.waitForURL(/\/terminals\/[^/?]+$/);
+  const url = page.url();
+  await live(page);
+  await page.getByRole("link", { name: `t-${rand}` }).waitFor();
+
+  const hello = `hello-42-${rand}`;
+  await typeLine(page, `echo hello-$((6*7))-${rand}`);
+  await seen(page, hello);
+  await shot(page, "terminal-typed");
+
+  // Reload: the same session, its output replayed once. A later marker proves the replay is done.
+  await page.reload();
+  await live(page);
+  if (page.url() !== url) throw new Error(`reload moved to ${page.url()}, expected ${url}`);
+  await typeLine(page, `echo mark-$((1+2))-${rand}`);
+  await seen(page, `mark-3-${rand}`);
+  await seen(page, hello, 1);
+
+  // A second browser on the same URL switches to read-only: it sees live output, cannot type.
+  const { page: ro } = await newPage({ label: "ro" });
+  await login(ro, new URL(url).pathname);
+  await live(ro);
+  await ro.getByRole("button", { name: "Read-only" }).click();
+  await ro.locator('button[aria-pressed="true"]', { hasText: "Read-only" }).waitFor();
+  await ro.locator(".conn", { hasText: "read-only" }).waitFor();
+  await typeLine(ro, `echo ro-marker-$((3*3))-${rand}`);
+  await typeLine(page, `echo rw-$((4*4))-${rand}`);
+  await seen(page, `rw-16-${rand}`);
+  await seen(ro, `rw-16-${rand}`);
+  for (const p of [page, ro]) {
+    const text = await screen(p);
+    if (text.includes("ro-marker")) throw new Error(`read-only input reached the shell:\n${text}`);
+  }
+  await shot(ro, "terminal-readonly");
+
+  // The socket drops and stays down: input typed meanwhile is queued and runs once on reconnect.
+  await page.evaluate(() => window.__cmTerm.dropConnection(true));
+  await page.locator('.conn[data-state="reconnecting"]').waitFor();
+  await typeLine(page, `echo queued-$((2*3))-${rand}`);
+  await page.evaluate(() => window.__cmTerm.release());
+  await live(page);
+  await seen(page, `queued-6-${rand}`);
+  // An ordinary drop reconnects by itself.
+  await page.evaluate(() => window.__cmTerm.dropConnection());
+  await typeLine(page, `echo after-drop-$((5*5))-${rand}`);
+  await seen(page, `after-drop-25-${rand}`);
+  // Nothing was shown twice, in either viewer.
+  for (const p of [page, ro]) {
+    for (const needle of [`rw-16-${rand}`, `queued-6-${rand}`]) await seen(p, needle, 1);
+  }
+  await seen(page, hello, 1);
+  await shot(page, "terminal-reconnected");
+
+  // Stop: both viewers see the exit, and nothing reconnects.
+  await page.getByRole("button", { name: "Stop" }).click();
+  await page.locator('.conn[data-state="exited"]').waitFor();
+  await ro.locator('.conn[data-state="exited"]').waitFor();
+  await page.locator(".badge", { hasText: "cancelled" }).waitFor();
+  await shot(page, "terminal-stopped");
+});
