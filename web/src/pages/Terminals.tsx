@@ -122,8 +122,10 @@ function SessionStatus(props: { s: SessionInfo }) {
       <span class="title" title={`${s.argv.join(" ")}\nin ${s.cwd}`}>
         {sessionLabel(s)}
       </span>
-      <Badge status={s.status} />
-      {exit ? <span class="muted exit-status">{exit}</span> : null}
+      {/* The exit status itself is in the connection badge ("exited (exit 0)"); here on hover. */}
+      <span title={exit || undefined}>
+        <Badge status={s.status} />
+      </span>
     </>
   );
 }
