@@ -24,7 +24,7 @@ async function seen(page, needle, n = 1) {
 const live = (page) => page.locator('.conn[data-state="live"]').waitFor();
 
 await run("terminal", async ({ newPage }) => {
-  const { page } = await newPage({ label: "rw" });
+  const { page } = await newPage({ label: "rw", permissions: ["clipboard-read", "clipboard-write"] });
   await login(page, "/terminals");
 
   // Open a terminal through the form: cwd and an argv command.
@@ -49,6 +49,25 @@ await run("terminal", async ({ newPage }) => {
   await typeLine(page, `echo mark-$((1+2))-${rand}`);
   await seen(page, `mark-3-${rand}`);
   await seen(page, hello, 1);
+
+  // Copy: a double-click selects the output word, Copy puts it on the clipboard.
+  // (xterm's screen layer takes the pointer events, so click where the row is drawn)
+  const row = await page.locator(".xterm-rows > div", { hasText: new RegExp(`^${hello}`) }).boundingBox();
+  await page.mouse.dblclick(row.x + 20, row.y + row.height / 2);
+  await page.getByRole("button", { name: "Copy" }).click();
+  await page.locator(".term-notice", { hasText: "Copied." }).waitFor();
+  const clip = await page.evaluate(() => navigator.clipboard.readText());
+  if (clip.trim() !== hello) throw new Error(`clipboard has ${JSON.stringify(clip)}, expected ${hello}`);
+
+  // Find: a match is found, a missing word says so, Escape closes the bar.
+  await page.getByRole("button", { name: "Find" }).click();
+  const find = page.getByRole("searchbox", { name: "Find in terminal" });
+  await find.fill(`absent-${rand}`);
+  await page.locator(".find-bar", { hasText: "no match" }).waitFor();
+  await find.fill(`mark-3-${rand}`);
+  await page.locator(".find-bar", { hasText: "no match" }).waitFor({ state: "detached" });
+  await find.press("Escape");
+  await find.waitFor({ state: "detached" });
 
   // A second browser on the same URL switches to read-only: it sees live output, cannot type.
   const { page: ro } = await newPage({ label: "ro" });

@@ -142,6 +142,14 @@ export function TermView(props: {
     window.visualViewport?.addEventListener("resize", followViewport);
     window.visualViewport?.addEventListener("scroll", followViewport);
 
+    // A closing page must not reconnect; one restored from the back/forward cache starts afresh.
+    const onPageHide = () => c.dispose();
+    const onPageShow = (e: PageTransitionEvent) => {
+      if (e.persisted) location.reload();
+    };
+    window.addEventListener("pagehide", onPageHide);
+    window.addEventListener("pageshow", onPageShow);
+
     window.__cmTerm = {
       dropConnection: (hold) => c.dropConnection(hold),
       release: () => c.release(),
@@ -157,6 +165,8 @@ export function TermView(props: {
       client.current = null;
       observer.disconnect();
       window.removeEventListener("orientationchange", scheduleFit);
+      window.removeEventListener("pagehide", onPageHide);
+      window.removeEventListener("pageshow", onPageShow);
       window.visualViewport?.removeEventListener("resize", followViewport);
       window.visualViewport?.removeEventListener("scroll", followViewport);
       window.clearTimeout(fitTimer);
