@@ -49,7 +49,10 @@ async fn browser_test(name: &str) {
             Path::new(MANIFEST).join("tests/fixtures/fake-claude"),
         )
         .env("CM_WORK_DIR", &work_path)
-        .env("CM_SHOT_DIR", Path::new(MANIFEST).join("target/web-screenshots"))
+        .env(
+            "CM_SHOT_DIR",
+            Path::new(MANIFEST).join("target/web-screenshots"),
+        )
         .env("CM_CHROMIUM", &chromium)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -59,7 +62,10 @@ async fn browser_test(name: &str) {
         .await
         .unwrap_or_else(|_| panic!("browser test {name} still running after {TEST_BOUND:?}"))
         .expect("node exit status");
-    assert!(status.success(), "browser test {name} failed: {status} (output above)");
+    assert!(
+        status.success(),
+        "browser test {name} failed: {status} (output above)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
