@@ -11,7 +11,6 @@ use std::process::Command;
 const SOURCES: &[&str] = &[
     "scripts",
     "src",
-    "public",
     "index.html",
     "package.json",
     "package-lock.json",
