@@ -93,3 +93,41 @@ async fn deep_links_get_the_page_and_everything_else_stays_a_json_404() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn bundles_are_sent_gzipped_to_browsers_that_accept_it() {
+    let mut s = TestServer::start().await;
+    s.token = None;
+    let page = s.get("/").await.text;
+    let js = referenced_files(&page)
+        .into_iter()
+        .find(|f| f.ends_with(".js"))
+        .expect("a script");
+    // reqwest here has no gzip decoding: the bytes arrive as sent.
+    let plain = s.get(&format!("/{js}")).await;
+    assert!(plain.headers.get("content-encoding").is_none());
+    let gz = s
+        .send(
+            s.http
+                .get(s.url(&format!("/{js}")))
+                .header("accept-encoding", "gzip, deflate, br"),
+        )
+        .await;
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.headers["content-encoding"], "gzip");
+    assert_eq!(gz.headers["vary"], "accept-encoding");
+    assert_eq!(gz.headers["content-type"], "text/javascript; charset=utf-8");
+    let body = s
+        .http
+        .get(s.url(&format!("/{js}")))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&body[..2], &[0x1f, 0x8b], "gzip magic");
+    assert!(body.len() < plain.text.len(), "compressed is smaller");
+    s.stop().await;
+}

@@ -7,7 +7,7 @@
 //! one of the UI's routes and whose segments are plain words qualify. Everything else, and any
 //! `/api/...` path, stays a JSON 404.
 
-use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -51,10 +51,28 @@ fn is_ui_page(path: &str) -> bool {
         })
 }
 
+/// Whether an `Accept-Encoding` value admits gzip (`gzip;q=0` refuses it).
+fn accepts_gzip(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
+        a.split(',').any(|part| {
+            let mut it = part.split(';');
+            let coding = it.next().unwrap_or("").trim();
+            let refused = it.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+    })
+}
+
 pub fn routes() -> warp::filters::BoxedFilter<(Response,)> {
     warp::get()
         .and(warp::path::full())
-        .and_then(|path: FullPath| async move {
+        .and(warp::header::optional::<String>("accept-encoding"))
+        .and_then(|path: FullPath, accept: Option<String>| async move {
             let Some(path) = path.as_str().strip_prefix('/') else {
                 return Err::<Response, Rejection>(warp::reject::not_found());
             };
@@ -63,8 +81,16 @@ pub fn routes() -> warp::filters::BoxedFilter<(Response,)> {
             } else {
                 path
             };
-            let Some((content_type, bytes)) = lookup(name) else {
+            let Some((content_type, plain)) = lookup(name) else {
                 return Err(warp::reject::not_found());
+            };
+            // web/scripts/postbuild.mjs stores `name.gz` beside each text file.
+            let gzipped = accepts_gzip(accept.as_deref())
+                .then(|| Ui::get(&format!("{name}.gz")))
+                .flatten();
+            let (bytes, encoding) = match gzipped {
+                Some(file) => (file.data, Some("gzip")),
+                None => (plain, None),
             };
             // Vite names bundles by content hash: they never change, so cache them for good;
             // index.html names the current bundles, so it is revalidated every time.
@@ -83,6 +109,10 @@ pub fn routes() -> warp::filters::BoxedFilter<(Response,)> {
                 headers.insert(CONTENT_TYPE, v);
             }
             headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+            headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+            if let Some(enc) = encoding {
+                headers.insert(CONTENT_ENCODING, HeaderValue::from_static(enc));
+            }
             Ok(resp)
         })
         .boxed()
@@ -90,7 +120,24 @@ pub fn routes() -> warp::filters::BoxedFilter<(Response,)> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_ui_page;
+    use super::{accepts_gzip, is_ui_page};
+
+    #[test]
+    fn gzip_is_sent_only_when_accepted() {
+        for a in [
+            "gzip",
+            "gzip, deflate, br",
+            "br;q=1.0, gzip;q=0.8",
+            "*",
+            "GZIP",
+        ] {
+            assert!(accepts_gzip(Some(a)), "{a}");
+        }
+        for a in ["", "br", "identity", "gzip;q=0", "deflate, gzip;q=0.0"] {
+            assert!(!accepts_gzip(Some(a)), "{a}");
+        }
+        assert!(!accepts_gzip(None));
+    }
 
     #[test]
     fn only_plain_ui_routes_are_pages() {

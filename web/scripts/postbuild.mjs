@@ -1,12 +1,21 @@
-// Budget check run after every build: the JavaScript a first page load needs (the entry module
-// index.html names, plus every module it imports statically) must stay ≤ 600 KB gzipped.
-import { readFileSync } from "node:fs";
+// Run after every build:
+// 1. gzip every .js/.css/.html/.svg file beside itself (`x.js.gz`): the server sends these to
+//    browsers that accept gzip, so the UI loads compressed even without a proxy in front.
+// 2. Budget check: the JavaScript a first page load needs (the entry module index.html names,
+//    plus every module it imports statically) must stay ≤ 600 KB gzipped.
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import path from "node:path";
 
 const BUDGET = 600 * 1024;
 const dist = path.resolve(import.meta.dirname, "../dist");
 const html = readFileSync(path.join(dist, "index.html"), "utf8");
+
+for (const entry of readdirSync(dist, { recursive: true })) {
+  const file = path.join(dist, String(entry));
+  if (!/\.(js|css|html|svg)$/.test(file)) continue;
+  writeFileSync(`${file}.gz`, gzipSync(readFileSync(file), { level: 9 }));
+}
 
 const seen = new Set();
 const queue = [...html.matchAll(/<script[^>]*\bsrc="\/([^"]+)"/g)].map((m) => m[1]);
