@@ -65,4 +65,26 @@ await run("phone", async ({ newPage }) => {
   const keybar = await page.locator(".key-bar").boundingBox();
   if (!keybar || keybar.y + keybar.height > 844) throw new Error(`key bar ${JSON.stringify(keybar)} is off screen`);
   await shot(page, "phone-terminal");
+
+  // The PTY follows the screen: `stty size` gives the rows drawn and a phone's width, and
+  // rotating to landscape widens it.
+  const portrait = await sttySize(page, "p");
+  const drawn = await page.locator(".xterm-rows > div").count();
+  if (portrait.rows !== drawn || portrait.cols < 30 || portrait.cols > 60) {
+    throw new Error(`portrait PTY is ${JSON.stringify(portrait)}, ${drawn} rows drawn`);
+  }
+  await page.setViewportSize({ width: 844, height: 390 });
+  await until("the terminal to follow the rotation", async () => (await page.locator(".xterm-rows > div").count()) < drawn);
+  const landscape = await sttySize(page, "l");
+  if (landscape.cols <= portrait.cols) throw new Error(`landscape PTY ${JSON.stringify(landscape)} is not wider`);
+  await shot(page, "phone-landscape");
 });
+
+/** The PTY's size as the shell sees it (a computed marker, so only the output line matches). */
+async function sttySize(page, tag) {
+  await typeLine(page, `echo ${tag}-$(stty size | tr ' ' x)-end`);
+  const m = await until(`${tag} stty size`, async () =>
+    (await screen(page)).match(new RegExp(`${tag}-(\\d+)x(\\d+)-end`)),
+  );
+  return { rows: Number(m[1]), cols: Number(m[2]) };
+}
