@@ -84,6 +84,11 @@ await run("terminal", async ({ newPage }) => {
     const text = await screen(p);
     if (text.includes("ro-marker")) throw new Error(`read-only input reached the shell:\n${text}`);
   }
+  // Nor was it sent: the server answers read-only input with an error the view would show, and
+  // that answer would have come before the rw output it has just shown.
+  if (await ro.locator(".term-notice", { hasText: "read_only" }).count()) {
+    throw new Error("the read-only view sent input");
+  }
   await shot(ro, "terminal-readonly");
 
   // The socket drops and stays down: input typed meanwhile is queued and runs once on reconnect.
