@@ -24,8 +24,23 @@ async function seen(page, needle, n = 1) {
 const live = (page) => page.locator('.conn[data-state="live"]').waitFor();
 
 await run("terminal", async ({ newPage }) => {
-  const { page } = await newPage({ label: "rw", permissions: ["clipboard-read", "clipboard-write"] });
+  const { page } = await newPage({
+    label: "rw",
+    permissions: ["clipboard-read", "clipboard-write"],
+    allow: [/status of 422/], // the refused cwd below, on purpose
+  });
   await login(page, "/terminals");
+
+  // The form's errors are shown with their message: an unclosed quote (caught before sending),
+  // then a cwd outside the allowed roots (the server's 422).
+  await page.locator('input[name="command"]').fill("bash -c 'unclosed");
+  await page.getByRole("button", { name: "Open terminal" }).click();
+  await page.getByRole("alert").filter({ hasText: "unclosed ' quote" }).waitFor();
+  await page.locator('input[name="command"]').fill("bash");
+  await page.locator('input[name="cwd"]').fill("/");
+  await page.getByRole("button", { name: "Open terminal" }).click();
+  await page.getByRole("alert").filter({ hasText: "cwd" }).waitFor();
+  await shot(page, "terminal-form-error");
 
   // Open a terminal through the form: cwd and an argv command.
   await page.locator('input[name="cwd"]').fill(env.workDir);

@@ -154,9 +154,12 @@ function SessionTabs(props: {
           <span class="label">{sessionLabel(s)}</span>
         </Link>
       ))}
-      <button type="button" class="new" aria-expanded={props.formOpen} onClick={props.onNew}>
-        + New terminal
-      </button>
+      {/* Without a selection the form is always open; the button only shows or hides it beside a terminal. */}
+      {props.id ? (
+        <button type="button" class="new" aria-expanded={props.formOpen} onClick={props.onNew}>
+          + New terminal
+        </button>
+      ) : null}
     </nav>
   );
 }
