@@ -82,3 +82,8 @@ async fn terminal_form_reload_readonly_reconnect() {
 async fn phone_terminal_key_bar_and_layout() {
     browser_test("phone").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_session_in_the_terminal_view() {
+    browser_test("agent_terminal").await;
+}
