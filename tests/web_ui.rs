@@ -49,7 +49,10 @@ async fn browser_test(name: &str) {
             Path::new(MANIFEST).join("tests/fixtures/fake-claude"),
         )
         .env("CM_WORK_DIR", &work_path)
-        .env("CM_SHOT_DIR", Path::new(MANIFEST).join("target/web-screenshots"))
+        .env(
+            "CM_SHOT_DIR",
+            Path::new(MANIFEST).join("target/web-screenshots"),
+        )
         .env("CM_CHROMIUM", &chromium)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -59,10 +62,23 @@ async fn browser_test(name: &str) {
         .await
         .unwrap_or_else(|_| panic!("browser test {name} still running after {TEST_BOUND:?}"))
         .expect("node exit status");
-    assert!(status.success(), "browser test {name} failed: {status} (output above)");
+    assert!(
+        status.success(),
+        "browser test {name} failed: {status} (output above)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn smoke_login_navigation_logout() {
     browser_test("smoke").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_form_task_run_shows_result_cost_and_deep_links() {
+    browser_test("tasks").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_live_updates_api_errors_url_filters_and_phone_layout() {
+    browser_test("pages").await;
 }

@@ -142,6 +142,16 @@ export function ConfirmButton(props: { label: string; confirm: string; onConfirm
   );
 }
 
+/** Re-renders every `ms` while `active`, so running durations tick without events. */
+export function useTick(active: boolean, ms = 1000) {
+  const [, setN] = useState(0);
+  useEffect(() => {
+    if (!active) return;
+    const t = window.setInterval(() => setN((n) => n + 1), ms);
+    return () => window.clearInterval(t);
+  }, [active, ms]);
+}
+
 /** US dollars as agents report them: small amounts keep four decimals ("$0.0123"). */
 export function fmtCost(usd: number | null | undefined): string {
   if (usd === null || usd === undefined) return "—";

@@ -41,7 +41,7 @@ function toolHint(input: unknown): string {
 
 const time = (ts: string) => {
   const d = new Date(ts);
-  return isNaN(d.getTime()) ? ts : d.toLocaleTimeString();
+  return isNaN(d.getTime()) ? ts : d.toLocaleTimeString([], { hour12: false });
 };
 
 export function EventTimeline(props: { events: RunEvent[] }) {

@@ -2,13 +2,14 @@
 // output tail and a link to the live view while it runs; an agent run shows its outcome (result,
 // cost, usage) and its event timeline, replayed then live.
 
+import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
-import { api, type Execution, type RunEvent, type Usage } from "../api";
+import { api, type Agent, type Execution, type List, type RunEvent, type Task, type Usage } from "../api";
 import { EventTimeline } from "../components/EventTimeline";
 import { isExecutionChange, useRefetchOn } from "../components/live";
 import { useRunEvents, type StreamState } from "../components/runEvents";
 import { joinArgv } from "../components/text";
-import { Badge, ErrorBanner, fmtCost, fmtDuration, fmtTime, Link, useLoad } from "../ui";
+import { Badge, ErrorBanner, fmtCost, fmtDuration, fmtTime, Link, useLoad, useTick } from "../ui";
 
 const TYPE_LABEL: Record<Execution["type"], string> = {
   terminal: "Terminal",
@@ -34,7 +35,14 @@ export function ExecutionDetail(props: { id: string }) {
     <div>
       <Header x={d} onChange={x.setData} />
       <ErrorBanner error={x.error} />
-      {d.type === "agent_run" ? <RunView x={d} /> : <OutputView x={d} />}
+      {d.type === "agent_run" ? (
+        <RunView x={d} facts={<Facts x={d} />} />
+      ) : (
+        <>
+          <Facts x={d} />
+          <OutputView x={d} />
+        </>
+      )}
     </div>
   );
 }
@@ -56,8 +64,6 @@ function Header(props: { x: Execution; onChange: (x: Execution) => void }) {
       setBusy(false);
     }
   };
-  const exit =
-    x.exit_code !== null ? `code ${x.exit_code}` : x.exit_signal !== null ? `signal ${x.exit_signal}` : "—";
   return (
     <>
       <div class="row page-head">
@@ -73,42 +79,69 @@ function Header(props: { x: Execution; onChange: (x: Execution) => void }) {
         ) : null}
       </div>
       <ErrorBanner error={error} onClose={() => setError(null)} />
-      <section class="card">
-        <dl class="facts">
-          <dt>task</dt>
-          <dd>{x.task_id ? <Link href={`/tasks/${x.task_id}`}>task {x.task_id}</Link> : "—"}</dd>
-          {x.agent_id ? (
-            <>
-              <dt>agent</dt>
-              <dd>
-                <Link href={`/agents/${x.agent_id}`}>agent {x.agent_id}</Link>
-              </dd>
-            </>
-          ) : null}
-          <dt>created</dt>
-          <dd>{fmtTime(x.created_at)}</dd>
-          <dt>started</dt>
-          <dd>{fmtTime(x.started_at)}</dd>
-          <dt>finished</dt>
-          <dd>{fmtTime(x.finished_at)}</dd>
-          <dt>duration</dt>
-          <dd class="duration">{x.started_at ? fmtDuration(x.started_at, x.finished_at) : "—"}</dd>
-          <dt>exit</dt>
-          <dd>{exit}</dd>
-          {x.reason ? (
-            <>
-              <dt>reason</dt>
-              <dd class="reason">{x.reason}</dd>
-            </>
-          ) : null}
-          <dt>cwd</dt>
-          <dd class="mono">{x.cwd ?? "—"}</dd>
-          <dt>command</dt>
-          <dd class="mono">{x.command.length ? joinArgv(x.command) : "—"}</dd>
-        </dl>
-      </section>
     </>
   );
+}
+
+/** What ran, where, when and how it ended. */
+function Facts(props: { x: Execution }) {
+  const x = props.x;
+  const names = useNames(x);
+  useTick(x.status === "running");
+  const exit =
+    x.exit_code !== null ? `code ${x.exit_code}` : x.exit_signal !== null ? `signal ${x.exit_signal}` : "—";
+  return (
+    <section class="card">
+      <dl class="facts">
+        <dt>task</dt>
+        <dd>{x.task_id ? <Link href={`/tasks/${x.task_id}`}>{names.task ?? `task ${x.task_id}`}</Link> : "—"}</dd>
+        {x.agent_id ? (
+          <>
+            <dt>agent</dt>
+            <dd>
+              <Link href={`/agents/${x.agent_id}`}>{names.agent ?? `agent ${x.agent_id}`}</Link>
+            </dd>
+          </>
+        ) : null}
+        <dt>created</dt>
+        <dd>{fmtTime(x.created_at)}</dd>
+        <dt>started</dt>
+        <dd>{fmtTime(x.started_at)}</dd>
+        <dt>finished</dt>
+        <dd>{fmtTime(x.finished_at)}</dd>
+        <dt>duration</dt>
+        <dd class="duration">{x.started_at ? fmtDuration(x.started_at, x.finished_at) : "—"}</dd>
+        <dt>exit</dt>
+        <dd>{exit}</dd>
+        {x.reason ? (
+          <>
+            <dt>reason</dt>
+            <dd class="reason">{x.reason}</dd>
+          </>
+        ) : null}
+        <dt>cwd</dt>
+        <dd class="mono">{x.cwd ?? "—"}</dd>
+        <dt>command</dt>
+        <dd class="mono">{x.command.length ? joinArgv(x.command) : "—"}</dd>
+      </dl>
+    </section>
+  );
+}
+
+/**
+ * The task's title and the agent's name, for the links. The agent comes from the list: an
+ * execution may outlive its agent, and a 404 here would only be noise.
+ */
+function useNames(x: Execution): { task?: string; agent?: string } {
+  const task = useLoad(
+    () => (x.task_id ? api.get<Task>(`/api/tasks/${x.task_id}`) : Promise.resolve(undefined)),
+    [x.task_id],
+  );
+  const agents = useLoad(
+    () => (x.agent_id ? api.get<List<Agent>>("/api/agents?limit=500") : Promise.resolve(undefined)),
+    [x.agent_id],
+  );
+  return { task: task.data?.title, agent: agents.data?.items.find((a) => a.id === x.agent_id)?.name };
 }
 
 /** A terminal or agent session: the live view while it runs, the stored tail always. */
@@ -138,8 +171,8 @@ function OutputView(props: { x: Execution }) {
   );
 }
 
-/** An agent run: the outcome once known, stderr when it failed, and the event timeline. */
-function RunView(props: { x: Execution }) {
+/** An agent run: the outcome first once known, then the facts, stderr when it failed, the timeline. */
+function RunView(props: { x: Execution; facts: ComponentChildren }) {
   const x = props.x;
   const { events, state } = useRunEvents(String(x.id));
   // The result event carries turns and the agent's own duration, which the row does not.
@@ -147,6 +180,7 @@ function RunView(props: { x: Execution }) {
   return (
     <>
       {x.result !== null || x.cost_usd !== null || result ? <Outcome x={x} result={result} /> : null}
+      {props.facts}
       {x.output_tail ? (
         <section class="card">
           <h2>stderr</h2>
