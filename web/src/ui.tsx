@@ -95,6 +95,16 @@ export function useLoad<T>(fetcher: () => Promise<T>, deps: unknown[]) {
   return { data, error, loading, reload, setData };
 }
 
+/** The page's subject was deleted (here or elsewhere) while it was open. */
+export function Gone(props: { what: string; back: string }) {
+  return (
+    <div class="card">
+      <p>This {props.what} was deleted.</p>
+      <Link href={props.back}>← back to the list</Link>
+    </div>
+  );
+}
+
 /** A form field with its label; `invalid` marks the one the server's error named. */
 export function Field(props: { label: string; children: ComponentChildren; hint?: string; invalid?: boolean }) {
   return (

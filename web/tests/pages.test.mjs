@@ -5,8 +5,9 @@ import { apiCall, env, login, run, shot, until } from "./lib.mjs";
 
 await run("pages", async ({ newPage }) => {
   // Chromium logs every non-2xx fetch as a console error; these pages provoke 409s (a taken
-  // agent name, a busy task) and 404s (unknown ids) on purpose and must show them.
-  const { page } = await newPage({ label: "pages", allow: [/status of 409/, /status of 404/] });
+  // agent name, a busy task), 422s (an out-of-range field) and 404s (unknown ids) on purpose
+  // and must show them.
+  const { page } = await newPage({ label: "pages", allow: [/status of 409/, /status of 404/, /status of 422/] });
   await login(page, "/");
 
   // Dashboard: health is shown.
@@ -57,6 +58,43 @@ await run("pages", async ({ newPage }) => {
   await page.locator(".error code", { hasText: "name_taken" }).waitFor();
   await page.locator(".field.invalid input[name='name']").waitFor();
   await shot(page, "pages-agent-error");
+
+  // Editing: a secret env value comes back redacted and saving keeps it; restart policy numbers.
+  const secret = await apiCall("POST", "/api/agents", {
+    name: "secret-agent",
+    command: [env.fakeClaude],
+    project_dir: env.workDir,
+    env: { API_TOKEN: "s3cret", PLAIN: "visible" },
+  });
+  await page.goto(`${env.base}/agents/${secret.id}`);
+  await page.getByRole("button", { name: "Edit" }).click();
+  const envText = await page.locator('textarea[name="env"]').inputValue();
+  if (!envText.includes("API_TOKEN=[redacted]") || !envText.includes("PLAIN=visible"))
+    throw new Error(`env shown as ${JSON.stringify(envText)}`);
+  await page.locator('input[name="idle_timeout_secs"]').fill("99999999");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator(".field.invalid input[name='idle_timeout_secs']").waitFor();
+  await page.locator(".error", { hasText: "idle_timeout_secs" }).waitFor();
+  await page.locator('input[name="idle_timeout_secs"]').fill("0");
+  await page.locator('select[name="restart_policy"]').selectOption("on-failure");
+  await page.locator('input[name="max_restarts"]').fill("3");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("dd.restart", { hasText: "on-failure · 3 in 10m 0s" }).waitFor();
+  await page.locator("dd.idle", { hasText: "never" }).waitFor();
+  const stored = await apiCall("GET", `/api/agents/${secret.id}`);
+  if (stored.env.API_TOKEN !== "[redacted]" || stored.env.PLAIN !== "visible")
+    throw new Error(`env after save: ${JSON.stringify(stored.env)}`);
+
+  // Open session goes to its terminal view; the agent and the dashboard show it live; Stop ends it.
+  await page.getByRole("button", { name: "Open session" }).click();
+  await until("the agent session's page", () => /\/agent-sessions\/[^/]+$/.test(new URL(page.url()).pathname));
+  const sessionPath = new URL(page.url()).pathname;
+  await page.goto(`${env.base}/`);
+  await page.locator(`.card a[href="${sessionPath}"]`).waitFor();
+  await page.goto(`${env.base}/agents/${secret.id}`);
+  await page.locator(".page-head .badge", { hasText: "live" }).waitFor();
+  await page.getByRole("button", { name: "Stop session" }).click();
+  await page.locator(".page-head .badge", { hasText: "live" }).waitFor({ state: "detached" });
 
   // Unknown ids: the 404 message, not a crash.
   await page.goto(`${env.base}/tasks/999999`);

@@ -2,7 +2,7 @@
 // short window, so a burst (a run starting: execution.created, task.updated, execution.started…)
 // costs one request, not one per event.
 
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { useEvents, type ServerEvent } from "../events";
 
 /** How long a burst of events is gathered before the one refetch; short enough to feel live. */
@@ -40,3 +40,16 @@ export const isExecutionChange = (e: ServerEvent) =>
 
 export const isTaskChange = (e: ServerEvent) => e.type.startsWith("task.");
 export const isAgentChange = (e: ServerEvent) => e.type.startsWith("agent.");
+
+/**
+ * True once `deletedType` (e.g. "task.deleted") arrives for `id`: the page then says so instead
+ * of refetching into a 404.
+ */
+export function useDeleted(deletedType: string, id: string): boolean {
+  const [gone, setGone] = useState(false);
+  useEffect(() => setGone(false), [id]);
+  useEvents((e) => {
+    if (e.type === deletedType && String(e.data?.id) === id) setGone(true);
+  });
+  return gone;
+}

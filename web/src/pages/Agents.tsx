@@ -5,10 +5,10 @@
 import { useState } from "preact/hooks";
 import { api, type Agent, type List, type SessionInfo } from "../api";
 import { AgentForm } from "../components/AgentForm";
-import { isAgentChange, isExecutionChange, useRefetchOn } from "../components/live";
+import { isAgentChange, isExecutionChange, useDeleted, useRefetchOn } from "../components/live";
 import { joinArgv } from "../components/text";
 import { navigate } from "../router";
-import { Badge, ConfirmButton, ErrorBanner, fmtSecs, fmtTime, Link, useLoad } from "../ui";
+import { Badge, ConfirmButton, ErrorBanner, fmtSecs, fmtTime, Gone, Link, useLoad } from "../ui";
 
 export function Agents(props: { id?: string }) {
   return props.id ? <AgentDetail id={props.id} /> : <AgentList />;
@@ -125,12 +125,14 @@ function AgentList() {
 
 function AgentDetail(props: { id: string }) {
   const agent = useLoad(() => api.get<Agent>(`/api/agents/${encodeURIComponent(props.id)}`), [props.id]);
-  useRefetchOn((e) => isAgentChange(e) && String(e.data?.id) === props.id, agent.reload);
+  const gone = useDeleted("agent.deleted", props.id);
+  useRefetchOn((e) => e.type === "agent.updated" && String(e.data?.id) === props.id, agent.reload);
   const sessions = useAgentSessions();
   const opener = useOpenSession();
   const [editing, setEditing] = useState(false);
   const [actionError, setActionError] = useState<unknown>(null);
   const a = agent.data;
+  if (gone) return <Gone what="agent" back="/agents" />;
   if (!a) {
     return (
       <div>

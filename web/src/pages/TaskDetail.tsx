@@ -4,10 +4,10 @@
 import { useState } from "preact/hooks";
 import { api, query, type Agent, type Execution, type List, type Task, type TaskStatus } from "../api";
 import { ExecutionsTable } from "../components/ExecutionsTable";
-import { isExecutionChange, isTaskChange, useRefetchOn } from "../components/live";
+import { isExecutionChange, useDeleted, useRefetchOn } from "../components/live";
 import { TaskForm } from "../components/TaskForm";
 import { navigate } from "../router";
-import { Badge, ConfirmButton, ErrorBanner, Field, fieldIs, fmtTime, Link, useLoad, val } from "../ui";
+import { Badge, ConfirmButton, ErrorBanner, Field, fieldIs, fmtTime, Gone, Link, useLoad, val } from "../ui";
 
 /** The state machine of docs/api.md: where each status may go (setting the same is a no-op). */
 const NEXT: Record<TaskStatus, TaskStatus[]> = {
@@ -35,12 +35,14 @@ export function TaskDetail(props: { id: string }) {
     [props.id],
   );
   const agents = useLoad(() => api.get<List<Agent>>("/api/agents?limit=500"), []);
-  useRefetchOn((e) => isTaskChange(e) && String(e.data?.id) === props.id, task.reload);
+  const gone = useDeleted("task.deleted", props.id);
+  useRefetchOn((e) => e.type === "task.updated" && String(e.data?.id) === props.id, task.reload);
   useRefetchOn((e) => isExecutionChange(e) && String(e.data?.task_id) === props.id, execs.reload);
   const [editing, setEditing] = useState(false);
   const [actionError, setActionError] = useState<unknown>(null);
 
   const t = task.data;
+  if (gone) return <Gone what="task" back="/tasks" />;
   if (!t) {
     return (
       <div>
