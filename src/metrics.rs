@@ -16,6 +16,7 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/api/auth/login",
     "/api/auth/logout",
     "/api/auth/me",
+    "/api/auth/session",
     "/api/tasks",
     "/api/tasks/{id}",
     "/api/tasks/{id}/run",

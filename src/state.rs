@@ -50,6 +50,8 @@ pub struct Metrics {
     pub ws_events: AtomicUsize,
     pub ws_terminals: AtomicUsize,
     pub ws_agents: AtomicUsize,
+    /// `/api/executions/{id}/events` sockets (a run's parsed events).
+    pub ws_run_events: AtomicUsize,
     pub sessions_terminals: AtomicUsize,
     pub sessions_agents: AtomicUsize,
     pub log_records_dropped: Arc<AtomicU64>,

@@ -30,6 +30,7 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/health", Public),
     ("GET", "/api/system/health", Public),
     ("POST", "/api/auth/login", Public),
+    ("GET", "/api/auth/session", Public),
     ("GET", "/api/auth/me", AnyScope),
     ("POST", "/api/auth/logout", AnyScope),
     ("GET", "/api/system/health/detailed", Monitor),

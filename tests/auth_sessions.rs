@@ -277,3 +277,51 @@ async fn forwarded_for_from_a_trusted_proxy_names_the_client() {
     assert_eq!(failed_login(&s, fwd).await.status, 429);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn session_says_whether_logged_in_without_a_failed_request() {
+    let s = TestServer::start().await;
+    let anon = s.send(s.http.get(s.url("/api/auth/session"))).await;
+    assert_eq!(anon.status, 200, "{}", anon.text);
+    assert_eq!(anon.body["authenticated"], false);
+    let stale = s
+        .send(
+            s.http
+                .get(s.url("/api/auth/session"))
+                .header("cookie", "cm_session=cms_not-a-real-session"),
+        )
+        .await;
+    assert_eq!(stale.status, 200, "{}", stale.text);
+    assert_eq!(stale.body["authenticated"], false);
+    let (_, cookie) = login(&s, s.token.as_deref().unwrap()).await;
+    let cookie = cookie.expect("session cookie");
+    let me = s
+        .send(
+            s.http
+                .get(s.url("/api/auth/session"))
+                .header("cookie", &cookie),
+        )
+        .await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.body["authenticated"], true);
+    assert_eq!(me.body["scope"], "admin");
+    assert_eq!(me.body["via"], "cookie");
+    let logout = s
+        .send(
+            s.http
+                .post(s.url("/api/auth/logout"))
+                .header("cookie", &cookie)
+                .header("origin", &s.base),
+        )
+        .await;
+    assert_eq!(logout.status, 204, "{}", logout.text);
+    let after = s
+        .send(
+            s.http
+                .get(s.url("/api/auth/session"))
+                .header("cookie", &cookie),
+        )
+        .await;
+    assert_eq!(after.body["authenticated"], false, "{}", after.text);
+    s.stop().await;
+}

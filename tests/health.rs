@@ -36,7 +36,7 @@ async fn detailed_reports_db_pool_sockets_sessions_logs() {
     for k in ["idle", "in_use", "checkout_timeouts_total"] {
         assert!(b["db"]["pool"][k].is_u64(), "pool.{k} missing: {b}");
     }
-    for k in ["events", "terminals", "agents"] {
+    for k in ["events", "terminals", "agents", "run_events"] {
         assert!(b["websockets"][k].is_u64(), "websockets.{k} missing: {b}");
     }
     assert_eq!(b["sessions"]["terminals"], 0);

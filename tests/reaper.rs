@@ -6,23 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::term::{create, events, wait_exited};
-use common::{TestServer, WAIT};
+use common::{eventually, TestServer};
 use serde_json::{json, Value};
-
-/// Polls `f` until it returns `Some`, within [`WAIT`] (state the server reaches on its own tick).
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn health(s: &TestServer) -> Value {
     s.get("/api/system/health/detailed").await.body

@@ -340,3 +340,33 @@ async fn a_run_can_resume_a_conversation() {
     assert_eq!(bad.status, 422);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_run_events_socket_is_counted_while_open() {
+    let s = TestServer::start().await;
+    let a = agent(&s, "counted", json!({"FAKE_CLAUDE_MODE": "slow"})).await;
+    let t = task(&s, "take your time", Some(a), 5).await;
+    let mut ev = events(&s).await;
+    let id = run(&s, t).await;
+    wait_event(&mut ev, "execution.started", |d| d["id"] == id).await;
+    let ws = s.ws(&format!("/api/executions/{id}/events?since=0")).await;
+    let count = || async {
+        let h = s.get("/api/system/health/detailed").await;
+        h.body["websockets"]["run_events"].as_u64()
+    };
+    common::eventually("the socket is counted", || async {
+        (count().await == Some(1)).then_some(())
+    })
+    .await;
+    drop(ws);
+    common::eventually("the closed socket is uncounted", || async {
+        (count().await == Some(0)).then_some(())
+    })
+    .await;
+    let r = s
+        .post(&format!("/api/executions/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    finished(&mut ev, id).await;
+    s.stop().await;
+}

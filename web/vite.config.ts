@@ -12,6 +12,13 @@ export default defineConfig({
     sourcemap: false,
     target: "es2022",
   },
+  // `npm run dev`: the UI with hot reload on :5173, the API from a server on :8000 (run it with
+  // CM_ALLOWED_ORIGINS=http://localhost:5173 so its Origin check admits the dev page).
+  server: {
+    proxy: {
+      "/api": { target: "http://127.0.0.1:8000", ws: true },
+    },
+  },
   oxc: {
     jsx: { runtime: "automatic", importSource: "preact" },
   },

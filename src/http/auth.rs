@@ -51,6 +51,7 @@ pub enum Access {
 /// Public routes, by exact method and path: the whole allow-list.
 const PUBLIC: &[(&str, &[&str])] = &[
     ("GET", &["api", "health"]),
+    ("GET", &["api", "auth", "session"]),
     ("GET", &["api", "system", "health"]),
     ("POST", &["api", "auth", "login"]),
 ];
@@ -153,6 +154,34 @@ pub fn principal(
                 match check(&state, &parts).await {
                     Ok(Some(p)) => Ok((p, parts)),
                     Ok(None) => Err(reject(unauthorized())),
+                    Err(e) => Err(reject(e)),
+                }
+            }
+        })
+        .untuple_one()
+}
+
+/// The caller's credential if it has a valid one (`None` when it has none or a bad one), for
+/// public routes that answer differently when logged in. DB trouble is still an error (503).
+pub fn optional_principal(
+    state: &AppState,
+) -> impl Filter<Extract = (Option<Principal>, RequestParts), Error = Rejection> + Clone {
+    let state = state.clone();
+    request_parts()
+        .and_then(move |parts: RequestParts| {
+            let state = state.clone();
+            async move {
+                if state.config.insecure_no_auth {
+                    let p = Principal {
+                        scope: Scope::Admin,
+                        token_id: None,
+                        via: Via::NoAuth,
+                    };
+                    return Ok((Some(p), parts));
+                }
+                match authenticate(&state, &parts).await {
+                    Ok(p) => Ok((p, parts)),
+                    Err(e) if e.status == warp::http::StatusCode::UNAUTHORIZED => Ok((None, parts)),
                     Err(e) => Err(reject(e)),
                 }
             }

@@ -51,6 +51,7 @@ struct ByKind {
     events: usize,
     terminals: usize,
     agents: usize,
+    run_events: usize,
 }
 
 #[derive(Serialize)]
@@ -108,6 +109,7 @@ async fn detailed(state: AppState) -> Result<Response, Rejection> {
             events: m.ws_events.load(Ordering::Relaxed),
             terminals: m.ws_terminals.load(Ordering::Relaxed),
             agents: m.ws_agents.load(Ordering::Relaxed),
+            run_events: m.ws_run_events.load(Ordering::Relaxed),
         },
         sessions: Sessions {
             terminals: m.sessions_terminals.load(Ordering::Relaxed),

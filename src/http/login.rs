@@ -15,7 +15,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{principal, session_expiry, RequestParts, SESSION_COOKIE};
+use super::auth::{optional_principal, principal, session_expiry, RequestParts, SESSION_COOKIE};
 use super::json::{ok_json, reject, reply_json};
 use super::server::PeerAddr;
 use crate::auth::client_addr::{client_ip, forwarded_https};
@@ -47,11 +47,39 @@ pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .and(with_state)
         .and(principal(state))
         .and_then(me);
-    login.or(logout).unify().or(me).unify().boxed()
+    let session = warp::path!("api" / "auth" / "session")
+        .and(warp::get())
+        .and(super::json::with_state(state))
+        .and(optional_principal(state))
+        .and_then(session);
+    login
+        .or(logout)
+        .unify()
+        .or(me)
+        .unify()
+        .or(session)
+        .unify()
+        .boxed()
+}
+
+/// Whether the caller is logged in, always `200`: the web UI asks this on load, so a visitor
+/// who is not logged in sees the login form without a failed request. When logged in, the
+/// answer is `me`'s (and renews the cookie's lifetime the same way).
+async fn session(
+    state: AppState,
+    who: Option<Principal>,
+    parts: RequestParts,
+) -> Result<Response, Rejection> {
+    match who {
+        Some(who) => me(state, who, parts).await,
+        None => Ok(ok_json(&serde_json::json!({ "authenticated": false }))),
+    }
 }
 
 #[derive(Serialize)]
 struct Me {
+    /// Always true here; `/api/auth/session` says `false` when not logged in.
+    authenticated: bool,
     scope: Scope,
     via: Via,
     token_id: Option<i64>,
@@ -171,6 +199,7 @@ async fn logout(
 
 async fn me(state: AppState, who: Principal, parts: RequestParts) -> Result<Response, Rejection> {
     let mut resp = ok_json(&Me {
+        authenticated: true,
         scope: who.scope,
         via: who.via,
         token_id: who.token_id,

@@ -70,6 +70,10 @@ async fn scrape(state: AppState) -> Result<Response, Rejection> {
             ("{kind=\"events\"}", m.ws_events.load(Relaxed) as f64),
             ("{kind=\"terminal\"}", m.ws_terminals.load(Relaxed) as f64),
             ("{kind=\"agent\"}", m.ws_agents.load(Relaxed) as f64),
+            (
+                "{kind=\"run_events\"}",
+                m.ws_run_events.load(Relaxed) as f64,
+            ),
         ],
     );
     gauge(

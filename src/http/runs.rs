@@ -24,7 +24,7 @@ use crate::db::execution_events;
 use crate::db::executions::{self, ExecutionType};
 use crate::db::tasks;
 use crate::error::ApiError;
-use crate::state::{shutting_down, AppState};
+use crate::state::{shutting_down, AppState, Gauge};
 
 /// Events read from the table per replay query.
 const REPLAY_PAGE: i64 = 500;
@@ -225,6 +225,7 @@ async fn end(tx: &mut futures_util::stream::SplitSink<WebSocket, Message>, row: 
 /// (duplicates are skipped by seq).
 async fn stream_events(socket: WebSocket, state: AppState, id: i64, since: i64) {
     let _open = state.sockets.hold();
+    let _gauge = Gauge::hold(&state.metrics.ws_run_events);
     let (mut tx, mut rx) = socket.split();
     let Some(mut bus) = state.events.subscribe().await else {
         let _ = tx

@@ -2,7 +2,7 @@ import "@xterm/xterm/css/xterm.css";
 import "./styles.css";
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { api, ApiError, setUnauthenticatedHandler } from "./api";
+import { api, setUnauthenticatedHandler } from "./api";
 import { startEvents, stopEvents, useEventsUp } from "./events";
 import { match, navigate, useLocation } from "./router";
 import { Link } from "./ui";
@@ -74,14 +74,12 @@ function Shell(props: { scope: string; onLogout: () => void }) {
 
 function App() {
   const [auth, setAuth] = useState<Auth>({ state: "checking" });
+  // `/api/auth/session` answers 200 either way, so a visitor who is not logged in causes no
+  // failed request (and no console error) before the login form.
   const check = () =>
-    api.get<{ scope: string }>("/api/auth/me").then(
-      (me) => setAuth({ state: "in", scope: me.scope }),
-      (e) =>
-        setAuth({
-          state: "out",
-          reason: e instanceof ApiError && e.status === 401 ? undefined : (e as Error).message,
-        }),
+    api.get<{ authenticated: boolean; scope?: string }>("/api/auth/session").then(
+      (s) => setAuth(s.authenticated ? { state: "in", scope: s.scope ?? "" } : { state: "out" }),
+      (e) => setAuth({ state: "out", reason: (e as Error).message }),
     );
   useEffect(() => {
     setUnauthenticatedHandler(() => setAuth({ state: "out", reason: "Your session ended; log in again." }));
