@@ -227,7 +227,7 @@ export interface HealthDetailed {
     error?: string;
     pool: { size: number; idle: number; in_use: number; checkout_timeouts_total: number };
   };
-  websockets: { events: number; terminals: number; agents: number };
+  websockets: { events: number; terminals: number; agents: number; run_events: number };
   sessions: { terminals: number; agents: number };
   logs: { dropped_total: number };
 }

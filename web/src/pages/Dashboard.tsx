@@ -63,7 +63,8 @@ function HealthCard() {
           </dd>
           <dt>websockets</dt>
           <dd>
-            {d.websockets.events} events · {d.websockets.terminals} terminals · {d.websockets.agents} agents
+            {d.websockets.events} events · {d.websockets.terminals} terminals · {d.websockets.agents} agent sessions ·{" "}
+            {d.websockets.run_events} run events
           </dd>
           <dt>live sessions</dt>
           <dd>
