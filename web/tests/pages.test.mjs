@@ -95,6 +95,21 @@ await run("pages", async ({ newPage }) => {
   await page.locator(".page-head .badge", { hasText: "live" }).waitFor();
   await page.getByRole("button", { name: "Stop session" }).click();
   await page.locator(".page-head .badge", { hasText: "live" }).waitFor({ state: "detached" });
+  // Its execution keeps the output tail.
+  const sessions = await apiCall("GET", "/api/executions?type=agent_session");
+  await page.goto(`${env.base}/executions/${sessions.items[0].id}`);
+  await page.locator("h1", { hasText: "Agent session" }).waitFor();
+  await page.locator("pre.output", { hasText: "fake-claude session" }).waitFor();
+
+  // Status moves: only the legal ones are offered, and a move is applied.
+  const draft = await apiCall("POST", "/api/tasks", { title: "Drafty", status: "draft" });
+  await page.goto(`${env.base}/tasks/${draft.id}`);
+  await page.locator(".page-head .badge", { hasText: "draft" }).waitFor();
+  const moves = await page.locator("button[data-move]").evaluateAll((bs) => bs.map((b) => b.dataset.move).join(","));
+  if (moves !== "pending,cancelled") throw new Error(`moves offered from draft: ${moves}`);
+  await page.locator('button[data-move="cancelled"]').click();
+  await page.locator(".page-head .badge", { hasText: "cancelled" }).waitFor();
+  await page.locator('button[data-move="pending"]', { hasText: "Retry" }).waitFor();
 
   // Unknown ids: the 404 message, not a crash.
   await page.goto(`${env.base}/tasks/999999`);
