@@ -11,6 +11,8 @@ const CLOSE_NOT_A_RUN = 4404;
 /** Reconnect backoff: 0.5 s doubling to 10 s, as the shared events socket does. */
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 10_000;
+/** Events arriving within this window are rendered together (one frame at 60 Hz is ~16 ms). */
+const FLUSH_MS = 30;
 
 /**
  * Closes a socket without Chromium's console error "closed before the connection is
@@ -38,6 +40,16 @@ export function useRunEvents(executionId: string) {
     let done = false;
     let socket: WebSocket | null = null;
     let timer: number | undefined;
+    let batch: RunEvent[] = [];
+    let flushTimer: number | undefined;
+    const flush = () => {
+      window.clearTimeout(flushTimer);
+      flushTimer = undefined;
+      if (!batch.length) return;
+      const add = batch;
+      batch = [];
+      setEvents((prev) => [...prev, ...add]);
+    };
     setEvents([]);
     setState("connecting");
 
@@ -57,10 +69,12 @@ export function useRunEvents(executionId: string) {
           return;
         }
         if (msg.type === "event" && msg.data && msg.data.seq > last) {
-          const ev = msg.data;
-          last = ev.seq;
-          setEvents((prev) => [...prev, ev]);
+          last = msg.data.seq;
+          batch.push(msg.data);
+          // A replay is hundreds of frames at once: render them together, not one by one.
+          if (flushTimer === undefined) flushTimer = window.setTimeout(flush, FLUSH_MS);
         } else if (msg.type === "end") {
+          flush();
           done = true;
           setState("ended");
         }
@@ -68,6 +82,7 @@ export function useRunEvents(executionId: string) {
       ws.onclose = (c) => {
         socket = null;
         if (done) return;
+        flush();
         if (c.code === CLOSE_NOT_A_RUN) {
           done = true;
           setState("not_a_run");
@@ -87,6 +102,7 @@ export function useRunEvents(executionId: string) {
     return () => {
       done = true;
       window.clearTimeout(timer);
+      window.clearTimeout(flushTimer);
       if (socket) closeQuietly(socket);
     };
   }, [executionId]);

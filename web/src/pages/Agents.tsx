@@ -15,7 +15,7 @@ export function Agents(props: { id?: string }) {
 }
 
 /** "never", or "on-failure · 5 in 10m · backoff 1s–60s". */
-export function restartSummary(a: Agent): string {
+function restartSummary(a: Agent): string {
   const r = a.restart;
   if (r.policy === "never") return "never";
   return `on-failure · ${r.max_restarts} in ${fmtSecs(r.window_secs)} · backoff ${fmtSecs(r.backoff_initial_ms / 1000)}–${fmtSecs(r.backoff_max_ms / 1000)}`;
