@@ -8,6 +8,8 @@ export class ApiError extends Error {
     message: string,
     public field?: string,
     public requestId?: string,
+    /** The parsed reply, for the few failures that carry data (a 503 detailed health). */
+    public body?: unknown,
   ) {
     super(message);
     this.name = "ApiError";
@@ -60,6 +62,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
       err?.message ?? `${method} ${path}: HTTP ${resp.status}`,
       err?.field,
       err?.request_id,
+      json,
     );
   }
   return json as T;

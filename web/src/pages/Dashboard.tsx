@@ -2,7 +2,7 @@
 // lately. Every card refetches on the live events that change it.
 
 import { useEffect } from "preact/hooks";
-import { api, query, type Execution, type HealthDetailed, type List, type SessionInfo } from "../api";
+import { api, ApiError, query, type Execution, type HealthDetailed, type List, type SessionInfo } from "../api";
 import { ExecutionsTable } from "../components/ExecutionsTable";
 import { isExecutionChange, useRefetchOn } from "../components/live";
 import { Badge, ErrorBanner, fmtSecs, fmtTime, Link, useLoad } from "../ui";
@@ -25,7 +25,16 @@ export function Dashboard() {
 }
 
 function HealthCard() {
-  const h = useLoad(() => api.get<HealthDetailed>("/api/system/health/detailed"), []);
+  // An unhealthy server answers 503 with the same report (which part fails): show it.
+  const h = useLoad(
+    () =>
+      api.get<HealthDetailed>("/api/system/health/detailed").catch((e) => {
+        const body = e instanceof ApiError ? (e.body as HealthDetailed | undefined) : undefined;
+        if (e instanceof ApiError && e.status === 503 && body?.status) return body;
+        throw e;
+      }),
+    [],
+  );
   useRefetchOn(isExecutionChange, h.reload);
   useEffect(() => {
     const t = window.setInterval(h.reload, HEALTH_POLL_MS);
