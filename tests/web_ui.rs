@@ -74,6 +74,16 @@ async fn smoke_login_navigation_logout() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn agent_form_task_run_shows_result_cost_and_deep_links() {
+    browser_test("tasks").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_live_updates_api_errors_url_filters_and_phone_layout() {
+    browser_test("pages").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn terminal_form_reload_readonly_reconnect() {
     browser_test("terminal").await;
 }

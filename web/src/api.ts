@@ -8,6 +8,8 @@ export class ApiError extends Error {
     message: string,
     public field?: string,
     public requestId?: string,
+    /** The parsed reply, for the few failures that carry data (a 503 detailed health). */
+    public body?: unknown,
   ) {
     super(message);
     this.name = "ApiError";
@@ -60,6 +62,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
       err?.message ?? `${method} ${path}: HTTP ${resp.status}`,
       err?.field,
       err?.request_id,
+      json,
     );
   }
   return json as T;
@@ -111,12 +114,125 @@ export interface Task {
   executions_active: number;
 }
 
+export type ExecType = "terminal" | "agent_session" | "agent_run";
+
+/** Token counts of a run, as the agent's `result` event reported them. */
+export interface Usage {
+  input_tokens?: number;
+  output_tokens?: number;
+  cache_read_input_tokens?: number;
+  cache_creation_input_tokens?: number;
+  [key: string]: unknown;
+}
+
+/** A row of `/api/executions` (src/db/executions.rs); the single GET adds the output tail. */
 export interface Execution {
   id: number;
   task_id: number | null;
-  type: "terminal" | "agent_session" | "agent_run";
+  agent_id: number | null;
+  type: ExecType;
   status: ExecStatus;
+  /** Why it ended the way it did (e.g. "timed out …"), when the server knows. */
+  reason: string | null;
+  session_id: string | null;
+  pid: number | null;
+  cwd: string | null;
+  command: string[];
+  exit_code: number | null;
+  exit_signal: number | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  last_activity_at: string | null;
+  bytes_out: number;
+  result: string | null;
+  cost_usd: number | null;
+  usage: Usage | null;
+  meta: Record<string, unknown>;
+  output_tail?: string;
+  output_truncated?: boolean;
   [key: string]: unknown;
+}
+
+/** One parsed event of a headless run (`/api/executions/{id}/events`). */
+export interface RunEvent {
+  execution_id: number;
+  seq: number;
+  ts: string;
+  /** The line's own `type`: system, assistant, user, result; or raw / other. */
+  kind: string;
+  data: Record<string, unknown>;
+}
+
+export interface RestartPolicy {
+  policy: "never" | "on-failure";
+  backoff_initial_ms: number;
+  backoff_max_ms: number;
+  max_restarts: number;
+  window_secs: number;
+}
+
+/** An agent definition as the API shows it (secret-looking env values read `[redacted]`). */
+export interface Agent {
+  id: number;
+  name: string;
+  description: string;
+  command: string[];
+  args: string[];
+  model: string | null;
+  system_prompt: string | null;
+  project_dir: string | null;
+  env: Record<string, string>;
+  permission_mode: string | null;
+  allowed_tools: string[];
+  idle_timeout_secs: number;
+  restart: RestartPolicy;
+  session_args: { first: string[]; resume: string[] };
+  conversation_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** The value the server shows for a secret env var; sent back, it keeps the stored one. */
+export const REDACTED = "[redacted]";
+
+/** A live terminal or agent session (src/actors/session_types.rs). */
+export interface SessionInfo {
+  id: string;
+  kind: string;
+  name: string;
+  argv: string[];
+  cwd: string;
+  pid: number;
+  status: string;
+  created_at: string;
+  execution_id: number;
+  viewers: number;
+  bytes_out: number;
+  last_activity_at: string;
+  exit_code: number | null;
+  exit_signal: number | null;
+  finished_at: string | null;
+  agent_id?: number;
+  conversation_id?: string;
+}
+
+/** `GET /api/system/health/detailed`. */
+export interface HealthDetailed {
+  status: string;
+  failing: string[];
+  version: string;
+  uptime_s: number;
+  boot_id: string;
+  db: {
+    ok: boolean;
+    latency_ms: number;
+    error?: string;
+    pool: { size: number; idle: number; in_use: number; checkout_timeouts_total: number };
+  };
+  websockets: { events: number; terminals: number; agents: number; run_events: number };
+  sessions: { terminals: number; agents: number };
+  logs: { dropped_total: number };
 }
 
 export interface Me {

@@ -95,15 +95,89 @@ export function useLoad<T>(fetcher: () => Promise<T>, deps: unknown[]) {
   return { data, error, loading, reload, setData };
 }
 
-/** A form field with its label. */
-export function Field(props: { label: string; children: ComponentChildren; hint?: string }) {
+/** The page's subject was deleted (here or elsewhere) while it was open. */
+export function Gone(props: { what: string; back: string }) {
   return (
-    <label class="field">
+    <div class="card">
+      <p>This {props.what} was deleted.</p>
+      <Link href={props.back}>← back to the list</Link>
+    </div>
+  );
+}
+
+/** A form field with its label; `invalid` marks the one the server's error named. */
+export function Field(props: { label: string; children: ComponentChildren; hint?: string; invalid?: boolean }) {
+  return (
+    <label class={props.invalid ? "field invalid" : "field"}>
       <span class="label">{props.label}</span>
       {props.children}
       {props.hint ? <span class="hint">{props.hint}</span> : null}
     </label>
   );
+}
+
+/**
+ * Whether the API error `err` is about the form field `name`: the server names nested fields
+ * `restart.max_restarts`, `command[2]` or `env.HOME`, and those count for their parent too.
+ */
+export function fieldIs(err: unknown, name: string): boolean {
+  const f = err instanceof ApiError ? err.field : undefined;
+  if (!f) return false;
+  return f === name || f.startsWith(name + ".") || f.startsWith(name + "[");
+}
+
+/** A destructive action asked twice in the page itself (no `confirm()` dialog to block tests). */
+export function ConfirmButton(props: { label: string; confirm: string; onConfirm: () => void; disabled?: boolean }) {
+  const [asking, setAsking] = useState(false);
+  if (!asking)
+    return (
+      <button class="danger" disabled={props.disabled} onClick={() => setAsking(true)}>
+        {props.label}
+      </button>
+    );
+  return (
+    <span class="row confirm">
+      <span>{props.confirm}</span>
+      <button
+        class="danger"
+        onClick={() => {
+          setAsking(false);
+          props.onConfirm();
+        }}
+      >
+        Yes, {props.label.toLowerCase()}
+      </button>
+      <button onClick={() => setAsking(false)}>No</button>
+    </span>
+  );
+}
+
+/** Re-renders every `ms` while `active`, so running durations tick without events. */
+export function useTick(active: boolean, ms = 1000) {
+  const [, setN] = useState(0);
+  useEffect(() => {
+    if (!active) return;
+    const t = window.setInterval(() => setN((n) => n + 1), ms);
+    return () => window.clearInterval(t);
+  }, [active, ms]);
+}
+
+/** US dollars as agents report them: small amounts keep four decimals ("$0.0123"). */
+export function fmtCost(usd: number | null | undefined): string {
+  if (usd === null || usd === undefined) return "—";
+  return `$${usd.toFixed(usd < 1 ? 4 : 2)}`;
+}
+
+/** Seconds as "3d 4h", "2h 5m", "4m 10s" or "12s". */
+export function fmtSecs(total: number): string {
+  const d = Math.floor(total / 86400);
+  const h = Math.floor((total % 86400) / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = Math.floor(total % 60);
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${m}m`;
+  if (m) return `${m}m ${s}s`;
+  return `${s}s`;
 }
 
 /** The value of the input, textarea or select an event came from. */

@@ -1,0 +1,216 @@
+// Create or edit an agent definition. The form holds plain text; `toBody` turns it into the
+// API's shape (argv, env map, lists). Server errors are shown with their message and the field
+// they name is highlighted (docs/agents.md lists the rules; the server is the judge).
+
+import { useState } from "preact/hooks";
+import { api, ApiError, type Agent } from "../api";
+import { ErrorBanner, Field, fieldIs, val } from "../ui";
+import { formatEnv, joinArgv, parseEnv, splitArgv, splitList } from "./text";
+
+const PERMISSION_MODES = ["default", "acceptEdits", "bypassPermissions", "plan", "dontAsk"];
+
+/** The server's defaults (src/http/agents.rs), shown in a new form. */
+const DEFAULTS = {
+  idle: "1800",
+  backoffInitialMs: "1000",
+  backoffMaxMs: "60000",
+  maxRestarts: "5",
+  windowSecs: "600",
+};
+
+interface FormState {
+  name: string;
+  description: string;
+  command: string;
+  model: string;
+  systemPrompt: string;
+  projectDir: string;
+  permissionMode: string;
+  allowedTools: string;
+  env: string;
+  idle: string;
+  policy: "never" | "on-failure";
+  backoffInitialMs: string;
+  backoffMaxMs: string;
+  maxRestarts: string;
+  windowSecs: string;
+}
+
+function fromAgent(a?: Agent): FormState {
+  if (!a)
+    return {
+      name: "",
+      description: "",
+      command: "claude",
+      model: "",
+      systemPrompt: "",
+      projectDir: "",
+      permissionMode: "",
+      allowedTools: "",
+      env: "",
+      policy: "never",
+      ...DEFAULTS,
+    };
+  return {
+    name: a.name,
+    description: a.description,
+    command: joinArgv(a.command),
+    model: a.model ?? "",
+    systemPrompt: a.system_prompt ?? "",
+    projectDir: a.project_dir ?? "",
+    permissionMode: a.permission_mode ?? "",
+    allowedTools: a.allowed_tools.join(", "),
+    env: formatEnv(a.env),
+    idle: String(a.idle_timeout_secs),
+    policy: a.restart.policy,
+    backoffInitialMs: String(a.restart.backoff_initial_ms),
+    backoffMaxMs: String(a.restart.backoff_max_ms),
+    maxRestarts: String(a.restart.max_restarts),
+    windowSecs: String(a.restart.window_secs),
+  };
+}
+
+/** A whole number typed in the form; anything else is an error on `field` before sending. */
+function int(text: string, field: string): number {
+  const n = Number(text.trim());
+  if (!text.trim() || !Number.isInteger(n) || n < 0)
+    throw new ApiError(0, "invalid_input", `${field}: must be a whole number ≥ 0`, field);
+  return n;
+}
+
+/**
+ * The request body. Empty optional texts are `null` (PATCH: clear; POST: the default), and
+ * `[redacted]` env values go back unchanged so the server keeps the stored secret.
+ */
+function toBody(f: FormState) {
+  let env: Record<string, string>;
+  try {
+    env = parseEnv(f.env);
+  } catch (e) {
+    throw new ApiError(0, "invalid_input", (e as Error).message, "env");
+  }
+  const command = splitArgv(f.command);
+  const orNull = (s: string) => (s.trim() ? s : null);
+  return {
+    name: f.name,
+    description: f.description,
+    command: command.length ? command : ["claude"],
+    model: orNull(f.model.trim()),
+    system_prompt: orNull(f.systemPrompt),
+    project_dir: orNull(f.projectDir.trim()),
+    permission_mode: orNull(f.permissionMode),
+    allowed_tools: splitList(f.allowedTools),
+    env,
+    idle_timeout_secs: int(f.idle, "idle_timeout_secs"),
+    restart: {
+      policy: f.policy,
+      backoff_initial_ms: int(f.backoffInitialMs, "restart.backoff_initial_ms"),
+      backoff_max_ms: int(f.backoffMaxMs, "restart.backoff_max_ms"),
+      max_restarts: int(f.maxRestarts, "restart.max_restarts"),
+      window_secs: int(f.windowSecs, "restart.window_secs"),
+    },
+  };
+}
+
+export function AgentForm(props: { agent?: Agent; onSaved: (a: Agent) => void; onCancel: () => void }) {
+  const [f, setF] = useState<FormState>(() => fromAgent(props.agent));
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const set = (k: keyof FormState) => (e: Event) => setF({ ...f, [k]: val(e) });
+  const bad = (name: string) => fieldIs(error, name);
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    setBusy(true);
+    try {
+      const body = toBody(f);
+      const saved = props.agent
+        ? await api.patch<Agent>(`/api/agents/${props.agent.id}`, body)
+        : await api.post<Agent>("/api/agents", body);
+      props.onSaved(saved);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form class="card agent-form" onSubmit={submit}>
+      <h2>{props.agent ? `Edit ${props.agent.name}` : "New agent"}</h2>
+      <div class="form-grid">
+        <Field label="Name" invalid={bad("name")}>
+          <input name="name" value={f.name} onInput={set("name")} required maxLength={64} />
+        </Field>
+        <Field label="Command" invalid={bad("command")} hint="argv: words split on spaces; quote words with spaces">
+          <input name="command" class="mono" value={f.command} onInput={set("command")} />
+        </Field>
+        <Field label="Model" invalid={bad("model")} hint="optional, e.g. sonnet">
+          <input name="model" value={f.model} onInput={set("model")} />
+        </Field>
+        <Field label="Project directory" invalid={bad("project_dir")} hint="default: the server user's home">
+          <input name="project_dir" class="mono" value={f.projectDir} onInput={set("projectDir")} />
+        </Field>
+        <Field label="Permission mode" invalid={bad("permission_mode")}>
+          <select name="permission_mode" value={f.permissionMode} onChange={set("permissionMode")}>
+            <option value="">(CLI default)</option>
+            {PERMISSION_MODES.map((m) => (
+              <option value={m}>{m}</option>
+            ))}
+          </select>
+        </Field>
+        <Field label="Allowed tools" invalid={bad("allowed_tools")} hint="comma-separated, e.g. Read, Edit, Bash(git log:*)">
+          <input name="allowed_tools" value={f.allowedTools} onInput={set("allowedTools")} />
+        </Field>
+        <Field label="Idle timeout (s)" invalid={bad("idle_timeout_secs")} hint="a session idle this long is stopped; 0 = never">
+          <input name="idle_timeout_secs" inputMode="numeric" value={f.idle} onInput={set("idle")} />
+        </Field>
+        <Field label="Restart policy" invalid={bad("restart.policy")} hint="on-failure restarts a crashed session, resuming it">
+          <select name="restart_policy" value={f.policy} onChange={set("policy")}>
+            <option value="never">never</option>
+            <option value="on-failure">on-failure</option>
+          </select>
+        </Field>
+      </div>
+      {f.policy === "on-failure" ? (
+        <div class="form-grid restart">
+          <Field label="First backoff (ms)" invalid={bad("restart.backoff_initial_ms")}>
+            <input name="backoff_initial_ms" inputMode="numeric" value={f.backoffInitialMs} onInput={set("backoffInitialMs")} />
+          </Field>
+          <Field label="Max backoff (ms)" invalid={bad("restart.backoff_max_ms")}>
+            <input name="backoff_max_ms" inputMode="numeric" value={f.backoffMaxMs} onInput={set("backoffMaxMs")} />
+          </Field>
+          <Field label="Max restarts" invalid={bad("restart.max_restarts")}>
+            <input name="max_restarts" inputMode="numeric" value={f.maxRestarts} onInput={set("maxRestarts")} />
+          </Field>
+          <Field label="Within (s)" invalid={bad("restart.window_secs")}>
+            <input name="window_secs" inputMode="numeric" value={f.windowSecs} onInput={set("windowSecs")} />
+          </Field>
+        </div>
+      ) : null}
+      <Field label="Description" invalid={bad("description")}>
+        <textarea name="description" rows={2} value={f.description} onInput={set("description")} />
+      </Field>
+      <Field label="System prompt" invalid={bad("system_prompt")} hint="appended to the CLI's own (--append-system-prompt)">
+        <textarea name="system_prompt" rows={3} value={f.systemPrompt} onInput={set("systemPrompt")} />
+      </Field>
+      <Field
+        label="Environment"
+        invalid={bad("env")}
+        hint="NAME=value, one per line; secret values show as [redacted] — leave them so to keep them"
+      >
+        <textarea name="env" rows={3} value={f.env} onInput={set("env")} spellcheck={false} />
+      </Field>
+      <ErrorBanner error={error} />
+      <div class="row">
+        <button type="submit" class="primary" disabled={busy}>
+          {busy ? "Saving…" : props.agent ? "Save" : "Create agent"}
+        </button>
+        <button type="button" onClick={props.onCancel}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
