@@ -3,10 +3,11 @@
 // /agent-sessions/{id}; `?mode=ro` for a read-only view), so a deep link survives a reload.
 
 import { useState } from "preact/hooks";
-import { ApiError } from "../api";
-import { useEvents, type ServerEvent } from "../events";
+import { ApiError, type SessionInfo } from "../api";
+import { splitArgv } from "../components/text";
+import { useRefetchOn } from "../components/live";
+import type { ServerEvent } from "../events";
 import { navigate, useLocation } from "../router";
-import { ArgvError, splitArgv } from "../term/argv";
 import {
   createTerminal,
   exitText,
@@ -16,7 +17,6 @@ import {
   sessionPage,
   sessionWsPath,
   stopSession,
-  type SessionInfo,
   type SessionKind,
 } from "../term/api";
 import type { Mode } from "../term/session";
@@ -25,7 +25,7 @@ import { Badge, ErrorBanner, Field, Link, useLoad, val } from "../ui";
 
 /** Session events worth a refetch: a session started or ended (not the 5-second activity ticks). */
 function touchesSessions(e: ServerEvent): boolean {
-  if (e.type === "connected" || e.type === "session.exited") return true;
+  if (e.type === "session.exited") return true;
   const type = e.data?.type;
   return (e.type === "execution.started" || e.type === "execution.finished") && (type === "terminal" || type === "agent_session");
 }
@@ -40,16 +40,11 @@ export function Terminals(props: { id?: string; kind?: SessionKind }) {
   const list = useLoad(listTerminals, []);
   const current = useLoad<SessionInfo | null>(() => (id ? getSession(kind, id) : Promise.resolve(null)), [kind, id]);
 
-  useEvents((e) => {
-    if (!touchesSessions(e)) return;
-    list.reload();
-    if (id && (e.type !== "session.exited" || e.data?.id === id)) current.reload();
-  });
-
   const refresh = () => {
     list.reload();
     current.reload();
   };
+  useRefetchOn(touchesSessions, refresh);
   const gone = current.error instanceof ApiError && current.error.status === 404;
   const info = current.data;
 
@@ -173,13 +168,7 @@ function NewTerminalForm(props: { onCreated: (s: SessionInfo) => void; onCancel?
   const submit = async (e: Event) => {
     e.preventDefault();
     setError(null);
-    let argv: string[];
-    try {
-      argv = splitArgv(command);
-    } catch (err) {
-      if (err instanceof ArgvError) return setError(err);
-      throw err;
-    }
+    const argv = splitArgv(command);
     setBusy(true);
     try {
       const s = await createTerminal({

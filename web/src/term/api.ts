@@ -1,33 +1,9 @@
 // REST for terminal and agent sessions (docs/terminals.md, docs/agents.md): both kinds share the
-// session shape and the WebSocket protocol; only the path differs.
+// session shape (`SessionInfo` in ../api) and the WebSocket protocol; only the path differs.
 
-import { api, type List } from "../api";
+import { api, type List, type SessionInfo } from "../api";
 
 export type SessionKind = "terminal" | "agent";
-
-export interface SessionInfo {
-  id: string;
-  kind: string;
-  name: string;
-  argv: string[];
-  cwd: string;
-  pid: number;
-  cols: number;
-  rows: number;
-  /** `running`, or the execution's final status once the child has ended. */
-  status: string;
-  created_at: string;
-  execution_id: number;
-  ws: string;
-  viewers: number;
-  bytes_out: number;
-  last_activity_at: string;
-  exit_code: number | null;
-  exit_signal: number | null;
-  finished_at: string | null;
-  agent_id?: number;
-  conversation_id?: string;
-}
 
 export interface NewTerminal {
   command?: string[];
