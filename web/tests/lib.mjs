@@ -90,6 +90,10 @@ export async function run(name, fn) {
 export async function newPage(browser, opts = {}) {
   const { label = `page${pages.length}`, allow = [], ...ctxOpts } = opts;
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...ctxOpts });
+  // Exposes the UI's test hooks (e.g. window.__cmTerm to drop a terminal's socket).
+  await context.addInitScript(() => {
+    window.__cmTestHooks = true;
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   const entry = { label, page, errors: [] };

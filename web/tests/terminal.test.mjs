@@ -37,6 +37,10 @@ await run("terminal", async ({ newPage }) => {
   await page.getByRole("button", { name: "Open terminal" }).click();
   await page.getByRole("alert").filter({ hasText: "cwd" }).waitFor();
   await shot(page, "terminal-form-error");
+  // A typo'd command is refused in the form, before anything runs.
+  await page.locator('input[name="command"]').fill("bash -c 'echo hi");
+  await page.getByRole("button", { name: "Open terminal" }).click();
+  await page.getByRole("alert").filter({ hasText: "unclosed ' quote" }).waitFor();
 
   // Open a terminal through the form: cwd and an argv command.
   await page.locator('input[name="cwd"]').fill(env.workDir);

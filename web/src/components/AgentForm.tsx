@@ -89,7 +89,12 @@ function toBody(f: FormState) {
   } catch (e) {
     throw new ApiError(0, "invalid_input", (e as Error).message, "env");
   }
-  const command = splitArgv(f.command);
+  let command: string[];
+  try {
+    command = splitArgv(f.command);
+  } catch (e) {
+    throw new ApiError(0, "invalid_input", (e as Error).message, "command");
+  }
   const orNull = (s: string) => (s.trim() ? s : null);
   return {
     name: f.name,

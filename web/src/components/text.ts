@@ -3,8 +3,8 @@
 
 /**
  * Splits a command line on whitespace; '…' and "…" group words with spaces (no escapes inside
- * single quotes; a backslash escapes the next character elsewhere). Unclosed quotes end at the
- * end of the line rather than failing: the server validates the result anyway.
+ * single quotes; a backslash escapes the next character elsewhere). An unclosed quote throws an
+ * Error naming it: guessing where the argument ends would run a command the user did not mean.
  */
 export function splitArgv(line: string): string[] {
   const out: string[] = [];
@@ -32,6 +32,8 @@ export function splitArgv(line: string): string[] {
       inWord = true;
     }
   }
+  // An unclosed quote is a typo, not an argument: say so rather than guess where it ends.
+  if (quote) throw new Error(`the command has an unclosed ${quote} quote`);
   if (inWord) out.push(cur);
   return out;
 }

@@ -168,9 +168,9 @@ function NewTerminalForm(props: { onCreated: (s: SessionInfo) => void; onCancel?
   const submit = async (e: Event) => {
     e.preventDefault();
     setError(null);
-    const argv = splitArgv(command);
     setBusy(true);
     try {
+      const argv = splitArgv(command);
       const s = await createTerminal({
         command: argv.length ? argv : undefined,
         cwd: cwd.trim() || undefined,

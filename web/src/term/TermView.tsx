@@ -30,6 +30,7 @@ export interface TermTestHook {
 declare global {
   interface Window {
     __cmTerm?: TermTestHook;
+    __cmTestHooks?: boolean;
   }
 }
 
@@ -150,7 +151,9 @@ export function TermView(props: {
     window.addEventListener("pagehide", onPageHide);
     window.addEventListener("pageshow", onPageShow);
 
-    window.__cmTerm = {
+    // Browser tests drop the socket through this hook; it exists only when the test harness set
+    // `__cmTestHooks` before the page loaded (web/tests/lib.mjs), never for a user.
+    if (window.__cmTestHooks) window.__cmTerm = {
       dropConnection: (hold) => c.dropConnection(hold),
       release: () => c.release(),
       state: () => c.state.kind,
