@@ -182,3 +182,24 @@ export function fmtSecs(total: number): string {
 
 /** The value of the input, textarea or select an event came from. */
 export const val = (e: Event) => (e.currentTarget as HTMLInputElement).value;
+
+/**
+ * One user action at a time (a form submit, a button): `busy` while `act(f)` runs, and its
+ * failure kept in `error` for an `ErrorBanner` (cleared when the next action starts).
+ */
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const act = useCallback(async (f: () => Promise<void>) => {
+    setError(null);
+    setBusy(true);
+    try {
+      await f();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  }, []);
+  return { busy, error, setError, act };
+}

@@ -4,7 +4,7 @@
 
 import { useState } from "preact/hooks";
 import { api, ApiError, type Agent } from "../api";
-import { ErrorBanner, Field, fieldIs, val } from "../ui";
+import { ErrorBanner, Field, fieldIs, val, useAction } from "../ui";
 import { formatEnv, joinArgv, parseEnv, splitArgv, splitList } from "./text";
 
 const PERMISSION_MODES = ["default", "acceptEdits", "bypassPermissions", "plan", "dontAsk"];
@@ -119,26 +119,19 @@ function toBody(f: FormState) {
 
 export function AgentForm(props: { agent?: Agent; onSaved: (a: Agent) => void; onCancel: () => void }) {
   const [f, setF] = useState<FormState>(() => fromAgent(props.agent));
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, act } = useAction();
   const set = (k: keyof FormState) => (e: Event) => setF({ ...f, [k]: val(e) });
   const bad = (name: string) => fieldIs(error, name);
 
   const submit = async (e: Event) => {
     e.preventDefault();
-    setError(null);
-    setBusy(true);
-    try {
+    await act(async () => {
       const body = toBody(f);
       const saved = props.agent
         ? await api.patch<Agent>(`/api/agents/${props.agent.id}`, body)
         : await api.post<Agent>("/api/agents", body);
       props.onSaved(saved);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (

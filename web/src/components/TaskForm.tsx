@@ -3,7 +3,7 @@
 
 import { useState } from "preact/hooks";
 import { api, type Agent, type Task } from "../api";
-import { ErrorBanner, Field, fieldIs, val } from "../ui";
+import { ErrorBanner, Field, fieldIs, val, useAction } from "../ui";
 import { splitList } from "./text";
 
 interface FormState {
@@ -28,15 +28,12 @@ function fromTask(t?: Task): FormState {
 
 export function TaskForm(props: { task?: Task; agents: Agent[]; onSaved: (t: Task) => void; onCancel: () => void }) {
   const [f, setF] = useState<FormState>(() => fromTask(props.task));
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, act } = useAction();
   const set = (k: keyof FormState) => (e: Event) => setF({ ...f, [k]: val(e) });
   const bad = (name: string) => fieldIs(error, name);
 
   const submit = async (e: Event) => {
     e.preventDefault();
-    setError(null);
-    setBusy(true);
     // Empty optional fields are null: on PATCH that clears them, on POST it is the default.
     const body = {
       title: f.title,
@@ -46,16 +43,12 @@ export function TaskForm(props: { task?: Task; agents: Agent[]; onSaved: (t: Tas
       project_path: f.projectPath.trim() || null,
       agent_id: f.agentId ? Number(f.agentId) : null,
     };
-    try {
+    await act(async () => {
       const saved = props.task
         ? await api.patch<Task>(`/api/tasks/${props.task.id}`, body)
         : await api.post<Task>("/api/tasks", body);
       props.onSaved(saved);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (

@@ -3,13 +3,12 @@
 // cost, usage) and its event timeline, replayed then live.
 
 import type { ComponentChildren } from "preact";
-import { useState } from "preact/hooks";
 import { api, type Agent, type Execution, type List, type RunEvent, type Task, type Usage } from "../api";
 import { EventTimeline } from "../components/EventTimeline";
 import { isExecutionChange, useRefetchOn } from "../components/live";
 import { useRunEvents, type StreamState } from "../components/runEvents";
 import { joinArgv } from "../components/text";
-import { Badge, ErrorBanner, fmtCost, fmtDuration, fmtTime, Link, useLoad, useTick } from "../ui";
+import { Badge, ErrorBanner, fmtCost, fmtDuration, fmtTime, Link, useLoad, useTick, useAction } from "../ui";
 
 const TYPE_LABEL: Record<Execution["type"], string> = {
   terminal: "Terminal",
@@ -49,20 +48,13 @@ export function ExecutionDetail(props: { id: string }) {
 
 function Header(props: { x: Execution; onChange: (x: Execution) => void }) {
   const x = props.x;
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, act } = useAction();
   const cancel = async () => {
-    setError(null);
-    setBusy(true);
-    try {
+    await act(async () => {
       // The reply is the summary (no output): keep the tail we have.
       const row = await api.post<Execution>(`/api/executions/${x.id}/cancel`);
       props.onChange({ ...x, ...row });
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <>

@@ -1,25 +1,18 @@
 import { useState } from "preact/hooks";
 import { api } from "../api";
-import { ErrorBanner } from "../ui";
+import { ErrorBanner, useAction } from "../ui";
 
 /** Logs in with an access token; the server answers with an HttpOnly session cookie. */
 export function Login(props: { reason?: string; onLoggedIn: () => void }) {
   const [token, setToken] = useState("");
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, act } = useAction();
   const submit = async (e: Event) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    await act(async () => {
       await api.post("/api/auth/login", { token: token.trim() });
       setToken("");
       props.onLoggedIn();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <div class="login">

@@ -7,7 +7,7 @@ import { ExecutionsTable } from "../components/ExecutionsTable";
 import { isExecutionChange, useDeleted, useRefetchOn } from "../components/live";
 import { TaskForm } from "../components/TaskForm";
 import { navigate } from "../router";
-import { Badge, ConfirmButton, ErrorBanner, Field, fieldIs, fmtTime, Gone, Link, useLoad, val } from "../ui";
+import { Badge, ConfirmButton, ErrorBanner, Field, fieldIs, fmtTime, Gone, Link, useLoad, val, useAction } from "../ui";
 
 /** The state machine of docs/api.md: where each status may go (setting the same is a no-op). */
 const NEXT: Record<TaskStatus, TaskStatus[]> = {
@@ -153,28 +153,21 @@ function RunCard(props: { task: Task; agents: Agent[]; onStarted: () => void }) 
   const t = props.task;
   const [agentId, setAgentId] = useState(t.agent_id ? String(t.agent_id) : "");
   const [resume, setResume] = useState("");
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, act } = useAction();
   const [started, setStarted] = useState<Execution | null>(null);
   // Until the user picks, follow the task's agent, then the only agent there is.
   const chosen = agentId || (props.agents.length === 1 ? String(props.agents[0].id) : "");
 
   const run = async (e: Event) => {
     e.preventDefault();
-    setError(null);
-    setBusy(true);
-    try {
+    await act(async () => {
       const body: { agent_id?: number; resume?: string } = {};
       if (chosen) body.agent_id = Number(chosen);
       if (resume.trim()) body.resume = resume.trim();
       const x = await api.post<Execution>(`/api/tasks/${t.id}/run`, body);
       setStarted(x);
       props.onStarted();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (

@@ -21,7 +21,7 @@ import {
 } from "../term/api";
 import type { Mode } from "../term/session";
 import { TermView } from "../term/TermView";
-import { Badge, ErrorBanner, Field, Link, useLoad, val } from "../ui";
+import { Badge, ErrorBanner, Field, Link, useLoad, val, useAction } from "../ui";
 
 /** Session events worth a refetch: a session started or ended (not the 5-second activity ticks). */
 function touchesSessions(e: ServerEvent): boolean {
@@ -163,13 +163,10 @@ function NewTerminalForm(props: { onCreated: (s: SessionInfo) => void; onCancel?
   const [cwd, setCwd] = useState("");
   const [command, setCommand] = useState("");
   const [name, setName] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, setError, act } = useAction();
   const submit = async (e: Event) => {
     e.preventDefault();
-    setError(null);
-    setBusy(true);
-    try {
+    await act(async () => {
       const argv = splitArgv(command);
       const s = await createTerminal({
         command: argv.length ? argv : undefined,
@@ -177,11 +174,7 @@ function NewTerminalForm(props: { onCreated: (s: SessionInfo) => void; onCancel?
         name: name.trim() || undefined,
       });
       props.onCreated(s);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <form class="card term-form" onSubmit={submit} aria-label="new terminal">
