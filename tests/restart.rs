@@ -468,3 +468,100 @@ async fn when_the_grace_runs_out_the_rest_is_killed_recorded_and_the_exit_is_sti
     groups_gone(&[t["pid"].as_i64().unwrap() as i32]).await;
     integrity_ok(dir.path());
 }
+
+/// Queues a run of a new task with `agent`; returns its execution id.
+async fn queue_run(http: &reqwest::Client, p: &ServerProcess, agent: i64, title: &str) -> i64 {
+    let (status, task) = post(
+        http,
+        p,
+        "/api/tasks",
+        json!({"title": title, "agent_id": agent}),
+    )
+    .await;
+    assert_eq!(status, 201, "{task}");
+    let (status, run) = post(
+        http,
+        p,
+        &format!("/api/tasks/{}/run", task["id"]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    run["id"].as_i64().unwrap()
+}
+
+/// Waits (bounded) until execution `id` has `status`, as the server reports it.
+async fn wait_status(http: &reqwest::Client, p: &ServerProcess, id: i64, status: &str) -> Value {
+    common::eventually(&format!("execution {id} {status}"), || async {
+        let r = http
+            .get(format!("{}/api/executions/{id}", p.base))
+            .bearer_auth(&p.token)
+            .send()
+            .await
+            .ok()?;
+        let e: Value = r.json().await.ok()?;
+        (e["status"] == status).then_some(e)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_queued_run_survives_a_restart_or_a_crash_and_runs_after_it() {
+    let fake = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-claude");
+    let dir = tempfile::tempdir().unwrap();
+    let one_at_a_time = ["--max-concurrent-runs", "1"];
+    let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &one_at_a_time).await;
+    let http = client();
+    let (status, blocker) = post(
+        &http,
+        &p,
+        "/api/agents",
+        json!({"name": "blocker", "command": [fake],
+               "env": {"FAKE_CLAUDE_MODE": "slow", "FAKE_CLAUDE_DELAY_SECS": "600"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{blocker}");
+    let (status, quick) = post(
+        &http,
+        &p,
+        "/api/agents",
+        json!({"name": "quick", "command": [fake]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{quick}");
+    let (blocker, quick) = (
+        blocker["id"].as_i64().unwrap(),
+        quick["id"].as_i64().unwrap(),
+    );
+
+    // SIGTERM: the running run is interrupted, the queued one stays queued...
+    let running = queue_run(&http, &p, blocker, "holds the only slot").await;
+    wait_status(&http, &p, running, "running").await;
+    let queued = queue_run(&http, &p, quick, "waits its turn").await;
+    assert_eq!(status_of(dir.path(), queued), "pending");
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait().await.code(), Some(0));
+    assert_eq!(status_of(dir.path(), running), "interrupted");
+    assert_eq!(
+        status_of(dir.path(), queued),
+        "pending",
+        "kept for the next start"
+    );
+    // ...and runs to the end after the restart.
+    let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &one_at_a_time).await;
+    let done = wait_status(&http, &p, queued, "succeeded").await;
+    assert!(done["result"].is_string(), "{done}");
+
+    // kill -9: the same, through startup reconciliation.
+    let running = queue_run(&http, &p, blocker, "holds the slot again").await;
+    wait_status(&http, &p, running, "running").await;
+    let queued = queue_run(&http, &p, quick, "waits again").await;
+    p.signal(Signal::SIGKILL);
+    p.wait().await;
+    let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &one_at_a_time).await;
+    wait_status(&http, &p, queued, "succeeded").await;
+    assert_eq!(status_of(dir.path(), running), "interrupted");
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait().await.code(), Some(0));
+    integrity_ok(dir.path());
+}

@@ -388,7 +388,8 @@ pub struct StaleExecution {
     pub pid_start_time: Option<i64>,
 }
 
-/// Marks every execution still pending or running from another boot as interrupted, in one
+/// Marks every execution still pending or running from another boot as interrupted (but queued
+/// runs, which `adopt_queued_runs` takes over), in one
 /// transaction, and returns them (for stopping their surviving process groups).
 pub fn interrupt_stale(
     conn: &mut Connection,
@@ -399,7 +400,8 @@ pub fn interrupt_stale(
     let stale = {
         let mut stmt = tx.prepare(
             "SELECT id, pgid, pid_start_time FROM executions
-             WHERE status IN ('pending','running') AND boot_id != ?1",
+             WHERE status IN ('pending','running') AND boot_id != ?1
+               AND NOT (type = 'agent_run' AND status = 'pending')",
         )?;
         let rows = stmt
             .query_map([boot_id], |r| {
@@ -414,7 +416,8 @@ pub fn interrupt_stale(
     };
     tx.execute(
         "UPDATE executions SET status = 'interrupted', reason = ?2, finished_at = ?3
-         WHERE status IN ('pending','running') AND boot_id != ?1",
+         WHERE status IN ('pending','running') AND boot_id != ?1
+           AND NOT (type = 'agent_run' AND status = 'pending')",
         params![boot_id, reason, now_rfc3339()],
     )?;
     // A task whose run was cut off is no longer running: it failed (the state machine allows
@@ -428,6 +431,50 @@ pub fn interrupt_stale(
     )?;
     tx.commit()?;
     Ok(stale)
+}
+
+/// A headless run that was queued, not started, when an earlier server stopped.
+#[derive(Debug, Clone)]
+pub struct QueuedRun {
+    pub id: i64,
+    pub task_id: Option<i64>,
+    pub agent_id: Option<i64>,
+    pub cwd: Option<String>,
+    pub command: Vec<String>,
+}
+
+/// Takes over the runs an earlier boot queued but never started (`agent_run`, `pending`): they
+/// are this boot's now (`boot_id`), oldest first. Startup reconciliation leaves them alone, so
+/// an accepted run survives a restart and runs rather than being dropped.
+pub fn adopt_queued_runs(conn: &mut Connection, boot_id: &str) -> Result<Vec<QueuedRun>, DbError> {
+    let tx = conn.transaction()?;
+    let runs = {
+        let mut stmt = tx.prepare(
+            "SELECT id, task_id, agent_id, cwd, command FROM executions
+             WHERE type = 'agent_run' AND status = 'pending' AND boot_id != ?1
+             ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([boot_id], |r| {
+                let command: String = r.get(4)?;
+                Ok(QueuedRun {
+                    id: r.get(0)?,
+                    task_id: r.get(1)?,
+                    agent_id: r.get(2)?,
+                    cwd: r.get(3)?,
+                    command: serde_json::from_str(&command).unwrap_or_default(),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows
+    };
+    tx.execute(
+        "UPDATE executions SET boot_id = ?1
+         WHERE type = 'agent_run' AND status = 'pending' AND boot_id != ?1",
+        [boot_id],
+    )?;
+    tx.commit()?;
+    Ok(runs)
 }
 
 /// Deletes the oldest parsed events of every execution holding more than `keep`, so that each
@@ -449,11 +496,13 @@ pub fn prune_events(conn: &Connection, keep: u64) -> Result<usize, DbError> {
 }
 
 /// Marks every execution of this boot still pending or running as interrupted (the last step of
-/// a shutdown whose sessions could not all record their own end). Returns how many.
+/// a shutdown whose sessions could not all record their own end). Queued runs are left
+/// `pending` for the next start. Returns how many.
 pub fn interrupt_boot(conn: &Connection, boot_id: &str, reason: &str) -> Result<usize, DbError> {
     let n = conn.execute(
         "UPDATE executions SET status = 'interrupted', reason = ?2, finished_at = ?3
-         WHERE status IN ('pending','running') AND boot_id = ?1",
+         WHERE status IN ('pending','running') AND boot_id = ?1
+           AND NOT (type = 'agent_run' AND status = 'pending')",
         params![boot_id, reason, now_rfc3339()],
     )?;
     Ok(n)

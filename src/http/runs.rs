@@ -18,7 +18,7 @@ use warp::{Filter, Rejection, Reply};
 use super::agents::load;
 use super::json::{limited_body, parse_json, raw_query, reject, reply_json, Query};
 use super::terminals::check_dir;
-use crate::actors::runs::{RunError, RunRequest};
+use crate::actors::runs::{prompt_for, RunError, RunRequest};
 use crate::agent_cli;
 use crate::db::execution_events;
 use crate::db::executions::{self, ExecutionType};
@@ -140,11 +140,7 @@ async fn run(task_id: i64, state: AppState, body: Vec<u8>) -> Result<Response, R
         .await
         .map_err(|e| reject(ApiError::bad_request(format!("validation aborted: {e}"))))?
         .map_err(reject)?;
-    let prompt = if task.description.trim().is_empty() {
-        task.title.clone()
-    } else {
-        format!("{}\n\n{}", task.title, task.description)
-    };
+    let prompt = prompt_for(&task);
     let request = RunRequest {
         task_id,
         priority: task.priority,

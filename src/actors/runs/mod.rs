@@ -6,7 +6,8 @@
 //! ```
 //!
 //! `Enqueue` records the execution (`agent_run`, `pending`) and queues it; runs start highest
-//! task priority first, then oldest. `Cancel` takes a pending run out of the queue (recorded
+//! task priority first, then oldest. Queued runs outlive the server: shutdown leaves them
+//! `pending`, and the next start takes them over (`adopt`) and runs them. `Cancel` takes a pending run out of the queue (recorded
 //! `cancelled`) or starts a running one's stop sequence. A run actor that dies before recording
 //! its outcome is recorded `failed` here (its state's Drop has killed the group).
 
@@ -25,15 +26,25 @@ use slog::{error, info, Logger};
 pub use run::RunDeps;
 use run::{move_task, RunActor, RunArgs, RunMsg, StopReason};
 
+use crate::db::agents;
 use crate::db::executions::{
     self, ExecutionStatus, ExecutionSummary, ExecutionType, Finish, NewExecution,
 };
-use crate::db::tasks::TaskStatus;
+use crate::db::tasks::{self, Task, TaskStatus};
 use crate::db::DbError;
 use crate::pty::{self, PtyCommand, WindowSize};
 
 /// Runs waiting at most; more is 429 (each holds its prompt in memory).
 const QUEUED_MAX: usize = 1000;
+
+/// What a run of `task` is asked: its title, then its description if it has one.
+pub fn prompt_for(task: &Task) -> String {
+    if task.description.trim().is_empty() {
+        task.title.clone()
+    } else {
+        format!("{}\n\n{}", task.title, task.description)
+    }
+}
 
 /// A validated request to run a task with an agent.
 #[derive(Debug, Clone)]
@@ -126,6 +137,95 @@ impl RunsState {
         });
         self.next_order += 1;
         Ok(row)
+    }
+
+    /// Queues the runs an earlier server accepted but never started. Each runs as it was
+    /// accepted (argv and cwd recorded then), with its agent's environment and its task's
+    /// prompt read now; one whose task or agent is gone is recorded failed instead.
+    async fn adopt(&mut self) {
+        let boot_id = self.args.boot_id.to_string();
+        let db = self.args.deps.db.clone();
+        let queued = match db
+            .write(move |c| executions::adopt_queued_runs(c, &boot_id))
+            .await
+        {
+            Ok(q) => q,
+            Err(e) => {
+                error!(self.log, "taking over queued runs failed"; "error" => %e);
+                return;
+            }
+        };
+        for run in queued {
+            let (task_id, agent_id) = (run.task_id, run.agent_id);
+            let found = db
+                .read(move |c| {
+                    let task = task_id.map(|id| tasks::get(c, id)).transpose()?.flatten();
+                    let agent = agent_id.map(|id| agents::get(c, id)).transpose()?.flatten();
+                    Ok::<_, DbError>((task, agent))
+                })
+                .await;
+            let request = match (found, run.cwd) {
+                (Ok((Some(task), Some(agent))), Some(cwd)) if !run.command.is_empty() => {
+                    RunRequest {
+                        task_id: task.id,
+                        priority: task.priority,
+                        agent_id: agent.id,
+                        argv: run.command,
+                        cwd: PathBuf::from(cwd),
+                        env: agent.def.env.into_iter().collect(),
+                        prompt: prompt_for(&task),
+                    }
+                }
+                (Err(e), _) => {
+                    error!(self.log, "reading a queued run's task failed"; "execution_id" => run.id, "error" => %e);
+                    continue;
+                }
+                (Ok((task, _)), _) => {
+                    let reason = "queued before a restart, and its task or agent no longer exists";
+                    match task {
+                        Some(t) => {
+                            self.record_end(run.id, t.id, ExecutionStatus::Failed, reason.into())
+                                .await
+                        }
+                        None => self.record_orphan(run.id, reason).await,
+                    }
+                    continue;
+                }
+            };
+            info!(self.log, "queued run taken over from the previous start"; "execution_id" => run.id);
+            self.pending.push(Queued {
+                execution_id: run.id,
+                order: self.next_order,
+                request,
+            });
+            self.next_order += 1;
+        }
+    }
+
+    /// Records the end of a run that has no task to move.
+    async fn record_orphan(&self, id: i64, reason: &str) {
+        let finish = Finish {
+            status: ExecutionStatus::Failed,
+            reason: Some(reason.into()),
+            exit_code: None,
+            exit_signal: None,
+            bytes_out: 0,
+            output_tail: None,
+            output_truncated: false,
+        };
+        let deps = &self.args.deps;
+        match deps
+            .db
+            .write(move |c| {
+                executions::finish(c, id, &finish)?;
+                executions::get_summary(c, id)
+            })
+            .await
+        {
+            Ok(Some(row)) => deps.events.publish("execution.finished", &row),
+            Ok(None) => {}
+            Err(e) => error!(self.log, "recording a run's end failed"; "error" => %e),
+        }
     }
 
     /// The next run to start: highest task priority, then oldest.
@@ -292,6 +392,16 @@ impl Actor for RunQueue {
         })
     }
 
+    async fn post_start(
+        &self,
+        me: ActorRef<RunsMsg>,
+        state: &mut RunsState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.adopt().await;
+        state.start_ready(&me).await;
+        Ok(())
+    }
+
     async fn handle(
         &self,
         me: ActorRef<RunsMsg>,
@@ -322,15 +432,10 @@ impl Actor for RunQueue {
                         .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(5)))
                         .await;
                 }
-                for queued in std::mem::take(&mut state.pending) {
-                    state
-                        .record_end(
-                            queued.execution_id,
-                            queued.request.task_id,
-                            ExecutionStatus::Interrupted,
-                            "server shut down before it started".into(),
-                        )
-                        .await;
+                // Queued runs stay `pending` in the DB: the next start takes them over.
+                let kept = std::mem::take(&mut state.pending).len();
+                if kept > 0 {
+                    info!(state.log, "queued runs kept for the next start"; "runs" => kept);
                 }
                 let _ = reply.send(());
             }
