@@ -38,12 +38,14 @@ async fn browser_test(name: &str) {
     let work_path = work.path().canonicalize().expect("canonical work dir");
     let roots = work_path.clone();
     let s = TestServer::start_with(move |c| c.allowed_roots = vec![roots]).await;
+    let monitor = s.create_token("monitor").await;
     let web = Path::new(MANIFEST).join("web");
     let mut child = tokio::process::Command::new("node")
         .arg(format!("tests/{name}.test.mjs"))
         .current_dir(&web)
         .env("CM_URL", &s.base)
         .env("CM_TOKEN", s.token.as_deref().expect("admin token"))
+        .env("CM_MONITOR_TOKEN", &monitor)
         .env(
             "CM_FAKE_CLAUDE",
             Path::new(MANIFEST).join("tests/fixtures/fake-claude"),

@@ -28,9 +28,13 @@ function Shell(props: { scope: string; onLogout: () => void }) {
   const { path } = useLocation();
   const live = useEventsUp();
   const [menu, setMenu] = useState(false);
+  // A monitor token reads health only (docs/security.md): no page it cannot use, no live socket.
+  const monitor = props.scope === "monitor";
+  const nav = monitor ? NAV.slice(0, 1) : NAV;
   let page;
   let m: Record<string, string> | null;
-  if (path === "/") page = <Dashboard />;
+  if (path === "/") page = <Dashboard healthOnly={monitor} />;
+  else if (monitor) page = <MonitorOnly />;
   else if (path === "/terminals") page = <Terminals />;
   else if ((m = match("/terminals/:id", path))) page = <Terminals id={m.id} kind="terminal" />;
   else if ((m = match("/agent-sessions/:id", path))) page = <Terminals id={m.id} kind="agent" />;
@@ -51,15 +55,17 @@ function Shell(props: { scope: string; onLogout: () => void }) {
           claude-manager
         </Link>
         <nav class={menu ? "nav open" : "nav"} onClick={() => setMenu(false)}>
-          {NAV.map(([href, label]) => (
+          {nav.map(([href, label]) => (
             <Link href={href} class={active(href) ? "active" : ""}>
               {label}
             </Link>
           ))}
         </nav>
-        <span class={live ? "live on" : "live off"} title={live ? "live updates connected" : "live updates reconnecting"}>
-          {live ? "live" : "offline"}
-        </span>
+        {monitor ? null : (
+          <span class={live ? "live on" : "live off"} title={live ? "live updates connected" : "live updates reconnecting"}>
+            {live ? "live" : "offline"}
+          </span>
+        )}
         <span class="scope" title="your access scope">
           {props.scope}
         </span>
@@ -68,6 +74,18 @@ function Shell(props: { scope: string; onLogout: () => void }) {
         </button>
       </header>
       <main class="page">{page}</main>
+    </div>
+  );
+}
+
+function MonitorOnly() {
+  return (
+    <div class="card">
+      <h2>Not with a monitor token</h2>
+      <p class="muted">
+        A <code>monitor</code> token reads health and metrics only. Log in with an <code>admin</code> token to use{" "}
+        <code>{location.pathname}</code>. <Link href="/">Back to health</Link>.
+      </p>
     </div>
   );
 }
@@ -86,7 +104,7 @@ function App() {
     check();
   }, []);
   useEffect(() => {
-    if (auth.state === "in") startEvents();
+    if (auth.state === "in" && auth.scope !== "monitor") startEvents();
     else stopEvents();
   }, [auth.state]);
   if (auth.state === "checking") return <div class="center muted">Loading…</div>;

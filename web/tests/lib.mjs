@@ -4,6 +4,7 @@
 // with a temp data dir and passes it in the environment:
 //   CM_URL         base URL of the server (http://127.0.0.1:PORT)
 //   CM_TOKEN       an admin token (the login page's input)
+//   CM_MONITOR_TOKEN a monitor token (health and metrics only)
 //   CM_FAKE_CLAUDE path of tests/fixtures/fake-claude (an agent CLI that prints what Claude prints)
 //   CM_WORK_DIR    a temp directory inside the server's allowed roots
 //   CM_SHOT_DIR    where screenshots go (target/web-screenshots)
@@ -17,6 +18,7 @@ import path from "node:path";
 export const env = {
   base: must("CM_URL"),
   token: must("CM_TOKEN"),
+  monitorToken: process.env.CM_MONITOR_TOKEN ?? "",
   fakeClaude: process.env.CM_FAKE_CLAUDE ?? "",
   workDir: process.env.CM_WORK_DIR ?? "/tmp",
   shotDir: process.env.CM_SHOT_DIR ?? "target/web-screenshots",
@@ -108,10 +110,10 @@ export async function newPage(browser, opts = {}) {
   return { context, page };
 }
 
-/** Opens `path` and logs in with the admin token through the login form. */
-export async function login(page, path = "/") {
+/** Opens `path` and logs in through the login form (with the admin token unless told). */
+export async function login(page, path = "/", token = env.token) {
   await page.goto(env.base + path);
-  await page.locator('input[name="token"]').fill(env.token);
+  await page.locator('input[name="token"]').fill(token);
   await page.getByRole("button", { name: "Log in" }).click();
   await page.locator("header.topbar").waitFor();
 }

@@ -10,7 +10,16 @@ import { Badge, ErrorBanner, fmtSecs, fmtTime, Link, useLoad } from "../ui";
 /** Uptime and DB latency move without events: re-read health this often. */
 const HEALTH_POLL_MS = 15_000;
 
-export function Dashboard() {
+/** `healthOnly`: a monitor token may read health and nothing else. */
+export function Dashboard(props: { healthOnly?: boolean }) {
+  if (props.healthOnly) {
+    return (
+      <div>
+        <h1>Dashboard</h1>
+        <HealthCard />
+      </div>
+    );
+  }
   return (
     <div>
       <h1>Dashboard</h1>
