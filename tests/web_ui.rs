@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use claude_manager::config::Config;
 use common::TestServer;
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
@@ -23,6 +24,11 @@ const TEST_BOUND: Duration = Duration::from_secs(240);
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn browser_test(name: &str) {
+    browser_test_with(name, |_| {}).await;
+}
+
+/// [`browser_test`] against a server whose config `tweak` changes.
+async fn browser_test_with(name: &str, tweak: impl FnOnce(&mut Config)) {
     let _one_at_a_time = SERIAL.lock().await;
     if std::env::var_os("CM_SKIP_BROWSER_TESTS").is_some_and(|v| v == "1") {
         eprintln!("CM_SKIP_BROWSER_TESTS=1: browser test {name} skipped");
@@ -37,14 +43,18 @@ async fn browser_test(name: &str) {
     let work = tempfile::tempdir().expect("work dir");
     let work_path = work.path().canonicalize().expect("canonical work dir");
     let roots = work_path.clone();
-    let s = TestServer::start_with(move |c| c.allowed_roots = vec![roots]).await;
+    let s = TestServer::start_with(move |c| {
+        c.allowed_roots = vec![roots];
+        tweak(c);
+    })
+    .await;
     let monitor = s.create_token("monitor").await;
     let web = Path::new(MANIFEST).join("web");
     let mut child = tokio::process::Command::new("node")
         .arg(format!("tests/{name}.test.mjs"))
         .current_dir(&web)
         .env("CM_URL", &s.base)
-        .env("CM_TOKEN", s.token.as_deref().expect("admin token"))
+        .env("CM_TOKEN", s.token.as_deref().unwrap_or_default())
         .env("CM_MONITOR_TOKEN", &monitor)
         .env(
             "CM_FAKE_CLAUDE",
@@ -98,4 +108,9 @@ async fn phone_terminal_key_bar_and_layout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_session_in_the_terminal_view() {
     browser_test("agent_terminal").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insecure_no_auth_opens_without_login() {
+    browser_test_with("noauth", |c| c.insecure_no_auth = true).await;
 }

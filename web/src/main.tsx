@@ -15,7 +15,10 @@ import { TaskDetail } from "./pages/TaskDetail";
 import { ExecutionDetail } from "./pages/ExecutionDetail";
 import { NotFound } from "./pages/NotFound";
 
-type Auth = { state: "checking" } | { state: "out"; reason?: string } | { state: "in"; scope: string };
+type Auth =
+  | { state: "checking" }
+  | { state: "out"; reason?: string }
+  | { state: "in"; scope: string; via: string };
 
 const NAV: [string, string][] = [
   ["/", "Dashboard"],
@@ -24,7 +27,7 @@ const NAV: [string, string][] = [
   ["/tasks", "Tasks"],
 ];
 
-function Shell(props: { scope: string; onLogout: () => void }) {
+function Shell(props: { scope: string; onLogout?: () => void }) {
   const { path } = useLocation();
   const live = useEventsUp();
   const [menu, setMenu] = useState(false);
@@ -69,9 +72,11 @@ function Shell(props: { scope: string; onLogout: () => void }) {
         <span class="scope" title="your access scope">
           {props.scope}
         </span>
-        <button class="link" onClick={props.onLogout}>
-          Log out
-        </button>
+        {props.onLogout ? (
+          <button class="link" onClick={props.onLogout}>
+            Log out
+          </button>
+        ) : null}
       </header>
       <main class="page">{page}</main>
     </div>
@@ -95,8 +100,9 @@ function App() {
   // `/api/auth/session` answers 200 either way, so a visitor who is not logged in causes no
   // failed request (and no console error) before the login form.
   const check = () =>
-    api.get<{ authenticated: boolean; scope?: string }>("/api/auth/session").then(
-      (s) => setAuth(s.authenticated ? { state: "in", scope: s.scope ?? "" } : { state: "out" }),
+    api.get<{ authenticated: boolean; scope?: string; via?: string }>("/api/auth/session").then(
+      (s) =>
+        setAuth(s.authenticated ? { state: "in", scope: s.scope ?? "", via: s.via ?? "" } : { state: "out" }),
       (e) => setAuth({ state: "out", reason: (e as Error).message }),
     );
   useEffect(() => {
@@ -118,7 +124,8 @@ function App() {
     setAuth({ state: "out" });
     navigate("/", true);
   };
-  return <Shell scope={auth.scope} onLogout={logout} />;
+  // With --insecure-no-auth there is no session to end.
+  return <Shell scope={auth.scope} onLogout={auth.via === "no_auth" ? undefined : logout} />;
 }
 
 const root = document.getElementById("app");
