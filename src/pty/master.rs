@@ -1,0 +1,239 @@
+//! The server's side of the terminal: the master fd, registered with tokio's reactor and shared
+//! by the [`PtyReader`] (output), the [`PtyWriter`] (input) and any [`PtyResizer`]s. The fd
+//! closes, hanging up the child's terminal, when the last of them is dropped.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::Arc;
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use super::{PtyError, WindowSize};
+
+/// The output side of the master. One task should own it and read continuously.
+#[derive(Debug)]
+pub struct PtyReader {
+    master: Arc<AsyncFd<File>>,
+}
+
+/// The input and control side of the master. The master fd closes (hanging up the child's
+/// terminal) once both the reader and the writer are dropped.
+#[derive(Debug)]
+pub struct PtyWriter {
+    master: Arc<AsyncFd<File>>,
+}
+
+/// Changes the terminal size from outside the task that writes input (cloneable), so a resize
+/// is never stuck behind input the child is not reading.
+#[derive(Debug, Clone)]
+pub struct PtyResizer {
+    master: Arc<AsyncFd<File>>,
+}
+
+impl PtyResizer {
+    /// Changes the terminal size; the kernel sends `SIGWINCH` to the foreground group.
+    pub fn resize(&self, size: WindowSize) -> Result<(), PtyError> {
+        if size.cols == 0 || size.rows == 0 {
+            return Err(PtyError::InvalidSize {
+                cols: size.cols,
+                rows: size.rows,
+            });
+        }
+        set_window_size(self.master.get_ref().as_fd(), size).map_err(PtyError::Resize)
+    }
+}
+
+/// Makes the master non-blocking and registers it with the reactor; returns its two halves.
+pub(super) fn register_master(master: File) -> Result<(PtyReader, PtyWriter), PtyError> {
+    let flags = fcntl(master.as_fd(), FcntlArg::F_GETFL).map_err(|errno| PtyError::Allocate {
+        step: "get master flags",
+        source: errno.into(),
+    })?;
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+    fcntl(master.as_fd(), FcntlArg::F_SETFL(flags)).map_err(|errno| PtyError::Allocate {
+        step: "set master non-blocking",
+        source: errno.into(),
+    })?;
+    // SAFETY: the `File` owns its fd and keeps returning that same fd until it is dropped,
+    // which happens only when the `AsyncFd` is.
+    let registered =
+        unsafe { AsyncFd::register_with_interest(master, Interest::READABLE | Interest::WRITABLE) };
+    let master = registered
+        .map(Arc::new)
+        .map_err(|error| PtyError::Allocate {
+            step: "register with the reactor",
+            source: error.into(),
+        })?;
+    let reader = PtyReader {
+        master: Arc::clone(&master),
+    };
+    Ok((reader, PtyWriter { master }))
+}
+
+pub(super) fn set_window_size(fd: BorrowedFd<'_>, size: WindowSize) -> io::Result<()> {
+    let winsize = libc::winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` through the pointer, which outlives the call.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &winsize) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl PtyReader {
+    /// Reads output into `buf`; `Ok(0)` means the end of output (every holder of the slave has
+    /// closed it). Cancel-safe: no bytes are lost if the future is dropped.
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let mut ready = self.master.readable().await?;
+            match ready.try_io(|master| {
+                let mut file: &File = master.get_ref();
+                file.read(buf)
+            }) {
+                Ok(Ok(n)) => return Ok(n),
+                // Linux reports a hung-up PTY as EIO, not as a 0-byte read.
+                Ok(Err(error)) if error.raw_os_error() == Some(libc::EIO) => return Ok(0),
+                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(error)) => return Err(error),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl PtyWriter {
+    /// Writes all of `bytes` as input to the child. Waits while the child is not reading (the
+    /// PTY input queue is full), so bound it with a timeout or run it off the actor's loop.
+    /// Not cancel-safe: a dropped future may have written part of `bytes`.
+    pub async fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let mut ready = self.master.writable().await?;
+            match ready.try_io(|master| {
+                let mut file: &File = master.get_ref();
+                file.write(bytes)
+            }) {
+                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => bytes = &bytes[n..],
+                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(error)) => return Err(error),
+                Err(_would_block) => continue,
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes the terminal size; the kernel sends `SIGWINCH` to the foreground group.
+    pub fn resize(&self, size: WindowSize) -> Result<(), PtyError> {
+        self.resizer().resize(size)
+    }
+
+    /// A handle that resizes this terminal; it keeps the master open while held.
+    pub fn resizer(&self) -> PtyResizer {
+        PtyResizer {
+            master: Arc::clone(&self.master),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pty::test_support::{command, kill_and_reap, read_to_end, read_until, sh, within};
+    use crate::pty::{spawn, ExitInfo, SpawnedPty};
+
+    #[tokio::test]
+    async fn input_echoes_back_through_cat() {
+        let SpawnedPty {
+            mut reader,
+            mut writer,
+            mut child,
+        } = spawn(&command("cat", &[])).expect("spawn cat");
+        writer.write_all(b"hello\n").await.expect("write");
+        let mut out = Vec::new();
+        // Once echoed by the line discipline, once printed by cat; ONLCR makes "\n" "\r\n".
+        read_until(&mut reader, &mut out, b"hello\r\nhello\r\n").await;
+        writer.write_all(&[0x04]).await.expect("send EOF"); // ^D: end of input in cooked mode
+        let exit = within("cat exit", child.wait()).await.expect("wait");
+        assert_eq!(
+            exit,
+            ExitInfo {
+                code: Some(0),
+                signal: None
+            }
+        );
+        read_to_end(&mut reader).await;
+    }
+
+    /// The line discipline rewrites bytes in cooked mode (CR→NL, ^C→SIGINT, echo), so this runs
+    /// the child the way a full-screen program does: it switches its own terminal to raw, then
+    /// says READY. What remains to prove is that our read and write paths are 8-bit clean.
+    #[tokio::test]
+    async fn every_byte_value_passes_through_a_raw_mode_child() {
+        let SpawnedPty {
+            mut reader,
+            mut writer,
+            mut child,
+        } = spawn(&sh("stty raw -echo && printf READY && exec cat")).expect("spawn");
+        let mut out = Vec::new();
+        read_until(&mut reader, &mut out, b"READY").await;
+        let input: Vec<u8> = (0..4).flat_map(|_| 0..=255u8).collect();
+        writer.write_all(&input).await.expect("write");
+        let ready_end = out.windows(5).position(|w| w == b"READY").expect("marker") + 5;
+        within("all bytes back", async {
+            let mut buf = [0u8; 4096];
+            while out.len() - ready_end < input.len() {
+                let n = reader.read(&mut buf).await.expect("read");
+                assert!(n > 0, "output ended early");
+                out.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        assert_eq!(&out[ready_end..], &input[..]);
+        let exit = kill_and_reap(&mut child).await;
+        assert_eq!(exit.signal, Some(libc::SIGKILL));
+    }
+
+    #[tokio::test]
+    async fn initial_size_and_resize_are_seen_by_the_child() {
+        let mut cmd = sh("stty size; read line; stty size");
+        cmd.size = WindowSize {
+            cols: 111,
+            rows: 33,
+        };
+        let SpawnedPty {
+            mut reader,
+            mut writer,
+            mut child,
+        } = spawn(&cmd).expect("spawn");
+        let mut out = Vec::new();
+        read_until(&mut reader, &mut out, b"33 111\r\n").await;
+        writer
+            .resize(WindowSize {
+                cols: 120,
+                rows: 40,
+            })
+            .expect("resize");
+        writer.write_all(b"\n").await.expect("write");
+        read_until(&mut reader, &mut out, b"40 120\r\n").await;
+        let exit = within("exit", child.wait()).await.expect("wait");
+        assert_eq!(exit.code, Some(0));
+    }
+
+    #[tokio::test]
+    async fn output_without_trailing_newline_arrives_before_the_end() {
+        let script = "head -c 100000 /dev/zero | tr '\\0' x; printf tail-without-newline";
+        let mut spawned = spawn(&sh(script)).expect("spawn");
+        let out = read_to_end(&mut spawned.reader).await;
+        assert_eq!(out.len(), 100_000 + "tail-without-newline".len());
+        assert!(out.ends_with(b"xtail-without-newline"));
+        let exit = within("exit", spawned.child.wait()).await.expect("wait");
+        assert_eq!(exit.code, Some(0));
+    }
+}
