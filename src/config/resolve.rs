@@ -1,0 +1,400 @@
+//! From the merged flags and environment and the TOML file to a checked [`Config`]: precedence
+//! (flags > environment > file > defaults), the defaults with their reasons, and the checks that
+//! turn a bad value into one line naming the setting, the value and what is allowed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::file::{load_file, value_text};
+use super::{origin_of, Config, ConfigError, ServeArgs};
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+const DEFAULT_LOG_MAX_BYTES: u64 = 10_000_000; // 10 MB, as the issue asks
+const DEFAULT_LOG_BACKUPS: usize = 5;
+const DEFAULT_DB_POOL_SIZE: u32 = 8; // reads in parallel on 2-4 cores with room for a slow one
+const DEFAULT_DB_CHECKOUT_TIMEOUT_MS: u64 = 5_000; // fail fast, never the old 30 s hang
+const DEFAULT_BODY_LIMIT_BYTES: u64 = 1024 * 1024;
+const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10; // matches TimeoutStopSec in the systemd unit
+const DEFAULT_EVENTS_QUEUE_LEN: usize = 1024;
+const DEFAULT_MAX_SESSIONS: usize = 64;
+const DEFAULT_MAX_VIEWERS: usize = 16;
+const DEFAULT_SCROLLBACK_BYTES: usize = 1024 * 1024;
+// A quarter of the scrollback: a viewer this far behind catches up from the ring instead, so a
+// stalled browser costs at most this much memory beyond the shared ring.
+const DEFAULT_VIEWER_QUEUE_BYTES: usize = 256 * 1024;
+const DEFAULT_MAX_CONCURRENT_RUNS: usize = 4;
+/// Issue 4: 30 min per run (the old system killed at 180 s, too short for real work).
+const DEFAULT_RUN_TIMEOUT_SECS: u64 = 1800;
+/// Events of one run kept in `execution_events`; a long run emits a few hundred.
+const DEFAULT_RUN_EVENTS_MAX: usize = 10_000;
+const DEFAULT_REAP_INTERVAL_SECS: u64 = 60;
+const DEFAULT_EXITED_RETENTION_SECS: u64 = 600; // 10 min, as the issue asks
+const DEFAULT_EXECUTION_EVENTS_MAX: u64 = 10_000; // a long agent run's events, a few MB at most
+const DEFAULT_SESSION_TTL_SECS: u64 = 7 * 86_400; // 7 days, as the issue asks
+
+/// One setting's value and where it came from, before parsing.
+struct Raw {
+    value: String,
+}
+
+impl Config {
+    /// Builds the configuration from flags/env (already merged by clap) and the TOML file.
+    pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let file = load_file(args.common.config.as_deref())?;
+        let pick = |flag: &Option<String>, file_value: &Option<toml::Value>| -> Option<Raw> {
+            if let Some(v) = flag {
+                return Some(Raw { value: v.clone() });
+            }
+            file_value.as_ref().map(|v| Raw {
+                value: value_text(v),
+            })
+        };
+
+        let data_dir = PathBuf::from(
+            pick(&args.common.data_dir, &file.data_dir)
+                .map(|r| r.value)
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.to_string()),
+        );
+        let bind_raw = pick(&args.bind, &file.bind)
+            .map(|r| r.value)
+            .unwrap_or_else(|| DEFAULT_BIND.to_string());
+        let bind: SocketAddr = bind_raw.parse().map_err(|_| {
+            ConfigError::new(
+                "bind (CM_BIND)",
+                bind_raw.clone(),
+                "expected IP:PORT with a port 0-65535, e.g. 127.0.0.1:8000",
+            )
+        })?;
+
+        let log_level = match pick(&args.log_level, &file.log_level) {
+            None => slog::Level::Info,
+            Some(r) => parse_level(&r.value).ok_or_else(|| {
+                ConfigError::new(
+                    "log_level (CM_LOG_LEVEL)",
+                    r.value,
+                    "one of trace, debug, info, warning, error, critical",
+                )
+            })?,
+        };
+        let log_dir = pick(&args.log_dir, &file.log_dir)
+            .map(|r| PathBuf::from(r.value))
+            .unwrap_or_else(|| data_dir.join("logs"));
+
+        let num = |name: &str, raw: Option<Raw>, default: u64, min: u64, max: u64| {
+            parse_num(name, raw, default, min, max)
+        };
+        let log_max_bytes = num(
+            "log_max_bytes (CM_LOG_MAX_BYTES)",
+            pick(&args.log_max_bytes, &file.log_max_bytes),
+            DEFAULT_LOG_MAX_BYTES,
+            1024,
+            u64::MAX / 2,
+        )?;
+        let log_backups = num(
+            "log_backups (CM_LOG_BACKUPS)",
+            pick(&args.log_backups, &file.log_backups),
+            DEFAULT_LOG_BACKUPS as u64,
+            0,
+            100,
+        )? as usize;
+        let db_pool_size = num(
+            "db_pool_size (CM_DB_POOL_SIZE)",
+            pick(&args.db_pool_size, &file.db_pool_size),
+            DEFAULT_DB_POOL_SIZE as u64,
+            1,
+            64,
+        )? as u32;
+        let db_checkout_timeout = Duration::from_millis(num(
+            "db_checkout_timeout_ms (CM_DB_CHECKOUT_TIMEOUT_MS)",
+            pick(&args.db_checkout_timeout_ms, &file.db_checkout_timeout_ms),
+            DEFAULT_DB_CHECKOUT_TIMEOUT_MS,
+            1,
+            60_000,
+        )?);
+        let body_limit_bytes = num(
+            "body_limit_bytes (CM_BODY_LIMIT_BYTES)",
+            pick(&args.body_limit_bytes, &file.body_limit_bytes),
+            DEFAULT_BODY_LIMIT_BYTES,
+            1024,
+            1024 * 1024 * 1024,
+        )?;
+        let shutdown_grace = Duration::from_secs(num(
+            "shutdown_grace_secs (CM_SHUTDOWN_GRACE_SECS)",
+            pick(&args.shutdown_grace_secs, &file.shutdown_grace_secs),
+            DEFAULT_SHUTDOWN_GRACE_SECS,
+            1,
+            600,
+        )?);
+        let events_queue_len = num(
+            "events_queue_len (CM_EVENTS_QUEUE_LEN)",
+            pick(&args.events_queue_len, &file.events_queue_len),
+            DEFAULT_EVENTS_QUEUE_LEN as u64,
+            1,
+            1_000_000,
+        )? as usize;
+        let max_sessions = num(
+            "max_sessions (CM_MAX_SESSIONS)",
+            pick(&args.max_sessions, &file.max_sessions),
+            DEFAULT_MAX_SESSIONS as u64,
+            1,
+            100_000,
+        )? as usize;
+        let max_viewers = num(
+            "max_viewers (CM_MAX_VIEWERS)",
+            pick(&args.max_viewers, &file.max_viewers),
+            DEFAULT_MAX_VIEWERS as u64,
+            1,
+            1024,
+        )? as usize;
+        let scrollback_bytes = num(
+            "scrollback_bytes (CM_SCROLLBACK_BYTES)",
+            pick(&args.scrollback_bytes, &file.scrollback_bytes),
+            DEFAULT_SCROLLBACK_BYTES as u64,
+            1024,
+            256 * 1024 * 1024,
+        )? as usize;
+        let viewer_queue_bytes = num(
+            "viewer_queue_bytes (CM_VIEWER_QUEUE_BYTES)",
+            pick(&args.viewer_queue_bytes, &file.viewer_queue_bytes),
+            DEFAULT_VIEWER_QUEUE_BYTES as u64,
+            4096,
+            64 * 1024 * 1024,
+        )? as usize;
+        let max_concurrent_runs = num(
+            "max_concurrent_runs (CM_MAX_CONCURRENT_RUNS)",
+            pick(&args.max_concurrent_runs, &file.max_concurrent_runs),
+            DEFAULT_MAX_CONCURRENT_RUNS as u64,
+            1,
+            1024,
+        )? as usize;
+        let run_timeout = Duration::from_secs(num(
+            "run_timeout_secs (CM_RUN_TIMEOUT_SECS)",
+            pick(&args.run_timeout_secs, &file.run_timeout_secs),
+            DEFAULT_RUN_TIMEOUT_SECS,
+            1,
+            7 * 86_400,
+        )?);
+        let run_events_max = num(
+            "run_events_max (CM_RUN_EVENTS_MAX)",
+            pick(&args.run_events_max, &file.run_events_max),
+            DEFAULT_RUN_EVENTS_MAX as u64,
+            10,
+            1_000_000,
+        )? as usize;
+        let reap_interval = Duration::from_secs(num(
+            "reap_interval_secs (CM_REAP_INTERVAL_SECS)",
+            pick(&args.reap_interval_secs, &file.reap_interval_secs),
+            DEFAULT_REAP_INTERVAL_SECS,
+            1,
+            3600,
+        )?);
+        let idle = num(
+            "terminal_idle_timeout_secs (CM_TERMINAL_IDLE_TIMEOUT_SECS)",
+            pick(
+                &args.terminal_idle_timeout_secs,
+                &file.terminal_idle_timeout_secs,
+            ),
+            0,
+            0,
+            10 * 365 * 86_400,
+        )?;
+        let terminal_idle_timeout = (idle > 0).then(|| Duration::from_secs(idle));
+        let exited_retention = Duration::from_secs(num(
+            "exited_retention_secs (CM_EXITED_RETENTION_SECS)",
+            pick(&args.exited_retention_secs, &file.exited_retention_secs),
+            DEFAULT_EXITED_RETENTION_SECS,
+            0,
+            7 * 86_400,
+        )?);
+        let execution_events_max = num(
+            "execution_events_max (CM_EXECUTION_EVENTS_MAX)",
+            pick(&args.execution_events_max, &file.execution_events_max),
+            DEFAULT_EXECUTION_EVENTS_MAX,
+            1,
+            100_000_000,
+        )?;
+
+        let allowed_roots = match pick(&args.allowed_roots, &file.allowed_roots) {
+            None => vec![home_dir()],
+            Some(r) => parse_roots(&r.value)?,
+        };
+        let public_url = match pick(&args.public_url, &file.public_url) {
+            None => None,
+            Some(r) => {
+                let v = r.value.trim_end_matches('/').to_string();
+                if !(v.starts_with("http://") || v.starts_with("https://")) || v.len() < 10 {
+                    return Err(ConfigError::new(
+                        "public_url (CM_PUBLIC_URL)",
+                        r.value,
+                        "expected an http:// or https:// URL, e.g. https://cm.example.com",
+                    ));
+                }
+                Some(v)
+            }
+        };
+        let trusted_proxies = match pick(&args.trusted_proxies, &file.trusted_proxies) {
+            None => Vec::new(),
+            Some(r) => r
+                .value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        ConfigError::new(
+                            "trusted_proxies (CM_TRUSTED_PROXIES)",
+                            s,
+                            "expected comma-separated IP addresses, e.g. 127.0.0.1,::1",
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+
+        let allowed_origins = match pick(&args.allowed_origins, &file.allowed_origins) {
+            None => Vec::new(),
+            Some(r) => r
+                .value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    origin_of(s).filter(|o| o == &s.trim_end_matches('/').to_ascii_lowercase())
+                        .ok_or_else(|| {
+                            ConfigError::new(
+                                "allowed_origins (CM_ALLOWED_ORIGINS)",
+                                s,
+                                "expected comma-separated origins like https://cm.example.com or http://localhost:3000 (no path)",
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let cookie_secure = match pick(&args.cookie_secure, &file.cookie_secure) {
+            None => None,
+            Some(r) => match r.value.trim().to_ascii_lowercase().as_str() {
+                "auto" => None,
+                "true" | "1" | "yes" => Some(true),
+                "false" | "0" | "no" => Some(false),
+                _ => {
+                    return Err(ConfigError::new(
+                        "cookie_secure (CM_COOKIE_SECURE)",
+                        r.value,
+                        "one of auto, true, false",
+                    ))
+                }
+            },
+        };
+        let session_ttl = Duration::from_secs(num(
+            "session_ttl_secs (CM_SESSION_TTL_SECS)",
+            pick(&args.session_ttl_secs, &file.session_ttl_secs),
+            DEFAULT_SESSION_TTL_SECS,
+            60,
+            366 * 86_400,
+        )?);
+
+        let config = Config {
+            bind,
+            data_dir,
+            log_level,
+            log_dir,
+            log_max_bytes,
+            log_backups,
+            db_pool_size,
+            db_checkout_timeout,
+            body_limit_bytes,
+            shutdown_grace,
+            events_queue_len,
+            max_sessions,
+            max_viewers,
+            scrollback_bytes,
+            viewer_queue_bytes,
+            allowed_roots,
+            max_concurrent_runs,
+            run_timeout,
+            run_events_max,
+            reap_interval,
+            terminal_idle_timeout,
+            exited_retention,
+            execution_events_max,
+            public_url,
+            trusted_proxies,
+            allowed_origins,
+            cookie_secure,
+            session_ttl,
+            insecure_no_auth: args.insecure_no_auth,
+        };
+        config.check_auth_binding()?;
+        Ok(config)
+    }
+}
+
+fn parse_num(
+    name: &str,
+    raw: Option<Raw>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.value.trim().parse::<u64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(ConfigError::new(
+            name,
+            raw.value,
+            format!("expected a whole number from {min} to {max}"),
+        )),
+    }
+}
+
+fn parse_level(s: &str) -> Option<slog::Level> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "trace" => Some(slog::Level::Trace),
+        "debug" => Some(slog::Level::Debug),
+        "info" => Some(slog::Level::Info),
+        "warn" | "warning" => Some(slog::Level::Warning),
+        "error" => Some(slog::Level::Error),
+        "critical" | "crit" => Some(slog::Level::Critical),
+        _ => None,
+    }
+}
+
+fn parse_roots(s: &str) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut roots = Vec::new();
+    for part in s.split([':', ',']).map(str::trim).filter(|p| !p.is_empty()) {
+        let path = Path::new(part);
+        let canonical = std::fs::canonicalize(path)
+            .ok()
+            .filter(|p| p.is_dir())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "allowed_roots (CM_ALLOWED_ROOTS)",
+                    part,
+                    "every entry must be an existing directory (entries separated by ':')",
+                )
+            })?;
+        roots.push(canonical);
+    }
+    if roots.is_empty() {
+        return Err(ConfigError::new(
+            "allowed_roots (CM_ALLOWED_ROOTS)",
+            s,
+            "expected at least one existing directory",
+        ));
+    }
+    Ok(roots)
+}
+
+/// The server user's home directory (passwd entry first: $HOME can be unset under systemd).
+pub fn home_dir() -> PathBuf {
+    if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::getuid()) {
+        if user.dir.is_dir() {
+            return user.dir;
+        }
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
