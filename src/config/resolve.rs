@@ -2,8 +2,10 @@
 //! (flags > environment > file > defaults), the defaults with their reasons, and the checks that
 //! turn a bad value into one line naming the setting, the value and what is allowed.
 
+use std::fmt::Display;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use super::file::{load_file, value_text};
@@ -82,115 +84,112 @@ impl Config {
             .map(|r| PathBuf::from(r.value))
             .unwrap_or_else(|| data_dir.join("logs"));
 
-        let num = |name: &str, raw: Option<Raw>, default: u64, min: u64, max: u64| {
-            parse_num(name, raw, default, min, max)
-        };
-        let log_max_bytes = num(
+        let log_max_bytes = parse_num(
             "log_max_bytes (CM_LOG_MAX_BYTES)",
             pick(&args.log_max_bytes, &file.log_max_bytes),
             DEFAULT_LOG_MAX_BYTES,
             1024,
             u64::MAX / 2,
         )?;
-        let log_backups = num(
+        let log_backups = parse_num(
             "log_backups (CM_LOG_BACKUPS)",
             pick(&args.log_backups, &file.log_backups),
-            DEFAULT_LOG_BACKUPS as u64,
+            DEFAULT_LOG_BACKUPS,
             0,
             100,
-        )? as usize;
-        let db_pool_size = num(
+        )?;
+        let db_pool_size = parse_num(
             "db_pool_size (CM_DB_POOL_SIZE)",
             pick(&args.db_pool_size, &file.db_pool_size),
-            DEFAULT_DB_POOL_SIZE as u64,
+            DEFAULT_DB_POOL_SIZE,
             1,
             64,
-        )? as u32;
-        let db_checkout_timeout = Duration::from_millis(num(
+        )?;
+        let db_checkout_timeout = Duration::from_millis(parse_num(
             "db_checkout_timeout_ms (CM_DB_CHECKOUT_TIMEOUT_MS)",
             pick(&args.db_checkout_timeout_ms, &file.db_checkout_timeout_ms),
             DEFAULT_DB_CHECKOUT_TIMEOUT_MS,
             1,
             60_000,
         )?);
-        let body_limit_bytes = num(
+        let body_limit_bytes = parse_num(
             "body_limit_bytes (CM_BODY_LIMIT_BYTES)",
             pick(&args.body_limit_bytes, &file.body_limit_bytes),
             DEFAULT_BODY_LIMIT_BYTES,
             1024,
             1024 * 1024 * 1024,
         )?;
-        let shutdown_grace = Duration::from_secs(num(
+        let shutdown_grace = Duration::from_secs(parse_num(
             "shutdown_grace_secs (CM_SHUTDOWN_GRACE_SECS)",
             pick(&args.shutdown_grace_secs, &file.shutdown_grace_secs),
             DEFAULT_SHUTDOWN_GRACE_SECS,
             1,
             600,
         )?);
-        let events_queue_len = num(
+        let events_queue_len = parse_num(
             "events_queue_len (CM_EVENTS_QUEUE_LEN)",
             pick(&args.events_queue_len, &file.events_queue_len),
-            DEFAULT_EVENTS_QUEUE_LEN as u64,
+            DEFAULT_EVENTS_QUEUE_LEN,
             1,
             1_000_000,
-        )? as usize;
-        let max_sessions = num(
+        )?;
+        let max_sessions = parse_num(
             "max_sessions (CM_MAX_SESSIONS)",
             pick(&args.max_sessions, &file.max_sessions),
-            DEFAULT_MAX_SESSIONS as u64,
+            DEFAULT_MAX_SESSIONS,
             1,
             100_000,
-        )? as usize;
-        let max_viewers = num(
+        )?;
+        let max_viewers = parse_num(
             "max_viewers (CM_MAX_VIEWERS)",
             pick(&args.max_viewers, &file.max_viewers),
-            DEFAULT_MAX_VIEWERS as u64,
+            DEFAULT_MAX_VIEWERS,
             1,
             1024,
-        )? as usize;
-        let scrollback_bytes = num(
+        )?;
+        let scrollback_bytes = parse_num(
             "scrollback_bytes (CM_SCROLLBACK_BYTES)",
             pick(&args.scrollback_bytes, &file.scrollback_bytes),
-            DEFAULT_SCROLLBACK_BYTES as u64,
+            DEFAULT_SCROLLBACK_BYTES,
             1024,
             256 * 1024 * 1024,
-        )? as usize;
-        let viewer_queue_bytes = num(
+        )?;
+        let viewer_queue_bytes = parse_num(
             "viewer_queue_bytes (CM_VIEWER_QUEUE_BYTES)",
             pick(&args.viewer_queue_bytes, &file.viewer_queue_bytes),
-            DEFAULT_VIEWER_QUEUE_BYTES as u64,
+            DEFAULT_VIEWER_QUEUE_BYTES,
             4096,
             64 * 1024 * 1024,
-        )? as usize;
-        let max_concurrent_runs = num(
+        )?;
+        let max_concurrent_runs = parse_num(
             "max_concurrent_runs (CM_MAX_CONCURRENT_RUNS)",
             pick(&args.max_concurrent_runs, &file.max_concurrent_runs),
-            DEFAULT_MAX_CONCURRENT_RUNS as u64,
+            DEFAULT_MAX_CONCURRENT_RUNS,
             1,
             1024,
-        )? as usize;
-        let run_timeout = Duration::from_secs(num(
+        )?;
+        let run_timeout = Duration::from_secs(parse_num(
             "run_timeout_secs (CM_RUN_TIMEOUT_SECS)",
             pick(&args.run_timeout_secs, &file.run_timeout_secs),
             DEFAULT_RUN_TIMEOUT_SECS,
             1,
             7 * 86_400,
         )?);
-        let run_events_max = num(
+        let run_events_max = parse_num(
             "run_events_max (CM_RUN_EVENTS_MAX)",
             pick(&args.run_events_max, &file.run_events_max),
-            DEFAULT_RUN_EVENTS_MAX as u64,
+            DEFAULT_RUN_EVENTS_MAX,
             10,
             1_000_000,
-        )? as usize;
-        let reap_interval = Duration::from_secs(num(
+        )?;
+        let reap_interval = Duration::from_secs(parse_num(
             "reap_interval_secs (CM_REAP_INTERVAL_SECS)",
             pick(&args.reap_interval_secs, &file.reap_interval_secs),
             DEFAULT_REAP_INTERVAL_SECS,
             1,
             3600,
         )?);
-        let idle = num(
+        let idle = parse_num(
             "terminal_idle_timeout_secs (CM_TERMINAL_IDLE_TIMEOUT_SECS)",
             pick(
                 &args.terminal_idle_timeout_secs,
@@ -201,14 +200,14 @@ impl Config {
             10 * 365 * 86_400,
         )?;
         let terminal_idle_timeout = (idle > 0).then(|| Duration::from_secs(idle));
-        let exited_retention = Duration::from_secs(num(
+        let exited_retention = Duration::from_secs(parse_num(
             "exited_retention_secs (CM_EXITED_RETENTION_SECS)",
             pick(&args.exited_retention_secs, &file.exited_retention_secs),
             DEFAULT_EXITED_RETENTION_SECS,
             0,
             7 * 86_400,
         )?);
-        let execution_events_max = num(
+        let execution_events_max = parse_num(
             "execution_events_max (CM_EXECUTION_EVENTS_MAX)",
             pick(&args.execution_events_max, &file.execution_events_max),
             DEFAULT_EXECUTION_EVENTS_MAX,
@@ -287,7 +286,7 @@ impl Config {
                 }
             },
         };
-        let session_ttl = Duration::from_secs(num(
+        let session_ttl = Duration::from_secs(parse_num(
             "session_ttl_secs (CM_SESSION_TTL_SECS)",
             pick(&args.session_ttl_secs, &file.session_ttl_secs),
             DEFAULT_SESSION_TTL_SECS,
@@ -331,15 +330,13 @@ impl Config {
     }
 }
 
-fn parse_num(
-    name: &str,
-    raw: Option<Raw>,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
+/// A whole number from `min` to `max`, or `default` when no source set it.
+fn parse_num<T>(name: &str, raw: Option<Raw>, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Display + Copy,
+{
     let Some(raw) = raw else { return Ok(default) };
-    match raw.value.trim().parse::<u64>() {
+    match raw.value.trim().parse::<T>() {
         Ok(v) if (min..=max).contains(&v) => Ok(v),
         _ => Err(ConfigError::new(
             name,
