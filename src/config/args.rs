@@ -17,8 +17,8 @@ pub struct CommonArgs {
     pub data_dir: Option<String>,
 }
 
-/// Settings of `serve`. Each is a string here and parsed by [`Config::load`] so that every bad
-/// value gets the same one-line message, whichever source it came from.
+/// Settings of `serve`. Each is a string here and parsed by [`Config::load`](super::Config::load)
+/// so that every bad value gets the same one-line message, whichever source it came from.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ServeArgs {
     #[command(flatten)]
