@@ -44,6 +44,19 @@ impl PtyResizer {
         }
         set_window_size(self.master.get_ref().as_fd(), size).map_err(PtyError::Resize)
     }
+
+    /// Output bytes the child wrote that nobody has read from the master yet (`FIONREAD`);
+    /// 0 if the kernel will not say.
+    pub fn unread_output(&self) -> usize {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one `c_int` through the pointer, which outlives the call.
+        let rc = unsafe { libc::ioctl(self.master.get_ref().as_raw_fd(), libc::FIONREAD, &mut n) };
+        if rc < 0 {
+            0
+        } else {
+            usize::try_from(n).unwrap_or(0)
+        }
+    }
 }
 
 /// Makes the master non-blocking and registers it with the reactor; returns its two halves.
@@ -169,6 +182,26 @@ mod tests {
             }
         );
         read_to_end(&mut reader).await;
+    }
+
+    #[tokio::test]
+    async fn unread_output_counts_what_the_child_wrote_and_nobody_read() {
+        let SpawnedPty {
+            mut reader,
+            writer,
+            mut child,
+        } = spawn(&sh("printf hello-unread; exec sleep 30")).expect("spawn");
+        let resizer = writer.resizer();
+        within("the child's output in the PTY", async {
+            while resizer.unread_output() < b"hello-unread".len() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        let mut out = Vec::new();
+        read_until(&mut reader, &mut out, b"hello-unread").await;
+        assert_eq!(resizer.unread_output(), 0, "all of it was read");
+        kill_and_reap(&mut child).await;
     }
 
     /// The line discipline rewrites bytes in cooked mode (CR→NL, ^C→SIGINT, echo), so this runs

@@ -44,9 +44,11 @@ const READS_IN_FLIGHT: usize = 16;
 /// Input chunks from viewers waiting for the child to read them; senders wait beyond it, so a
 /// child that stops reading pushes back on the typing client's socket, not on memory.
 const INPUT_QUEUE_CHUNKS: usize = 64;
-/// After the child exits, how long remaining output may take to arrive (a background job may
-/// keep the tty open, so EIO cannot be relied on).
-const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+/// After the child exits, the output is drained until it has been quiet this long with nothing
+/// left unread in the PTY (a background job may keep the tty open, so EIO cannot be relied on)...
+const DRAIN_QUIET: Duration = Duration::from_millis(500);
+/// ...but for no longer than this (a background job may also keep printing).
+const DRAIN_MAX: Duration = Duration::from_secs(5);
 /// `last_activity_at` and `bytes_out` reach the DB at most this often (the issue: 5 s).
 const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 /// Stop sequence: SIGHUP, then SIGTERM after this, then SIGKILL after this again (DESIGN).
@@ -174,6 +176,10 @@ pub struct TerminalState {
     last_activity: SystemTime,
     last_touch: Instant,
     exit: Option<ExitInfo>,
+    /// When the child's exit was seen (the drain is measured from it).
+    exited_at: Option<Instant>,
+    /// When output was last read.
+    last_output: Instant,
     output_ended: bool,
     stop_requested: bool,
     /// Stopped because the server shuts down: the outcome is `interrupted`, not `cancelled`.
@@ -243,6 +249,8 @@ impl Actor for TerminalActor {
             last_activity: SystemTime::now(),
             last_touch: Instant::now(),
             exit: None,
+            exited_at: None,
+            last_output: Instant::now(),
             output_ended: false,
             stop_requested: false,
             shutting_down: false,
@@ -285,13 +293,25 @@ impl Actor for TerminalActor {
                     }
                 };
                 state.exit = Some(exit);
+                state.exited_at = Some(Instant::now());
                 if state.output_ended {
                     state.finalize().await;
                 } else {
-                    me.send_after(DRAIN_AFTER_EXIT, || TerminalMsg::DrainDeadline);
+                    me.send_after(DRAIN_QUIET, || TerminalMsg::DrainDeadline);
                 }
             }
-            TerminalMsg::DrainDeadline => state.finalize().await,
+            TerminalMsg::DrainDeadline => {
+                // A loaded machine may not have read the last output yet: wait while bytes are
+                // still unread or arriving, so the recorded output keeps its tail.
+                let draining =
+                    state.resizer.unread_output() > 0 || state.last_output.elapsed() < DRAIN_QUIET;
+                let waited = state.exited_at.map_or(DRAIN_MAX, |t| t.elapsed());
+                if draining && waited < DRAIN_MAX && state.final_status.is_none() {
+                    me.send_after(DRAIN_QUIET / 5, || TerminalMsg::DrainDeadline);
+                } else {
+                    state.finalize().await;
+                }
+            }
             TerminalMsg::Attach { mode, since, reply } => {
                 let _ = reply.send(state.attach(mode, since));
             }
@@ -415,6 +435,7 @@ impl TerminalState {
             .output_bytes
             .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.activity.touch();
+        self.last_output = Instant::now();
         for viewer in self.viewers.values() {
             viewer.queue.push_data(offset, &chunk);
         }
