@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use args::{CommonArgs, ServeArgs};
-pub use resolve::{home_dir, DEFAULT_BIND, DEFAULT_DATA_DIR};
+pub use resolve::{DEFAULT_BIND, DEFAULT_DATA_DIR};
 
 /// A setting that cannot be used. Displayed as the one line printed before exiting with code 2.
 #[derive(Debug, thiserror::Error)]

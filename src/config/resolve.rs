@@ -216,7 +216,7 @@ impl Config {
         )?;
 
         let allowed_roots = match pick(&args.allowed_roots, &file.allowed_roots) {
-            None => vec![home_dir()],
+            None => vec![crate::pty::home_dir()],
             Some(r) => parse_roots(&r.value)?,
         };
         let public_url = match pick(&args.public_url, &file.public_url) {
@@ -382,16 +382,4 @@ fn parse_roots(s: &str) -> Result<Vec<PathBuf>, ConfigError> {
         ));
     }
     Ok(roots)
-}
-
-/// The server user's home directory (passwd entry first: $HOME can be unset under systemd).
-pub fn home_dir() -> PathBuf {
-    if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::getuid()) {
-        if user.dir.is_dir() {
-            return user.dir;
-        }
-    }
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
 }
