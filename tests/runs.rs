@@ -66,6 +66,16 @@ async fn event_stream(s: &TestServer, id: i64, since: i64) -> Vec<Value> {
     }
 }
 
+/// Waits (bounded) until task `t` has `status`: the task moves just after its run is recorded
+/// (and `execution.finished` is sent), so reading it at once could see the old status.
+async fn task_reaches(s: &TestServer, t: i64, status: &str) -> Value {
+    common::eventually(&format!("task {t} {status}"), || async {
+        let task = s.get(&format!("/api/tasks/{t}")).await.body;
+        (task["status"] == status).then_some(task)
+    })
+    .await
+}
+
 fn gone(pid: i64) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err()
 }
@@ -92,8 +102,7 @@ async fn a_run_streams_its_events_in_order_and_stores_result_cost_and_usage() {
         .unwrap()
         .contains(&json!("stream-json")));
     assert!(gone(exec["pid"].as_i64().unwrap()), "the child was reaped");
-    let task = s.get(&format!("/api/tasks/{t}")).await.body;
-    assert_eq!(task["status"], "succeeded");
+    let task = task_reaches(&s, t, "succeeded").await;
     assert_eq!(task["executions_active"], 0);
 
     let all = event_stream(&s, id, 0).await;
@@ -155,10 +164,7 @@ async fn garbage_lines_become_raw_events_and_errors_fail_with_stderr() {
         .as_str()
         .unwrap()
         .contains("error as asked"));
-    assert_eq!(
-        s.get(&format!("/api/tasks/{t}")).await.body["status"],
-        "failed"
-    );
+    task_reaches(&s, t, "failed").await;
     s.stop().await;
 }
 
@@ -186,10 +192,7 @@ async fn cancel_kills_the_group_even_when_it_ignores_sigterm() {
     assert_eq!(done["status"], "cancelled");
     assert_eq!(done["exit_signal"], 9, "only SIGKILL ended it: {done}");
     assert!(gone(done["pid"].as_i64().unwrap()));
-    assert_eq!(
-        s.get(&format!("/api/tasks/{t}")).await.body["status"],
-        "cancelled"
-    );
+    task_reaches(&s, t, "cancelled").await;
     let again = s
         .post(&format!("/api/executions/{id}/cancel"), json!({}))
         .await;
