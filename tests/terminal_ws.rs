@@ -228,7 +228,7 @@ async fn a_stalled_viewer_never_slows_the_others() {
         c.viewer_queue_bytes = 64 * 1024;
     })
     .await;
-    let n = 3_000_000;
+    let n = 1_000_000; // ~6.9 MB: a hundred times the stalled viewer's queue
     let t = create(
         &s,
         sh(&format!(
