@@ -76,23 +76,7 @@ async fn agent_session_and_running_run(
     )
     .await;
     assert_eq!(status, 201, "{session}");
-    let (status, task) = post(
-        http,
-        p,
-        "/api/tasks",
-        json!({"title": "long run", "agent_id": agent_id}),
-    )
-    .await;
-    assert_eq!(status, 201, "{task}");
-    let (status, run) = post(
-        http,
-        p,
-        &format!("/api/tasks/{}/run", task["id"]),
-        json!({}),
-    )
-    .await;
-    assert_eq!(status, 202, "{run}");
-    let run_id = run["id"].as_i64().unwrap();
+    let run_id = queue_run(http, p, agent_id, "long run").await;
     // Wait (bounded) until the run's process is recorded: it is running, not queued.
     let deadline = tokio::time::Instant::now() + WAIT;
     let run_pgid = loop {

@@ -182,13 +182,9 @@ impl RunsState {
                 }
                 (Ok((task, _)), _) => {
                     let reason = "queued before a restart, and its task or agent no longer exists";
-                    match task {
-                        Some(t) => {
-                            self.record_end(run.id, t.id, ExecutionStatus::Failed, reason.into())
-                                .await
-                        }
-                        None => self.record_orphan(run.id, reason).await,
-                    }
+                    let task_id = task.map(|t| t.id);
+                    self.record_end(run.id, task_id, ExecutionStatus::Failed, reason.into())
+                        .await;
                     continue;
                 }
             };
@@ -199,32 +195,6 @@ impl RunsState {
                 request,
             });
             self.next_order += 1;
-        }
-    }
-
-    /// Records the end of a run that has no task to move.
-    async fn record_orphan(&self, id: i64, reason: &str) {
-        let finish = Finish {
-            status: ExecutionStatus::Failed,
-            reason: Some(reason.into()),
-            exit_code: None,
-            exit_signal: None,
-            bytes_out: 0,
-            output_tail: None,
-            output_truncated: false,
-        };
-        let deps = &self.args.deps;
-        match deps
-            .db
-            .write(move |c| {
-                executions::finish(c, id, &finish)?;
-                executions::get_summary(c, id)
-            })
-            .await
-        {
-            Ok(Some(row)) => deps.events.publish("execution.finished", &row),
-            Ok(None) => {}
-            Err(e) => error!(self.log, "recording a run's end failed"; "error" => %e),
         }
     }
 
@@ -251,7 +221,14 @@ impl RunsState {
         }
     }
 
-    async fn record_end(&self, id: i64, task_id: i64, status: ExecutionStatus, reason: String) {
+    /// Records a run that ended without its actor recording it, and moves its task (if any).
+    async fn record_end(
+        &self,
+        id: i64,
+        task_id: Option<i64>,
+        status: ExecutionStatus,
+        reason: String,
+    ) {
         let finish = Finish {
             status,
             reason: Some(reason),
@@ -283,7 +260,9 @@ impl RunsState {
             ExecutionStatus::Cancelled => TaskStatus::Cancelled,
             _ => TaskStatus::Failed,
         };
-        move_task(&deps.db, &deps.events, task_id, task_status).await;
+        if let Some(task_id) = task_id {
+            move_task(&deps.db, &deps.events, task_id, task_status).await;
+        }
     }
 
     async fn start(&mut self, me: &ActorRef<RunsMsg>, queued: Queued) {
@@ -303,7 +282,7 @@ impl RunsState {
             Ok(s) => s,
             Err(e) => {
                 let reason = format!("could not start the agent: {e}");
-                self.record_end(id, request.task_id, ExecutionStatus::Failed, reason)
+                self.record_end(id, Some(request.task_id), ExecutionStatus::Failed, reason)
                     .await;
                 return;
             }
@@ -345,7 +324,7 @@ impl RunsState {
             Err(e) => {
                 // The args (and the child) were dropped: the group is killed.
                 let reason = format!("run actor failed to start: {e}");
-                self.record_end(id, request.task_id, ExecutionStatus::Failed, reason)
+                self.record_end(id, Some(request.task_id), ExecutionStatus::Failed, reason)
                     .await;
             }
         }
@@ -362,7 +341,7 @@ impl RunsState {
         let queued = self.pending.remove(i);
         self.record_end(
             id,
-            queued.request.task_id,
+            Some(queued.request.task_id),
             ExecutionStatus::Cancelled,
             "cancelled before it started".into(),
         )
@@ -480,7 +459,7 @@ impl Actor for RunQueue {
             state
                 .record_end(
                     id,
-                    task_id,
+                    Some(task_id),
                     ExecutionStatus::Failed,
                     format!("run actor failed: {why}"),
                 )
