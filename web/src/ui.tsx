@@ -105,6 +105,23 @@ export function Gone(props: { what: string; back: string }) {
   );
 }
 
+/** A form's footer: its error (if any), then submit and cancel. */
+export function FormActions(props: { error: unknown; busy: boolean; submit: string; onCancel: () => void }) {
+  return (
+    <>
+      <ErrorBanner error={props.error} />
+      <div class="row">
+        <button type="submit" class="primary" disabled={props.busy}>
+          {props.busy ? "Saving…" : props.submit}
+        </button>
+        <button type="button" onClick={props.onCancel}>
+          Cancel
+        </button>
+      </div>
+    </>
+  );
+}
+
 /** A form field with its label; `invalid` marks the one the server's error named. */
 export function Field(props: { label: string; children: ComponentChildren; hint?: string; invalid?: boolean }) {
   return (

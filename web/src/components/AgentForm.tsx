@@ -4,7 +4,7 @@
 
 import { useState } from "preact/hooks";
 import { api, ApiError, type Agent } from "../api";
-import { ErrorBanner, Field, fieldIs, val, useAction } from "../ui";
+import { Field, fieldIs, FormActions, val, useAction } from "../ui";
 import { formatEnv, joinArgv, parseEnv, splitArgv, splitList } from "./text";
 
 const PERMISSION_MODES = ["default", "acceptEdits", "bypassPermissions", "plan", "dontAsk"];
@@ -200,15 +200,7 @@ export function AgentForm(props: { agent?: Agent; onSaved: (a: Agent) => void; o
       >
         <textarea name="env" rows={3} value={f.env} onInput={set("env")} spellcheck={false} />
       </Field>
-      <ErrorBanner error={error} />
-      <div class="row">
-        <button type="submit" class="primary" disabled={busy}>
-          {busy ? "Saving…" : props.agent ? "Save" : "Create agent"}
-        </button>
-        <button type="button" onClick={props.onCancel}>
-          Cancel
-        </button>
-      </div>
+      <FormActions error={error} busy={busy} submit={props.agent ? "Save" : "Create agent"} onCancel={props.onCancel} />
     </form>
   );
 }

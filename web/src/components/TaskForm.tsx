@@ -3,7 +3,7 @@
 
 import { useState } from "preact/hooks";
 import { api, type Agent, type Task } from "../api";
-import { ErrorBanner, Field, fieldIs, val, useAction } from "../ui";
+import { Field, fieldIs, FormActions, val, useAction } from "../ui";
 import { splitList } from "./text";
 
 interface FormState {
@@ -79,15 +79,7 @@ export function TaskForm(props: { task?: Task; agents: Agent[]; onSaved: (t: Tas
           </select>
         </Field>
       </div>
-      <ErrorBanner error={error} />
-      <div class="row">
-        <button type="submit" class="primary" disabled={busy}>
-          {busy ? "Saving…" : props.task ? "Save" : "Create task"}
-        </button>
-        <button type="button" onClick={props.onCancel}>
-          Cancel
-        </button>
-      </div>
+      <FormActions error={error} busy={busy} submit={props.task ? "Save" : "Create task"} onCancel={props.onCancel} />
     </form>
   );
 }
