@@ -4,6 +4,7 @@
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { wsUrl } from "./api";
+import { backoffMs, closeQuietly } from "./ws";
 
 export interface ServerEvent {
   type: string;
@@ -57,7 +58,7 @@ function connect() {
     socket = null;
     setUp(false);
     if (stopped) return;
-    const delay = Math.min(10_000, 500 * 2 ** retry++);
+    const delay = backoffMs(retry++, 500);
     timer = window.setTimeout(connect, delay);
   };
 }
@@ -72,8 +73,10 @@ export function startEvents() {
 export function stopEvents() {
   stopped = true;
   window.clearTimeout(timer);
-  socket?.close(1000);
+  window.clearInterval(pinger);
+  if (socket) closeQuietly(socket);
   socket = null;
+  setUp(false);
 }
 
 /** Calls `handler` for every server event (and `connected` after each (re)connect). */

@@ -5,28 +5,14 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { wsUrl, type RunEvent } from "../api";
+import { backoffMs, closeQuietly } from "../ws";
 
 const CLOSE_NORMAL = 1000;
 const CLOSE_NOT_A_RUN = 4404;
-/** Reconnect backoff: 0.5 s doubling to 10 s, as the shared events socket does. */
+/** Reconnect backoff starts here (then doubles, up to 10 s), as the shared events socket does. */
 const RETRY_FIRST_MS = 500;
-const RETRY_MAX_MS = 10_000;
 /** Events arriving within this window are rendered together (one frame at 60 Hz is ~16 ms). */
 const FLUSH_MS = 30;
-
-/**
- * Closes a socket without Chromium's console error "closed before the connection is
- * established": one still connecting is closed as soon as it opens.
- */
-export function closeQuietly(ws: WebSocket) {
-  ws.onmessage = null;
-  ws.onclose = null;
-  if (ws.readyState === WebSocket.CONNECTING) ws.onopen = () => ws.close(CLOSE_NORMAL);
-  else {
-    ws.onopen = null;
-    ws.close(CLOSE_NORMAL);
-  }
-}
 
 export type StreamState = "connecting" | "live" | "ended" | "reconnecting" | "not_a_run";
 
@@ -95,7 +81,7 @@ export function useRunEvents(executionId: string) {
           return;
         }
         setState("reconnecting");
-        timer = window.setTimeout(connect, Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** retry++));
+        timer = window.setTimeout(connect, backoffMs(retry++, RETRY_FIRST_MS));
       };
     };
     connect();

@@ -10,6 +10,7 @@
 // - A read-only (`mode=ro`) viewer never sends input or resize.
 
 import { query, wsUrl } from "../api";
+import { backoffMs, closeQuietly } from "../ws";
 
 export type Mode = "rw" | "ro";
 
@@ -52,8 +53,8 @@ const INPUT_QUEUE_MAX_BYTES = 64 * 1024;
 const INPUT_FRAME_MAX_BYTES = 32 * 1024;
 /** Keeps idle proxies from closing the socket. */
 const PING_INTERVAL_MS = 25_000;
+/** Reconnect backoff starts here (then doubles, up to 10 s): a terminal should be back fast. */
 const BACKOFF_INITIAL_MS = 250;
-const BACKOFF_MAX_MS = 10_000;
 
 interface ServerText {
   type: string;
@@ -258,7 +259,7 @@ export class SessionClient {
   }
 
   private scheduleReconnect(reason: string) {
-    const delayMs = Math.min(BACKOFF_MAX_MS, BACKOFF_INITIAL_MS * 2 ** this.attempt);
+    const delayMs = backoffMs(this.attempt, BACKOFF_INITIAL_MS);
     this.attempt++;
     this.setState({ kind: "reconnecting", attempt: this.attempt, delayMs, reason });
     window.clearTimeout(this.retryTimer);
@@ -292,12 +293,7 @@ export class SessionClient {
     this.ws = null;
     this.attachedNow = false;
     window.clearInterval(this.pingTimer);
-    if (!ws) return;
-    ws.onmessage = null;
-    ws.onclose = null;
-    // Closing a CONNECTING socket makes Chromium log an error; close it once it opens instead.
-    if (ws.readyState === WebSocket.CONNECTING) ws.onopen = () => ws.close(1000);
-    else ws.close(1000);
+    if (ws) closeQuietly(ws);
   }
 
   private setState(s: ConnState) {
