@@ -380,6 +380,12 @@ pub fn list(
     Ok((rows, total))
 }
 
+/// A headless run still waiting in the queue: it never started, so a restart keeps it.
+const QUEUED_RUN: &str = "type = 'agent_run' AND status = 'pending'";
+/// Executions a stop or crash cuts off: running ones, and pending ones but queued runs.
+const CUT_OFF: &str =
+    "status IN ('pending','running') AND NOT (type = 'agent_run' AND status = 'pending')";
+
 /// An execution left pending or running by an earlier server run.
 #[derive(Debug, Clone)]
 pub struct StaleExecution {
@@ -398,11 +404,10 @@ pub fn interrupt_stale(
 ) -> Result<Vec<StaleExecution>, DbError> {
     let tx = conn.transaction()?;
     let stale = {
-        let mut stmt = tx.prepare(
+        let mut stmt = tx.prepare(&format!(
             "SELECT id, pgid, pid_start_time FROM executions
-             WHERE status IN ('pending','running') AND boot_id != ?1
-               AND NOT (type = 'agent_run' AND status = 'pending')",
-        )?;
+                 WHERE {CUT_OFF} AND boot_id != ?1"
+        ))?;
         let rows = stmt
             .query_map([boot_id], |r| {
                 Ok(StaleExecution {
@@ -415,9 +420,10 @@ pub fn interrupt_stale(
         rows
     };
     tx.execute(
-        "UPDATE executions SET status = 'interrupted', reason = ?2, finished_at = ?3
-         WHERE status IN ('pending','running') AND boot_id != ?1
-           AND NOT (type = 'agent_run' AND status = 'pending')",
+        &format!(
+            "UPDATE executions SET status = 'interrupted', reason = ?2, finished_at = ?3
+             WHERE {CUT_OFF} AND boot_id != ?1"
+        ),
         params![boot_id, reason, now_rfc3339()],
     )?;
     // A task whose run was cut off is no longer running: it failed (the state machine allows
@@ -449,11 +455,10 @@ pub struct QueuedRun {
 pub fn adopt_queued_runs(conn: &mut Connection, boot_id: &str) -> Result<Vec<QueuedRun>, DbError> {
     let tx = conn.transaction()?;
     let runs = {
-        let mut stmt = tx.prepare(
+        let mut stmt = tx.prepare(&format!(
             "SELECT id, task_id, agent_id, cwd, command FROM executions
-             WHERE type = 'agent_run' AND status = 'pending' AND boot_id != ?1
-             ORDER BY id",
-        )?;
+                 WHERE {QUEUED_RUN} AND boot_id != ?1 ORDER BY id"
+        ))?;
         let rows = stmt
             .query_map([boot_id], |r| {
                 let command: String = r.get(4)?;
@@ -469,8 +474,7 @@ pub fn adopt_queued_runs(conn: &mut Connection, boot_id: &str) -> Result<Vec<Que
         rows
     };
     tx.execute(
-        "UPDATE executions SET boot_id = ?1
-         WHERE type = 'agent_run' AND status = 'pending' AND boot_id != ?1",
+        &format!("UPDATE executions SET boot_id = ?1 WHERE {QUEUED_RUN} AND boot_id != ?1"),
         [boot_id],
     )?;
     tx.commit()?;
@@ -500,9 +504,10 @@ pub fn prune_events(conn: &Connection, keep: u64) -> Result<usize, DbError> {
 /// `pending` for the next start. Returns how many.
 pub fn interrupt_boot(conn: &Connection, boot_id: &str, reason: &str) -> Result<usize, DbError> {
     let n = conn.execute(
-        "UPDATE executions SET status = 'interrupted', reason = ?2, finished_at = ?3
-         WHERE status IN ('pending','running') AND boot_id = ?1
-           AND NOT (type = 'agent_run' AND status = 'pending')",
+        &format!(
+            "UPDATE executions SET status = 'interrupted', reason = ?2, finished_at = ?3
+             WHERE {CUT_OFF} AND boot_id = ?1"
+        ),
         params![boot_id, reason, now_rfc3339()],
     )?;
     Ok(n)

@@ -39,11 +39,10 @@ pub fn lookup(name: &str) -> Option<(String, std::borrow::Cow<'static, [u8]>)> {
 
 /// Whether `path` (without its leading `/`) is one of the UI's own pages.
 fn is_ui_page(path: &str) -> bool {
-    let mut segs = path.split('/');
-    let first_is_route = segs.next().is_some_and(|s| UI_ROUTES.contains(&s));
-    first_is_route
-        && path.split('/').count() <= 4
-        && path.split('/').all(|s| {
+    let segs: Vec<&str> = path.split('/').collect();
+    UI_ROUTES.contains(&segs[0])
+        && segs.len() <= 4
+        && segs.iter().all(|s| {
             !s.is_empty()
                 && s.len() <= 64
                 && s.bytes()

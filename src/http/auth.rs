@@ -172,12 +172,7 @@ pub fn optional_principal(
             let state = state.clone();
             async move {
                 if state.config.insecure_no_auth {
-                    let p = Principal {
-                        scope: Scope::Admin,
-                        token_id: None,
-                        via: Via::NoAuth,
-                    };
-                    return Ok((Some(p), parts));
+                    return Ok((Some(no_auth_principal()), parts));
                 }
                 match authenticate(&state, &parts).await {
                     Ok(p) => Ok((p, parts)),
@@ -187,6 +182,15 @@ pub fn optional_principal(
             }
         })
         .untuple_one()
+}
+
+/// Everyone under `--insecure-no-auth` (loopback only): an admin without a token.
+fn no_auth_principal() -> Principal {
+    Principal {
+        scope: Scope::Admin,
+        token_id: None,
+        via: Via::NoAuth,
+    }
 }
 
 /// What the guard looks at.
@@ -298,11 +302,7 @@ async fn check(state: &AppState, parts: &RequestParts) -> Result<Option<Principa
         return Ok(None);
     }
     let principal = if state.config.insecure_no_auth {
-        Principal {
-            scope: Scope::Admin,
-            token_id: None,
-            via: Via::NoAuth,
-        }
+        no_auth_principal()
     } else {
         authenticate(state, parts).await?.ok_or_else(unauthorized)?
     };
