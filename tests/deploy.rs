@@ -78,7 +78,7 @@ fn scripts_pass_bash_n_and_shellcheck() {
 fn example_config_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(common::binary())
-        .args(["migrate", "--config"])
+        .args(["migrate", "--create", "--config"])
         .arg(repo("deploy/config.example.toml"))
         .arg("--data-dir")
         .arg(dir.path())

@@ -288,9 +288,14 @@ pub async fn run_cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Creates a token of `scope` in `data_dir` with the CLI and returns its secret.
+/// Creates a token of `scope` in `data_dir` with the CLI and returns its secret; creates the
+/// database first (`migrate --create`) if the data dir has none.
 pub async fn cli_token(data_dir: &Path, scope: &str) -> String {
     let dir = data_dir.to_str().expect("utf-8 path");
+    if !data_dir.join("claude-manager.db").exists() {
+        let (code, _, err) = run_cli(&["migrate", "--create", "--data-dir", dir]).await;
+        assert_eq!(code, 0, "migrate --create failed: {err}");
+    }
     let (code, out, err) = run_cli(&[
         "token",
         "create",
