@@ -82,9 +82,11 @@ fi
 
 install -m 0755 "$binary" "$PREFIX/bin/claude-manager"
 install -d -m 0755 "$PREFIX/share/doc/claude-manager"
-if [ -f "$here/../docs/deployment/linux-cloud.md" ]; then
-    install -m 0644 "$here/../docs/deployment/linux-cloud.md" "$PREFIX/share/doc/claude-manager/"
-fi
+for doc in linux-cloud.md systemd.md; do
+    if [ -f "$here/../docs/deployment/$doc" ]; then
+        install -m 0644 "$here/../docs/deployment/$doc" "$PREFIX/share/doc/claude-manager/"
+    fi
+done
 install -m 0644 "$here/claude-manager.service" "$UNIT"
 
 # The new binary, as the service user, with the service's config: the right data dir.
