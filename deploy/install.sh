@@ -91,7 +91,11 @@ install -m 0644 "$here/claude-manager.service" "$UNIT"
 
 # The new binary, as the service user, with the service's config: the right data dir.
 cm() { runuser -u "$USER_NAME" -- "$PREFIX/bin/claude-manager" "$@" --config "$CONF_DIR/config.toml"; }
-cm migrate --create
+if ! cm migrate --create; then
+    echo "install.sh: the new binary could not migrate the database (above); $SERVICE is stopped." >&2
+    echo "Fix the cause (often a setting in $CONF_DIR/config.toml), then run install.sh again." >&2
+    exit 1
+fi
 
 # Create the first admin token here, so the server never has to print one into the journal.
 token=""

@@ -109,7 +109,7 @@ fn install_migrates_with_the_new_binary_after_the_old_server_stopped() {
     };
     let stop = line_of("systemctl stop \"$SERVICE\"");
     let new_binary = line_of("install -m 0755 \"$binary\" \"$PREFIX/bin/claude-manager\"");
-    let migrate = line_of("cm migrate --create");
+    let migrate = line_of("if ! cm migrate --create; then");
     let start = line_of("systemctl start \"$SERVICE\"");
     assert!(stop < migrate && new_binary < migrate && migrate < start);
     // `cm` is the installed (new) binary with the service's config file: its data dir.
