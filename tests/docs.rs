@@ -117,6 +117,22 @@ fn every_setting_but_config_is_a_config_file_key() {
     }
 }
 
+#[test]
+fn the_example_config_names_every_setting() {
+    let example = read(&repo().join("deploy/config.example.toml"));
+    for (flag, _) in serve_settings() {
+        let key = flag.trim_start_matches("--").replace('-', "_");
+        let named = example.lines().any(|l| {
+            let l = l.trim_start_matches(['#', ' ']);
+            l.starts_with(&format!("{key} ="))
+        });
+        assert!(
+            named || flag == "--config",
+            "deploy/config.example.toml does not name {key}"
+        );
+    }
+}
+
 /// The error codes the server can send: the code literal of every `ApiError::new(…)` and
 /// `ApiError::conflict(…)` in src/, and of `Self::new(…)` in src/error.rs.
 fn error_codes_in_source() -> Vec<String> {
