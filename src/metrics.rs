@@ -180,11 +180,22 @@ pub fn filesystem_space(dir: &std::path::Path) -> Option<(u64, u64)> {
     ))
 }
 
-/// Process figures from /proc/self: resident memory, open fds, CPU seconds. Blocking (procfs
-/// reads): call from a blocking thread.
-pub fn process_stats() -> (u64, u64, f64) {
+/// Process figures from /proc/self, as the standard `process_*` series.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessStats {
+    pub resident_bytes: u64,
+    pub open_fds: u64,
+    pub cpu_seconds: f64,
+    /// Seconds since the Unix epoch; the kernel's record, so it is the same at every scrape
+    /// (alerts count its changes as restarts).
+    pub start_time_s: f64,
+}
+
+/// Reads [`ProcessStats`]; a figure that cannot be read is 0. Blocking (procfs reads): call
+/// from a blocking thread.
+pub fn process_stats() -> ProcessStats {
     let page = 4096u64;
-    let rss = std::fs::read_to_string("/proc/self/statm")
+    let resident_bytes = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {
             s.split_whitespace()
@@ -193,25 +204,39 @@ pub fn process_stats() -> (u64, u64, f64) {
         })
         .map(|pages| pages * page)
         .unwrap_or(0);
-    let fds = std::fs::read_dir("/proc/self/fd")
+    let open_fds = std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count() as u64)
         .unwrap_or(0);
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
         .unwrap_or(100) as f64;
-    let cpu = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let after = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = after.split_whitespace().collect();
-            // After the comm field: state is index 0, utime 11, stime 12.
-            let utime: f64 = f.get(11)?.parse().ok()?;
-            let stime: f64 = f.get(12)?.parse().ok()?;
-            Some((utime + stime) / ticks)
-        })
-        .unwrap_or(0.0);
-    (rss, fds, cpu)
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the comm field: state is index 0, utime 11, stime 12, starttime 19 (ticks after boot).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, after)| after.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    let cpu_seconds = match (field(11), field(12)) {
+        (Some(utime), Some(stime)) => (utime + stime) / ticks,
+        _ => 0.0,
+    };
+    let boot_time_s = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    let start_time_s = match (boot_time_s, field(19)) {
+        (Some(boot), Some(start)) => boot + start / ticks,
+        _ => 0.0,
+    };
+    ProcessStats {
+        resident_bytes,
+        open_fds,
+        cpu_seconds,
+        start_time_s,
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::db::execution_stats;
-use crate::metrics::{filesystem_space, process_stats};
+use crate::metrics::{filesystem_space, process_stats, ProcessStats};
 use crate::state::AppState;
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
@@ -27,7 +27,7 @@ pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
 /// What the scrape reads off the runtime: `/proc/self`, and the space left where the server writes.
 #[derive(Default)]
 struct HostStats {
-    process: (u64, u64, f64),
+    process: ProcessStats,
     data_dir: Option<(u64, u64)>,
     log_dir: Option<(u64, u64)>,
 }
@@ -48,7 +48,7 @@ async fn scrape(state: AppState) -> Result<Response, Rejection> {
     })
     .await
     .unwrap_or_default();
-    let (rss, fds, cpu) = host.process;
+    let process = host.process;
 
     let mut out = Vec::with_capacity(16 * 1024);
     let _ = prometheus::TextEncoder::new().encode(&state.http_metrics.registry.gather(), &mut out);
@@ -211,25 +211,25 @@ async fn scrape(state: AppState) -> Result<Response, Rejection> {
         "process_resident_memory_bytes",
         "Resident memory.",
         "gauge",
-        &[("", rss as f64)],
+        &[("", process.resident_bytes as f64)],
     );
     gauge(
         "process_open_fds",
         "Open file descriptors.",
         "gauge",
-        &[("", fds as f64)],
+        &[("", process.open_fds as f64)],
     );
     gauge(
         "process_start_time_seconds",
         "When the server started, in seconds since the Unix epoch.",
         "gauge",
-        &[("", start_time_unix_s(&state))],
+        &[("", process.start_time_s)],
     );
     gauge(
         "process_cpu_seconds_total",
         "User and system CPU time.",
         "counter",
-        &[("", cpu)],
+        &[("", process.cpu_seconds)],
     );
 
     let mut resp = Response::new(text.into());
@@ -238,11 +238,4 @@ async fn scrape(state: AppState) -> Result<Response, Rejection> {
         warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     Ok(resp)
-}
-
-fn start_time_unix_s(state: &AppState) -> f64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    now.saturating_sub(state.started_at.elapsed()).as_secs_f64()
 }
