@@ -80,6 +80,8 @@ impl ClientError {
 /// A server: where it is and the token.
 pub struct Api {
     base: String,
+    /// `host:port` as written in the URL (IPv6 in brackets): the Host header and WebSocket URL.
+    authority: String,
     host: String,
     port: u16,
     prefix: String,
@@ -114,6 +116,14 @@ impl Api {
                 "only http:// is supported (use an SSH tunnel to reach a remote server)",
             ));
         }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| bad("no host"))?
+            .as_str()
+            .to_string();
+        if authority.contains('@') {
+            return Err(bad("credentials in the URL are not supported: use CM_TOKEN"));
+        }
         let host = uri.host().ok_or_else(|| bad("no host"))?;
         let host = host
             .trim_start_matches('[')
@@ -123,6 +133,7 @@ impl Api {
         let prefix = uri.path().trim_end_matches('/').to_string();
         Ok(Api {
             base: url.trim_end_matches('/').to_string(),
+            authority,
             host,
             port,
             prefix,
@@ -174,7 +185,7 @@ impl Api {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.prefix))
-            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
+            .header(hyper::header::HOST, &self.authority)
             .header(
                 hyper::header::AUTHORIZATION,
                 format!("Bearer {}", self.token),
@@ -216,7 +227,7 @@ impl Api {
 
     /// Opens the WebSocket at `path` (with its query); the upgrade's refusal is the API error.
     pub async fn websocket(&self, path: &str) -> Result<Ws, ClientError> {
-        let url = format!("ws://{}:{}{}{path}", self.host, self.port, self.prefix);
+        let url = format!("ws://{}{}{path}", self.authority, self.prefix);
         let mut req = url
             .as_str()
             .into_client_request()
