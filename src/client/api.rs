@@ -122,7 +122,9 @@ impl Api {
             .as_str()
             .to_string();
         if authority.contains('@') {
-            return Err(bad("credentials in the URL are not supported: use CM_TOKEN"));
+            return Err(bad(
+                "credentials in the URL are not supported: use CM_TOKEN",
+            ));
         }
         let host = uri.host().ok_or_else(|| bad("no host"))?;
         let host = host
