@@ -7,12 +7,14 @@
 //! - `actors/` is the supervision tree (`supervisor.rs` shows who starts and restarts whom).
 //! - `db/` holds the SQLite queries, run only by the DB actor on blocking threads.
 //! - `http/` holds the routes, one file per resource, and the request envelope (`server.rs`).
+//! - `client/` is the command-line client of a running server (`ls`, `attach`, `new`, `run`, `logs`).
 
 pub mod actors;
 pub mod agent_cli;
 pub mod app;
 pub mod auth;
 pub mod backup;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;

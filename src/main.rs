@@ -1,4 +1,5 @@
-//! The `claude-manager` command: `serve`, `migrate`, `token …`.
+//! The `claude-manager` command: `serve`, `migrate`, `token …`, and the client commands of
+//! `claude_manager::client` (`ls`, `attach`, `new`, `run`, `logs`).
 //!
 //! Exit codes: 0 success, 1 runtime failure (e.g. the port is taken), 2 bad settings or usage.
 //! `token` commands work on the database directly (SQLite in WAL mode), whether or not a server
@@ -69,6 +70,8 @@ enum Command {
     /// Manage API tokens (works whether or not the server is running).
     #[command(subcommand)]
     Token(TokenCommand),
+    #[command(flatten)]
+    Client(claude_manager::client::ClientCommand),
 }
 
 #[derive(Subcommand)]
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
             })
         }),
         Command::Token(cmd) => token(cmd),
+        Command::Client(cmd) => claude_manager::client::run(cmd),
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! [`ROUTES`] is the one table of the router's routes. A test reads the `path!(…)` patterns in
 //! `src/http/*.rs` and fails when one is missing here, so a new route cannot slip in untested;
-//! another fails when a row names a route the router does not have.
+//! another fails when a row names a route the router does not have. The OpenAPI document served
+//! at `/api/openapi.json` must describe exactly these routes, with the same public ones.
 
 mod common;
 use common::TestServer;
@@ -29,6 +30,7 @@ use Need::*;
 const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/health", Public),
     ("GET", "/api/system/health", Public),
+    ("GET", "/api/openapi.json", Public),
     ("POST", "/api/auth/login", Public),
     ("GET", "/api/auth/session", Public),
     ("GET", "/api/auth/me", AnyScope),
@@ -125,6 +127,87 @@ fn every_path_in_the_router_source_is_in_the_table() {
         }
     }
     assert!(seen >= 10, "the path! scan found only {seen} routes");
+}
+
+/// The operations of the served OpenAPI document: (method or "WS", path shape, public?).
+fn documented_operations(doc: &serde_json::Value) -> Vec<(String, String, bool)> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let shape = path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "{}" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        for (method, op) in item.as_object().expect("path item") {
+            if method == "parameters" {
+                continue;
+            }
+            let method = if op["x-websocket"] == true {
+                "WS".to_string()
+            } else {
+                method.to_ascii_uppercase()
+            };
+            let public = op["security"].as_array().is_some_and(|s| s.is_empty());
+            ops.push((method, shape.clone(), public));
+        }
+    }
+    ops.sort();
+    ops
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_exactly_the_routes_of_the_router() {
+    let s = TestServer::start().await;
+    let r = s.send(s.http.get(s.url("/api/openapi.json"))).await;
+    assert_eq!(r.status, 200, "served without a credential: {}", r.text);
+    assert_eq!(r.body["openapi"], "3.1.0");
+    assert_eq!(r.body["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let documented = documented_operations(&r.body);
+    let mut routed: Vec<(String, String, bool)> = ROUTES
+        .iter()
+        .map(|&(m, p, need)| (m.to_string(), shape(p), need == Public))
+        .collect();
+    routed.sort();
+    for op in &routed {
+        assert!(
+            documented.contains(op),
+            "{op:?} is a route but docs/openapi.json does not describe it (or disagrees on \
+             whether it is public): add it"
+        );
+    }
+    for op in &documented {
+        assert!(
+            routed.contains(op),
+            "docs/openapi.json describes {op:?}, which is not a route in ROUTES: remove it or \
+             fix its method/security"
+        );
+    }
+    s.stop().await;
+}
+
+/// Structural validity by the reference validator (PyPI `openapi-spec-validator`), which
+/// `scripts/test` installs into its venv and puts on PATH.
+#[test]
+fn the_openapi_document_is_valid_openapi_3_1() {
+    let doc = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+    let validator =
+        std::env::var("CM_OPENAPI_VALIDATOR").unwrap_or_else(|_| "openapi-spec-validator".into());
+    let out = std::process::Command::new(&validator)
+        .arg(doc)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {validator} ({e}): run the tests with scripts/test, which installs it, \
+                 or `pip install openapi-spec-validator` into a venv on PATH (or set \
+                 CM_OPENAPI_VALIDATOR to its path)"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "docs/openapi.json is not valid OpenAPI 3.1:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Sends `method path` with `bearer`; WebSockets report the upgrade's HTTP status (101 = open).

@@ -38,7 +38,8 @@ const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// No credential: liveness, the public health summary, login, static UI assets.
+    /// No credential: liveness, the public health summary, login, the API description, static UI
+    /// assets.
     Public,
     /// Any valid credential (`/api/auth/me`, `/api/auth/logout`).
     AnyScope,
@@ -54,6 +55,7 @@ const PUBLIC: &[(&str, &[&str])] = &[
     ("GET", &["api", "auth", "session"]),
     ("GET", &["api", "system", "health"]),
     ("POST", &["api", "auth", "login"]),
+    ("GET", &["api", "openapi.json"]),
 ];
 /// Routes any authenticated caller may use.
 const ANY_SCOPE: &[(&str, &[&str])] = &[

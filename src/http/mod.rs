@@ -17,6 +17,7 @@ pub mod health;
 pub mod json;
 pub mod login;
 pub mod metrics;
+pub mod openapi;
 pub mod runs;
 pub mod server;
 pub mod session_ws;
@@ -50,6 +51,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(agent_sessions::routes(state))
         .unify()
         .or(runs::routes(state))
+        .unify()
+        .or(openapi::routes())
         .unify()
         .or(assets::routes())
         .unify();

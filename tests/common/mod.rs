@@ -272,16 +272,15 @@ pub struct ServerProcess {
 
 /// Runs `claude-manager ARGS...` to completion: (exit code, stdout, stderr).
 pub async fn run_cli(args: &[&str]) -> (i32, String, String) {
-    let out = tokio::time::timeout(
-        WAIT,
-        tokio::process::Command::new(binary())
-            .args(args)
-            .stdin(Stdio::null())
-            .output(),
-    )
-    .await
-    .expect("cli finishes in time")
-    .expect("cli runs");
+    run_to_end(tokio::process::Command::new(binary()).args(args)).await
+}
+
+/// Runs `cmd` with no stdin to completion, within [`WAIT`]: (exit code, stdout, stderr).
+pub async fn run_to_end(cmd: &mut tokio::process::Command) -> (i32, String, String) {
+    let out = tokio::time::timeout(WAIT, cmd.stdin(Stdio::null()).output())
+        .await
+        .expect("command finishes in time")
+        .expect("command runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
