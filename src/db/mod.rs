@@ -10,6 +10,7 @@ pub mod execution_events;
 pub mod executions;
 pub mod migrate;
 pub mod tasks;
+pub mod worktrees;
 
 use std::path::Path;
 use std::time::Duration;

@@ -13,10 +13,12 @@ pub mod auth;
 pub mod errors;
 pub mod events;
 pub mod executions;
+pub mod files;
 pub mod health;
 pub mod json;
 pub mod login;
 pub mod metrics;
+pub mod review;
 pub mod runs;
 pub mod server;
 pub mod session_ws;
@@ -50,6 +52,10 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(agent_sessions::routes(state))
         .unify()
         .or(runs::routes(state))
+        .unify()
+        .or(review::routes(state))
+        .unify()
+        .or(files::routes(state))
         .unify()
         .or(assets::routes())
         .unify();
