@@ -129,3 +129,23 @@ CREATE TABLE agents (
     updated_at            TEXT    NOT NULL
 );
 CREATE INDEX executions_agent ON executions (agent_id, status);
+
+-- version: 7
+-- Isolated runs: the git worktree a run works in, on its own branch from the repository at its
+-- cwd, and what became of it. One row per isolated execution; the worktree directory itself is
+-- removed by merge-then-reaper, discard, or the reaper's retention rule (`removed_at`).
+CREATE TABLE worktrees (
+    execution_id  INTEGER PRIMARY KEY REFERENCES executions(id) ON DELETE CASCADE,
+    repo          TEXT NOT NULL,           -- top level of the repository the run started from
+    path          TEXT NOT NULL,           -- the worktree directory the run works in
+    subdir        TEXT NOT NULL DEFAULT '',-- the run's cwd inside the repository ('' = top level)
+    branch        TEXT NOT NULL,           -- cm/<task-id>-<execution-id>
+    base_commit   TEXT NOT NULL,           -- HEAD of the repository when the worktree was made
+    base_branch   TEXT,                    -- the branch checked out then; NULL = detached HEAD
+    state         TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active','merged','discarded')),
+    merge_commit  TEXT,                    -- the base branch's new tip after a merge
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    removed_at    TEXT                     -- worktree directory and branch deleted
+);
+CREATE INDEX worktrees_live ON worktrees (removed_at, state);

@@ -96,6 +96,7 @@ mod tests {
                 first: vec!["--session-id".into(), "{session_id}".into()],
                 resume: vec!["--resume".into(), "{session_id}".into()],
             },
+            isolation: None,
         }
     }
 

@@ -186,6 +186,8 @@ impl Server {
             interval: config.reap_interval,
             exited_retention: config.exited_retention,
             execution_events_max: config.execution_events_max,
+            worktree_retention: config.worktree_retention,
+            worktrees_dir: crate::isolation::worktrees_dir(&config.data_dir),
             log: log.new(slog::o!("actor" => "reaper")),
         };
         let (root, root_task) = Actor::spawn(

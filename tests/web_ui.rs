@@ -114,3 +114,8 @@ async fn agent_session_in_the_terminal_view() {
 async fn insecure_no_auth_opens_without_login() {
     browser_test_with("noauth", |c| c.insecure_no_auth = true).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_tab_diff_side_by_side_and_unified_file_browser_and_merge() {
+    browser_test("changes").await;
+}

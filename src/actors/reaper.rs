@@ -10,6 +10,7 @@
 //! A ticker task drives the passes with `call`, so a slow pass delays the next one instead of
 //! piling ticks up in the mailbox.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,6 +24,7 @@ use tokio::time::MissedTickBehavior;
 use super::db::Db;
 use super::sessions::{ReapPolicy, Sessions};
 use crate::db::executions;
+use crate::isolation;
 
 /// How long a pass waits for the sessions supervisor (busy creating a session, say) before
 /// skipping the sessions part until the next tick.
@@ -45,6 +47,22 @@ pub struct ReaperStats {
     pub events_pruned: AtomicU64,
     /// Passes whose sessions part was skipped because the supervisor did not answer in time.
     pub skipped: AtomicU64,
+    /// Run worktrees on disk after the last pass, and the bytes they use (measured at most
+    /// every [`WORKTREE_DISK_EVERY`]).
+    pub worktrees_live: AtomicU64,
+    pub worktrees_disk_bytes: AtomicU64,
+    pub worktrees_removed: AtomicU64,
+}
+
+/// Walking every worktree's files costs disk reads: measure their size this often at most.
+const WORKTREE_DISK_EVERY: Duration = Duration::from_secs(600);
+
+/// The `worktrees` object of detailed health.
+#[derive(Debug, Serialize)]
+pub struct WorktreesHealth {
+    pub count: u64,
+    pub disk_bytes: u64,
+    pub removed_total: u64,
 }
 
 /// The `reaper` object of detailed health.
@@ -62,6 +80,14 @@ pub struct ReaperHealth {
 }
 
 impl ReaperStats {
+    pub fn worktrees(&self) -> WorktreesHealth {
+        WorktreesHealth {
+            count: self.worktrees_live.load(Ordering::Relaxed),
+            disk_bytes: self.worktrees_disk_bytes.load(Ordering::Relaxed),
+            removed_total: self.worktrees_removed.load(Ordering::Relaxed),
+        }
+    }
+
     pub fn health(&self) -> ReaperHealth {
         let at = self.last_run_at_ms.load(Ordering::Relaxed);
         let (idle, exited) = (
@@ -92,12 +118,17 @@ pub struct ReaperArgs {
     pub interval: Duration,
     pub exited_retention: Duration,
     pub execution_events_max: u64,
+    /// `None`: run worktrees are removed only after merge or discard.
+    pub worktree_retention: Option<Duration>,
+    pub worktrees_dir: PathBuf,
     pub log: Logger,
 }
 
 pub struct ReaperState {
     args: ReaperArgs,
     ticker: JoinHandle<()>,
+    /// When worktree disk use was last measured, and how many there were then.
+    disk_measured: Option<(Instant, u64)>,
 }
 
 pub struct Reaper;
@@ -125,7 +156,11 @@ impl Actor for Reaper {
             }
         });
         info!(args.log, "reaper started"; "interval_s" => interval.as_secs());
-        Ok(ReaperState { args, ticker })
+        Ok(ReaperState {
+            args,
+            ticker,
+            disk_measured: None,
+        })
     }
 
     async fn handle(
@@ -154,6 +189,28 @@ impl Actor for Reaper {
 }
 
 impl ReaperState {
+    async fn worktrees(&mut self) {
+        let a = &self.args;
+        let sweep = isolation::housekeeping::sweep(&a.db, a.worktree_retention, &a.log).await;
+        a.stats.worktrees_live.store(sweep.live, Ordering::Relaxed);
+        a.stats
+            .worktrees_removed
+            .fetch_add(sweep.removed, Ordering::Relaxed);
+        let stale = match self.disk_measured {
+            None => true,
+            Some((at, count)) => count != sweep.live || at.elapsed() >= WORKTREE_DISK_EVERY,
+        };
+        if stale {
+            let dir = a.worktrees_dir.clone();
+            let bytes =
+                tokio::task::spawn_blocking(move || isolation::housekeeping::disk_usage(&dir))
+                    .await
+                    .unwrap_or(0);
+            a.stats.worktrees_disk_bytes.store(bytes, Ordering::Relaxed);
+            self.disk_measured = Some((Instant::now(), sweep.live));
+        }
+    }
+
     async fn pass(&mut self) {
         let started = Instant::now();
         let a = &self.args;
@@ -186,6 +243,8 @@ impl ReaperState {
             }
             Err(e) => warn!(a.log, "pruning execution events failed"; "error" => %e),
         }
+        self.worktrees().await;
+        let a = &self.args;
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)

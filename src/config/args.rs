@@ -106,6 +106,10 @@ pub struct ServeArgs {
     /// seconds; their execution row stays for good [default: 600].
     #[arg(long, env = "CM_EXITED_RETENTION_SECS", value_name = "SECS")]
     pub exited_retention_secs: Option<String>,
+    /// The worktree of an isolated run that ended this many days ago, with nothing unmerged, is
+    /// removed by the reaper; 0 = only after merge or discard [default: 14].
+    #[arg(long, env = "CM_WORKTREE_RETENTION_DAYS", value_name = "DAYS")]
+    pub worktree_retention_days: Option<String>,
     /// Parsed agent events kept per execution; the reaper prunes the oldest beyond it [default: 10000].
     #[arg(long, env = "CM_EXECUTION_EVENTS_MAX", value_name = "N")]
     pub execution_events_max: Option<String>,

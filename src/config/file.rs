@@ -33,6 +33,7 @@ pub(super) struct FileConfig {
     pub(super) reap_interval_secs: Option<toml::Value>,
     pub(super) terminal_idle_timeout_secs: Option<toml::Value>,
     pub(super) exited_retention_secs: Option<toml::Value>,
+    pub(super) worktree_retention_days: Option<toml::Value>,
     pub(super) execution_events_max: Option<toml::Value>,
     pub(super) public_url: Option<toml::Value>,
     pub(super) trusted_proxies: Option<toml::Value>,

@@ -65,6 +65,8 @@ pub struct Config {
     pub reap_interval: Duration,
     pub terminal_idle_timeout: Option<Duration>,
     pub exited_retention: Duration,
+    /// `None` = worktrees are removed only after merge or discard.
+    pub worktree_retention: Option<Duration>,
     pub execution_events_max: u64,
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<std::net::IpAddr>,

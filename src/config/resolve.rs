@@ -33,6 +33,9 @@ const DEFAULT_RUN_TIMEOUT_SECS: u64 = 1800;
 const DEFAULT_RUN_EVENTS_MAX: usize = 10_000;
 const DEFAULT_REAP_INTERVAL_SECS: u64 = 60;
 const DEFAULT_EXITED_RETENTION_SECS: u64 = 600; // 10 min, as the issue asks
+/// Two weeks: long enough to come back to a run after a holiday, short enough that abandoned
+/// worktrees do not fill the disk.
+const DEFAULT_WORKTREE_RETENTION_DAYS: u64 = 14;
 const DEFAULT_EXECUTION_EVENTS_MAX: u64 = 10_000; // a long agent run's events, a few MB at most
 const DEFAULT_SESSION_TTL_SECS: u64 = 7 * 86_400; // 7 days, as the issue asks
 
@@ -207,6 +210,15 @@ impl Config {
             0,
             7 * 86_400,
         )?);
+        let retention_days = parse_num(
+            "worktree_retention_days (CM_WORKTREE_RETENTION_DAYS)",
+            pick(&args.worktree_retention_days, &file.worktree_retention_days),
+            DEFAULT_WORKTREE_RETENTION_DAYS,
+            0,
+            3650,
+        )?;
+        let worktree_retention =
+            (retention_days > 0).then(|| Duration::from_secs(retention_days * 86_400));
         let execution_events_max = parse_num(
             "execution_events_max (CM_EXECUTION_EVENTS_MAX)",
             pick(&args.execution_events_max, &file.execution_events_max),
@@ -331,6 +343,7 @@ impl Config {
             reap_interval,
             terminal_idle_timeout,
             exited_retention,
+            worktree_retention,
             execution_events_max,
             public_url,
             trusted_proxies,

@@ -61,6 +61,9 @@ pub struct AgentDef {
     pub idle_timeout_secs: u64,
     pub restart: RestartPolicy,
     pub session_args: SessionArgs,
+    /// `"worktree"`: each headless run gets its own git worktree (`crate::isolation`).
+    #[serde(default)]
+    pub isolation: Option<String>,
 }
 
 /// A stored agent. `env` holds the real values: show it only through `auth::redact_env`.

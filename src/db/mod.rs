@@ -11,6 +11,7 @@ pub mod execution_stats;
 pub mod executions;
 pub mod migrate;
 pub mod tasks;
+pub mod worktrees;
 
 use std::path::Path;
 use std::time::Duration;

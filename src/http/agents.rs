@@ -130,6 +130,7 @@ pub struct AgentInput {
     idle_timeout_secs: Option<u64>,
     restart: Option<RestartInput>,
     session_args: Option<SessionArgsInput>,
+    isolation: Option<String>,
     /// Read-only fields a client may send back from a GET; ignored.
     #[serde(default, rename = "id")]
     _id: Option<Value>,
@@ -274,6 +275,7 @@ impl AgentInput {
         };
         check_argv("session_args.first", &session_args.first, 0)?;
         check_argv("session_args.resume", &session_args.resume, 0)?;
+        crate::isolation::parse("isolation", self.isolation.as_deref())?;
         Ok(AgentDef {
             name,
             description,
@@ -288,6 +290,7 @@ impl AgentInput {
             idle_timeout_secs,
             restart,
             session_args,
+            isolation: self.isolation,
         })
     }
 }

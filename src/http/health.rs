@@ -79,6 +79,8 @@ struct Detailed<'a> {
     logs: Logs,
     reconciliation: &'a crate::reconcile::Reconciliation,
     reaper: crate::actors::reaper::ReaperHealth,
+    /// Isolated runs' git worktrees on disk (as of the reaper's last pass).
+    worktrees: crate::actors::reaper::WorktreesHealth,
 }
 
 async fn detailed(state: AppState) -> Result<Response, Rejection> {
@@ -120,6 +122,7 @@ async fn detailed(state: AppState) -> Result<Response, Rejection> {
         },
         reconciliation: &state.reconciliation,
         reaper: state.reaper.health(),
+        worktrees: state.reaper.worktrees(),
     };
     let status = if db_ok {
         StatusCode::OK

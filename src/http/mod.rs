@@ -13,11 +13,13 @@ pub mod auth;
 pub mod errors;
 pub mod events;
 pub mod executions;
+pub mod files;
 pub mod health;
 pub mod json;
 pub mod login;
 pub mod metrics;
 pub mod openapi;
+pub mod review;
 pub mod runs;
 pub mod server;
 pub mod session_ws;
@@ -53,6 +55,10 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(runs::routes(state))
         .unify()
         .or(openapi::routes())
+        .unify()
+        .or(review::routes(state))
+        .unify()
+        .or(files::routes(state))
         .unify()
         .or(assets::routes())
         .unify();

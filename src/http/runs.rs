@@ -20,10 +20,12 @@ use super::json::{limited_body, parse_json, raw_query, reject, reply_json, Query
 use super::terminals::check_dir;
 use crate::actors::runs::{prompt_for, RunError, RunRequest};
 use crate::agent_cli;
+use crate::db::agents::Agent;
 use crate::db::execution_events;
 use crate::db::executions::{self, ExecutionType};
-use crate::db::tasks;
+use crate::db::tasks::{self, Task};
 use crate::error::ApiError;
+use crate::isolation::{self, WorktreeRequest};
 use crate::state::{shutting_down, AppState, Gauge};
 
 /// Events read from the table per replay query.
@@ -86,6 +88,8 @@ struct RunBody {
     agent_id: Option<i64>,
     /// Continue this conversation (the agent's `resume` session args).
     resume: Option<String>,
+    /// `"worktree"`: run in its own git worktree (overrides the task's and the agent's choice).
+    isolation: Option<String>,
 }
 
 fn is_conversation_id(s: &str) -> bool {
@@ -93,6 +97,20 @@ fn is_conversation_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Whether the run gets its own worktree: the run's own `isolation`, else the task's
+/// (`meta.isolation`), else the agent's.
+fn isolation_wanted(body: &RunBody, task: &Task, agent: &Agent) -> Result<bool, Rejection> {
+    if let Some(v) = isolation::parse("isolation", body.isolation.as_deref()).map_err(reject)? {
+        return Ok(v);
+    }
+    let meta: Value = serde_json::from_str(task.meta.get()).unwrap_or_default();
+    let from_task = meta.get("isolation").and_then(Value::as_str);
+    if let Some(v) = isolation::parse("meta.isolation", from_task).map_err(reject)? {
+        return Ok(v);
+    }
+    Ok(agent.def.isolation.as_deref() == Some(isolation::WORKTREE))
 }
 
 async fn run(task_id: i64, state: AppState, body: Vec<u8>) -> Result<Response, Rejection> {
@@ -140,6 +158,15 @@ async fn run(task_id: i64, state: AppState, body: Vec<u8>) -> Result<Response, R
         .await
         .map_err(|e| reject(ApiError::bad_request(format!("validation aborted: {e}"))))?
         .map_err(reject)?;
+    let worktree = match isolation_wanted(&body, &task, &agent)? {
+        true => Some(WorktreeRequest {
+            repo: isolation::locate("isolation", &cwd, &state.config.allowed_roots)
+                .await
+                .map_err(reject)?,
+            worktrees_dir: isolation::worktrees_dir(&state.config.data_dir),
+        }),
+        false => None,
+    };
     let prompt = prompt_for(&task);
     let request = RunRequest {
         task_id,
@@ -149,6 +176,7 @@ async fn run(task_id: i64, state: AppState, body: Vec<u8>) -> Result<Response, R
         cwd,
         env: agent.def.env.clone().into_iter().collect(),
         prompt,
+        worktree,
     };
     let row = state
         .runs

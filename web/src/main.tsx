@@ -13,6 +13,7 @@ import { Agents } from "./pages/Agents";
 import { Tasks } from "./pages/Tasks";
 import { TaskDetail } from "./pages/TaskDetail";
 import { ExecutionDetail } from "./pages/ExecutionDetail";
+import { Files } from "./pages/Files";
 import { NotFound } from "./pages/NotFound";
 
 type Auth =
@@ -46,6 +47,7 @@ function Shell(props: { scope: string; onLogout?: () => void }) {
   else if (path === "/tasks") page = <Tasks />;
   else if ((m = match("/tasks/:id", path))) page = <TaskDetail id={m.id} />;
   else if ((m = match("/executions/:id", path))) page = <ExecutionDetail id={m.id} />;
+  else if (path === "/files") page = <Files />;
   else page = <NotFound />;
   const active = (href: string) => (href === "/" ? path === "/" : path === href || path.startsWith(href + "/"));
   return (

@@ -32,6 +32,7 @@ use crate::db::executions::{
 };
 use crate::db::tasks::{self, Task, TaskStatus};
 use crate::db::DbError;
+use crate::isolation;
 use crate::pty::{self, PtyCommand, WindowSize};
 
 /// Runs waiting at most; more is 429 (each holds its prompt in memory).
@@ -57,6 +58,8 @@ pub struct RunRequest {
     pub env: Vec<(String, String)>,
     /// Written to the CLI's stdin, never put in argv.
     pub prompt: String,
+    /// Run in its own git worktree (`isolation: "worktree"`), made when the run is recorded.
+    pub worktree: Option<crate::isolation::WorktreeRequest>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +111,7 @@ pub struct RunsState {
 pub struct RunQueue;
 
 impl RunsState {
-    async fn enqueue(&mut self, request: RunRequest) -> Result<ExecutionSummary, RunError> {
+    async fn enqueue(&mut self, mut request: RunRequest) -> Result<ExecutionSummary, RunError> {
         if self.pending.len() >= QUEUED_MAX {
             return Err(RunError::QueueFull(self.pending.len()));
         }
@@ -123,13 +126,40 @@ impl RunsState {
             command: request.argv.clone(),
             meta: serde_json::json!({}),
         };
-        let row = self
+        let mut row = self
             .args
             .deps
             .db
             .write(move |c| executions::insert(c, &new))
             .await?;
         self.args.deps.events.publish("execution.created", &row);
+        if let Some(wanted) = request.worktree.take() {
+            let deps = &self.args.deps;
+            let made =
+                isolation::isolate_run(&deps.db, &deps.events, &wanted, request.task_id, row.id)
+                    .await;
+            match made {
+                Ok(cwd) => {
+                    row.cwd = Some(cwd.display().to_string());
+                    request.cwd = cwd;
+                }
+                Err(e) => {
+                    let reason = format!("could not create its git worktree: {e}");
+                    error!(self.log, "creating a run's worktree failed"; "execution_id" => row.id, "error" => %e);
+                    self.record_end(
+                        row.id,
+                        Some(request.task_id),
+                        ExecutionStatus::Failed,
+                        reason,
+                    )
+                    .await;
+                    let id = row.id;
+                    let db = &self.args.deps.db;
+                    let now = db.read(move |c| executions::get_summary(c, id)).await?;
+                    return Ok(now.unwrap_or(row));
+                }
+            }
+        }
         self.pending.push(Queued {
             execution_id: row.id,
             order: self.next_order,
@@ -174,6 +204,7 @@ impl RunsState {
                         cwd: PathBuf::from(cwd),
                         env: agent.def.env.into_iter().collect(),
                         prompt: prompt_for(&task),
+                        worktree: None,
                     }
                 }
                 (Err(e), _) => {

@@ -4,6 +4,7 @@
 
 import type { ComponentChildren } from "preact";
 import { api, type Agent, type Execution, type List, type RunEvent, type Task, type Usage } from "../api";
+import { WithChanges } from "../components/Changes";
 import { EventTimeline } from "../components/EventTimeline";
 import { isExecutionChange, useRefetchOn } from "../components/live";
 import { useRunEvents, type StreamState } from "../components/runEvents";
@@ -35,7 +36,9 @@ export function ExecutionDetail(props: { id: string }) {
       <Header x={d} onChange={x.setData} />
       <ErrorBanner error={x.error} />
       {d.type === "agent_run" ? (
-        <RunView x={d} facts={<Facts x={d} />} />
+        <WithChanges x={d}>
+          <RunView x={d} facts={<Facts x={d} />} />
+        </WithChanges>
       ) : (
         <>
           <Facts x={d} />
