@@ -94,6 +94,7 @@ await run("pages", async ({ newPage }) => {
   await page.goto(`${env.base}/agents/${secret.id}`);
   await page.locator(".page-head .badge", { hasText: "live" }).waitFor();
   await page.getByRole("button", { name: "Stop session" }).click();
+  await page.getByRole("button", { name: "Yes, stop session" }).click();
   await page.locator(".page-head .badge", { hasText: "live" }).waitFor({ state: "detached" });
   // Its execution keeps the output tail.
   const sessions = await apiCall("GET", "/api/executions?type=agent_session");
@@ -137,6 +138,7 @@ await run("pages", async ({ newPage }) => {
   await page.locator(`tr[data-execution="${r2.id}"] a`).click();
   await page.locator(".ev-assistant").first().waitFor();
   await page.getByRole("button", { name: "Cancel run" }).click();
+  await page.getByRole("button", { name: "Yes, cancel run" }).click();
   await page.locator(".page-head .badge", { hasText: "cancelled" }).waitFor();
   await page.locator(".stream", { hasText: "complete" }).waitFor();
 
