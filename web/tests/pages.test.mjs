@@ -78,12 +78,19 @@ await run("pages", async ({ newPage }) => {
   await page.locator('input[name="idle_timeout_secs"]').fill("0");
   await page.locator('select[name="restart_policy"]').selectOption("on-failure");
   await page.locator('input[name="max_restarts"]').fill("3");
+  // args and session flags are editable: a quoted word stays one argument; empty means none.
+  if ((await page.locator('input[name="session_first"]').inputValue()) !== "--session-id {session_id}")
+    throw new Error("session flags not shown");
+  await page.locator('input[name="args"]').fill("--note 'two words'");
+  await page.locator('input[name="session_resume"]').fill("");
   await page.getByRole("button", { name: "Save" }).click();
   await page.locator("dd.restart", { hasText: "on-failure · 3 in 10m 0s" }).waitFor();
   await page.locator("dd.idle", { hasText: "never" }).waitFor();
   const stored = await apiCall("GET", `/api/agents/${secret.id}`);
   if (stored.env.API_TOKEN !== "[redacted]" || stored.env.PLAIN !== "visible")
     throw new Error(`env after save: ${JSON.stringify(stored.env)}`);
+  if (JSON.stringify(stored.args) !== '["--note","two words"]' || stored.session_args.resume.length !== 0)
+    throw new Error(`args after save: ${JSON.stringify(stored.args)} ${JSON.stringify(stored.session_args)}`);
 
   // Open session goes to its terminal view; the agent and the dashboard show it live; Stop ends it.
   await page.getByRole("button", { name: "Open session" }).click();
