@@ -11,6 +11,18 @@ async fn insert(
     status: ExecutionStatus,
     task_id: Option<i64>,
 ) -> i64 {
+    insert_with(s, kind, status, task_id, None, &["sh", "-c", "true"]).await
+}
+
+async fn insert_with(
+    s: &TestServer,
+    kind: ExecutionType,
+    status: ExecutionStatus,
+    task_id: Option<i64>,
+    agent_id: Option<i64>,
+    command: &[&str],
+) -> i64 {
+    let command: Vec<String> = command.iter().map(|a| a.to_string()).collect();
     let boot = s.state().boot_id.to_string();
     s.state()
         .db
@@ -21,11 +33,11 @@ async fn insert(
                     kind,
                     status,
                     task_id,
-                    agent_id: None,
+                    agent_id,
                     boot_id: boot,
                     session_id: None,
                     cwd: Some("/tmp".into()),
-                    command: vec!["sh".into(), "-c".into(), "true".into()],
+                    command,
                     meta: json!({}),
                 },
             )
@@ -33,6 +45,18 @@ async fn insert(
         .await
         .unwrap()
         .id
+}
+
+/// The ids `/api/executions?{q}` lists, in order.
+async fn ids(s: &TestServer, q: &str) -> Vec<i64> {
+    let r = s.get(&format!("/api/executions?{q}")).await;
+    assert_eq!(r.status, 200, "{q}: {}", r.text);
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -64,32 +88,83 @@ async fn list_filters_by_task_type_status_and_since() {
     )
     .await;
 
-    let ids = |q: &'static str| {
-        let s = &s;
-        async move {
-            let r = s.get(&format!("/api/executions?{q}")).await;
-            assert_eq!(r.status, 200, "{q}: {}", r.text);
-            r.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["id"].as_i64().unwrap())
-                .collect::<Vec<_>>()
-        }
-    };
-    assert_eq!(ids("").await, vec![d, c, b, a], "newest first");
-    assert_eq!(ids("type=agent_run").await, vec![c, b]);
-    assert_eq!(ids("status=running").await, vec![d, c, a]);
-    assert_eq!(ids("type=agent_run&status=pending").await, vec![b]);
+    assert_eq!(ids(&s, "").await, vec![d, c, b, a], "newest first");
+    assert_eq!(ids(&s, "type=agent_run").await, vec![c, b]);
+    assert_eq!(ids(&s, "status=running").await, vec![d, c, a]);
+    assert_eq!(ids(&s, "type=agent_run&status=pending").await, vec![b]);
     let q = format!("task_id={task}");
     let r = s.get(&format!("/api/executions?{q}")).await;
     assert_eq!(r.body["total"], 2);
-    assert_eq!(ids("since=2000-01-01T00:00:00Z").await.len(), 4);
-    assert_eq!(ids("since=2999-01-01T00:00:00%2B02:00").await.len(), 0);
-    assert_eq!(ids("limit=2&offset=1").await, vec![c, b]);
+    assert_eq!(ids(&s, "since=2000-01-01T00:00:00Z").await.len(), 4);
+    assert_eq!(ids(&s, "since=2999-01-01T00:00:00%2B02:00").await.len(), 0);
+    assert_eq!(ids(&s, "limit=2&offset=1").await, vec![c, b]);
     let r = s.get("/api/executions?limit=1").await;
     assert_eq!(r.body["total"], 4);
     assert_eq!(r.body["limit"], 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn list_filters_by_agent_text_and_until_and_names_the_task() {
+    let s = TestServer::start().await;
+    let task = s
+        .post(
+            "/api/tasks",
+            json!({"title": "Refactor the parser", "description": "split lexer_100% out"}),
+        )
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let run = insert_with(
+        &s,
+        ExecutionType::AgentRun,
+        ExecutionStatus::Running,
+        Some(task),
+        Some(7),
+        &["claude", "-p"],
+    )
+    .await;
+    let shell = insert_with(
+        &s,
+        ExecutionType::Terminal,
+        ExecutionStatus::Running,
+        None,
+        None,
+        &["htop"],
+    )
+    .await;
+    assert_eq!(ids(&s, "agent_id=7").await, vec![run]);
+    assert_eq!(ids(&s, "agent_id=8").await, Vec::<i64>::new());
+    // Text is found in the task's title and description (the run's prompt) and in the command,
+    // case-insensitively; LIKE's wildcards are plain characters.
+    assert_eq!(ids(&s, "q=PARSER").await, vec![run]);
+    assert_eq!(ids(&s, "q=lexer_100%25").await, vec![run]);
+    assert_eq!(ids(&s, "q=lexer_1000").await, Vec::<i64>::new());
+    assert_eq!(ids(&s, "q=htop").await, vec![shell]);
+    assert_eq!(
+        ids(&s, "q=%20%20").await,
+        vec![shell, run],
+        "blank: no filter"
+    );
+    assert_eq!(ids(&s, "until=2000-01-01T00:00:00Z").await.len(), 0);
+    assert_eq!(ids(&s, "until=2999-01-01T00:00:00Z").await.len(), 2);
+    let r = s.get("/api/executions").await;
+    assert_eq!(r.body["items"][1]["task_title"], "Refactor the parser");
+    assert_eq!(r.body["items"][0]["task_title"], serde_json::Value::Null);
+    let r = s.get(&format!("/api/executions/{run}")).await;
+    assert_eq!(r.body["task_title"], "Refactor the parser");
+
+    let r = s.get("/api/executions?until=yesterday").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"]["field"], "until");
+    let r = s
+        .get(&format!("/api/executions?q={}", "x".repeat(201)))
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"]["field"], "q");
+    let r = s.get("/api/executions?agent_id=0").await;
+    assert_eq!(r.status, 400);
     s.stop().await;
 }
 

@@ -137,6 +137,34 @@ async fn garbage_lines_become_raw_events_and_errors_fail_with_stderr() {
 }
 
 #[tokio::test]
+async fn a_task_shows_its_latest_run_and_a_failure_says_why_in_words() {
+    let s = TestServer::start().await;
+    let ok = agent(&s, "ok", json!({})).await;
+    let bad = agent(&s, "bad", json!({"FAKE_CLAUDE_MODE": "error"})).await;
+    let mut ev = events(&s).await;
+    let t = task(&s, "twice", Some(ok), 5).await;
+    let first = run(&s, t).await;
+    assert_eq!(finished(&mut ev, first).await["status"], "succeeded");
+    task_reaches(&s, t, "succeeded").await;
+
+    // A later run that fails: the task follows it rather than keep its first success.
+    let r = s
+        .post(&format!("/api/tasks/{t}/run"), json!({"agent_id": bad}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let second = r.body["id"].as_i64().unwrap();
+    let done = finished(&mut ev, second).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(
+        done["reason"], "the agent reported an error: failed as asked",
+        "the agent's own words, no Rust debug syntax"
+    );
+    let task = task_reaches(&s, t, "failed").await;
+    assert!(task["completed_at"].is_string());
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn cancel_kills_the_group_even_when_it_ignores_sigterm() {
     let s = TestServer::start().await;
     let a = agent(

@@ -111,6 +111,11 @@ async fn agent_session_in_the_terminal_view() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn executions_page_filters_live_words_continue_and_every_page_screenshot() {
+    browser_test("executions").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn insecure_no_auth_opens_without_login() {
     browser_test_with("noauth", |c| c.insecure_no_auth = true).await;
 }

@@ -1,7 +1,8 @@
 //! The `executions` table: every terminal session, agent session and agent run, and its outcome.
 //!
 //! Rows are created and finished by the actors that own the processes; the HTTP layer only lists
-//! and reads them. List rows ([`ExecutionSummary`]) never carry the output tail.
+//! and reads them. List rows ([`ExecutionSummary`]) never carry the output tail; the filtered,
+//! paged list is in `execution_list.rs`.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
@@ -105,6 +106,8 @@ pub struct ExecutionSummary {
     pub cost_usd: Option<f64>,
     pub usage: Option<Value>,
     pub meta: Value,
+    /// The title of its task, when it has one (read with the row, for lists that name tasks).
+    pub task_title: Option<String>,
 }
 
 /// The full row: the summary plus the stored output tail (lossy UTF-8 for JSON).
@@ -151,23 +154,15 @@ pub struct Finish {
     pub output_truncated: bool,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct ExecutionFilter {
-    pub task_id: Option<i64>,
-    pub kind: Option<ExecutionType>,
-    pub status: Option<ExecutionStatus>,
-    /// Normalised RFC 3339: executions created at or after it.
-    pub since: Option<String>,
-    pub limit: i64,
-    pub offset: i64,
-}
-
-const SUMMARY_COLUMNS: &str =
+/// The columns [`summary_from_row`] reads, in its order. The task's title comes along so that a
+/// list can name the task rather than show its id.
+pub(super) const SUMMARY_COLUMNS: &str =
     "id, task_id, agent_id, type, status, reason, boot_id, session_id, pid,
     pid_start_time, pgid, cwd, command, exit_code, exit_signal, created_at, started_at, finished_at,
-    last_activity_at, bytes_out, result, cost_usd, usage, meta";
+    last_activity_at, bytes_out, result, cost_usd, usage, meta,
+    (SELECT t.title FROM tasks t WHERE t.id = executions.task_id)";
 
-fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
+pub(super) fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
     let kind: String = row.get(3)?;
     let status: String = row.get(4)?;
     let command: String = row.get(12)?;
@@ -199,6 +194,7 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
         cost_usd: row.get(21)?,
         usage: usage.and_then(|u| serde_json::from_str(&u).ok()),
         meta: serde_json::from_str(&meta).unwrap_or(Value::Object(Default::default())),
+        task_title: row.get(24)?,
     })
 }
 
@@ -332,52 +328,6 @@ pub fn output(conn: &Connection, id: i64) -> Result<Option<ExecutionOutput>, DbE
             })
         })
         .optional()?)
-}
-
-/// One page of executions, newest first (id breaks ties), and the total matching the filter.
-pub fn list(
-    conn: &Connection,
-    f: &ExecutionFilter,
-) -> Result<(Vec<ExecutionSummary>, i64), DbError> {
-    let mut clauses: Vec<&str> = Vec::new();
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    if let Some(t) = f.task_id {
-        clauses.push("task_id = ?");
-        args.push(t.into());
-    }
-    if let Some(k) = f.kind {
-        clauses.push("type = ?");
-        args.push(k.as_str().to_string().into());
-    }
-    if let Some(s) = f.status {
-        clauses.push("status = ?");
-        args.push(s.as_str().to_string().into());
-    }
-    if let Some(since) = &f.since {
-        clauses.push("created_at >= ?");
-        args.push(since.clone().into());
-    }
-    let where_sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", clauses.join(" AND "))
-    };
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM executions{where_sql}"))?
-        .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
-    if f.limit == 0 || f.offset >= total {
-        return Ok((Vec::new(), total));
-    }
-    args.push(f.limit.into());
-    args.push(f.offset.into());
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {SUMMARY_COLUMNS} FROM executions{where_sql}
-         ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-    ))?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), summary_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((rows, total))
 }
 
 /// A headless run still waiting in the queue: it never started, so a restart keeps it.

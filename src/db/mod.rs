@@ -8,6 +8,7 @@ pub mod agents;
 pub mod auth;
 pub mod execution_events;
 pub mod execution_stats;
+pub mod execution_list;
 pub mod executions;
 pub mod migrate;
 pub mod tasks;

@@ -219,6 +219,17 @@ pub fn insert(conn: &Connection, new: &NewTask) -> Result<Task, TaskError> {
     get(conn, id)?.ok_or(TaskError::NotFound(id))
 }
 
+/// Puts a succeeded task back to `pending`: only a new run does this (a user cannot), so that
+/// the task's status follows its latest run rather than its first success.
+pub fn reopen(conn: &Connection, id: i64) -> Result<(), TaskError> {
+    conn.prepare_cached(
+        "UPDATE tasks SET status = 'pending', completed_at = NULL, updated_at = ?2
+         WHERE id = ?1 AND status = 'succeeded'",
+    )?
+    .execute(params![id, now_rfc3339()])?;
+    Ok(())
+}
+
 /// Applies a patch in one transaction: the status check and the write see the same row.
 pub fn update(conn: &mut Connection, id: i64, patch: &TaskPatch) -> Result<Task, TaskError> {
     let tx = conn.transaction()?;

@@ -6,7 +6,8 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::json::{ok_json, raw_query, reject, Page, Query};
-use crate::db::executions::{self, ExecutionFilter, ExecutionStatus, ExecutionType};
+use crate::db::execution_list::{self, ExecutionFilter};
+use crate::db::executions::{self, ExecutionStatus, ExecutionType};
 use crate::db::DbError;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -40,39 +41,60 @@ const STATUS_NAMES: [&str; 6] = [
     "interrupted",
 ];
 
+/// The longest search text accepted, in characters: longer is a typo or an attack, not a query.
+const SEARCH_MAX_CHARS: usize = 200;
+
+/// An RFC 3339 query parameter (`since`, `until`), normalised for comparison with stored times.
+fn time_param(q: &Query, name: &str) -> Result<Option<String>, Rejection> {
+    let Some(s) = q.str(name) else {
+        return Ok(None);
+    };
+    parse_rfc3339(s).map(Some).ok_or_else(|| {
+        reject(
+            ApiError::bad_request(format!(
+                "query parameter {name}={s:?}: expected an RFC 3339 timestamp, e.g. 2026-11-27T21:00:00Z"
+            ))
+            .with_field(name),
+        )
+    })
+}
+
 async fn list(state: AppState, raw: String) -> Result<Response, Rejection> {
     let q = Query::parse(
         &raw,
-        &["task_id", "type", "status", "since", "limit", "offset"],
+        &[
+            "task_id", "agent_id", "type", "status", "since", "until", "q", "limit", "offset",
+        ],
     )
     .map_err(reject)?;
     let (limit, offset) = q.paging().map_err(reject)?;
-    let since = match q.str("since") {
-        None => None,
-        Some(s) => Some(parse_rfc3339(s).ok_or_else(|| {
-            reject(
-                ApiError::bad_request(format!(
-                    "query parameter since={s:?}: expected an RFC 3339 timestamp, e.g. 2026-11-27T21:00:00Z"
-                ))
-                .with_field("since"),
-            )
-        })?),
-    };
+    let text = q.str("q").map(str::trim).filter(|t| !t.is_empty());
+    if text.is_some_and(|t| t.chars().count() > SEARCH_MAX_CHARS) {
+        return Err(reject(
+            ApiError::bad_request(format!(
+                "query parameter q: at most {SEARCH_MAX_CHARS} characters"
+            ))
+            .with_field("q"),
+        ));
+    }
     let filter = ExecutionFilter {
         task_id: q.int("task_id", 1, i64::MAX).map_err(reject)?,
+        agent_id: q.int("agent_id", 1, i64::MAX).map_err(reject)?,
         kind: q
             .choice("type", &TYPE_NAMES, ExecutionType::parse)
             .map_err(reject)?,
         status: q
             .choice("status", &STATUS_NAMES, ExecutionStatus::parse)
             .map_err(reject)?,
-        since,
+        since: time_param(&q, "since")?,
+        until: time_param(&q, "until")?,
+        text: text.map(str::to_owned),
         limit,
         offset,
     };
     let (items, total) = state
         .db
-        .read(move |c| executions::list(c, &filter))
+        .read(move |c| execution_list::list(c, &filter))
         .await
         .map_err(|e: DbError| reject(ApiError::from(e)))?;
     Ok(ok_json(&Page {

@@ -149,6 +149,8 @@ export interface Execution {
   cost_usd: number | null;
   usage: Usage | null;
   meta: Record<string, unknown>;
+  /** The title of its task, when it has one. */
+  task_title?: string | null;
   output_tail?: string;
   output_truncated?: boolean;
   [key: string]: unknown;

@@ -14,6 +14,7 @@ import { Tasks } from "./pages/Tasks";
 import { TaskDetail } from "./pages/TaskDetail";
 import { ExecutionDetail } from "./pages/ExecutionDetail";
 import { Files } from "./pages/Files";
+import { Executions } from "./pages/Executions";
 import { NotFound } from "./pages/NotFound";
 
 type Auth =
@@ -26,6 +27,7 @@ const NAV: [string, string][] = [
   ["/terminals", "Terminals"],
   ["/agents", "Agents"],
   ["/tasks", "Tasks"],
+  ["/executions", "Executions"],
 ];
 
 function Shell(props: { scope: string; onLogout?: () => void }) {
@@ -46,6 +48,7 @@ function Shell(props: { scope: string; onLogout?: () => void }) {
   else if ((m = match("/agents/:id", path))) page = <Agents id={m.id} />;
   else if (path === "/tasks") page = <Tasks />;
   else if ((m = match("/tasks/:id", path))) page = <TaskDetail id={m.id} />;
+  else if (path === "/executions") page = <Executions />;
   else if ((m = match("/executions/:id", path))) page = <ExecutionDetail id={m.id} />;
   else if (path === "/files") page = <Files />;
   else page = <NotFound />;

@@ -50,6 +50,39 @@ export function fmtTime(s: string | null | undefined): string {
   return d.toLocaleString();
 }
 
+/** "1 turn", "2 turns", "1 agent session"; `many` when adding an "s" is wrong. */
+export function plural(n: number, one: string, many = one + "s"): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** "just now", "5 min ago", "3 h ago", "yesterday", "4 days ago", then the date. */
+export function fmtAgo(s: string | null | undefined, now = Date.now()): string {
+  if (!s) return "—";
+  const t = new Date(s).getTime();
+  if (isNaN(t)) return s;
+  const secs = Math.round((now - t) / 1000);
+  if (secs < 45) return secs < -45 ? new Date(t).toLocaleString() : "just now";
+  const mins = Math.round(secs / 60);
+  if (mins < 60) return `${mins} min ago`;
+  const hours = Math.round(mins / 60);
+  if (hours < 24) return `${hours} h ago`;
+  const days = Math.round(hours / 24);
+  if (days === 1) return "yesterday";
+  if (days < 7) return `${days} days ago`;
+  return new Date(t).toLocaleDateString();
+}
+
+/** A time shown relative ("5 min ago"), the exact one on hover; ticks once a minute. */
+export function Ago(props: { at: string | null | undefined }) {
+  useTick(true, 60_000);
+  if (!props.at) return <span>—</span>;
+  return (
+    <time dateTime={props.at} title={fmtTime(props.at)}>
+      {fmtAgo(props.at)}
+    </time>
+  );
+}
+
 export function fmtDuration(from: string | null | undefined, to?: string | null): string {
   if (!from) return "—";
   const a = new Date(from).getTime();

@@ -25,7 +25,8 @@ await run("agent_terminal", async ({ newPage }) => {
   await until("the answer", async () => (await screen(page)).includes(`echo: hello ${rand}`));
   await shot(page, "agent-terminal");
 
-  await page.getByRole("button", { name: "Stop" }).click();
+  await page.getByRole("button", { name: "Stop", exact: true }).click();
+  await page.getByRole("button", { name: "Yes, stop" }).click();
   await page.locator('.conn[data-state="exited"]').waitFor();
   await page.getByRole("button", { name: "Close" }).waitFor();
   const after = await apiCall("GET", `/api/agent-sessions/${session.id}`);

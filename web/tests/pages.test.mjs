@@ -78,12 +78,19 @@ await run("pages", async ({ newPage }) => {
   await page.locator('input[name="idle_timeout_secs"]').fill("0");
   await page.locator('select[name="restart_policy"]').selectOption("on-failure");
   await page.locator('input[name="max_restarts"]').fill("3");
+  // args and session flags are editable: a quoted word stays one argument; empty means none.
+  if ((await page.locator('input[name="session_first"]').inputValue()) !== "--session-id {session_id}")
+    throw new Error("session flags not shown");
+  await page.locator('input[name="args"]').fill("--note 'two words'");
+  await page.locator('input[name="session_resume"]').fill("");
   await page.getByRole("button", { name: "Save" }).click();
   await page.locator("dd.restart", { hasText: "on-failure · 3 in 10m 0s" }).waitFor();
   await page.locator("dd.idle", { hasText: "never" }).waitFor();
   const stored = await apiCall("GET", `/api/agents/${secret.id}`);
   if (stored.env.API_TOKEN !== "[redacted]" || stored.env.PLAIN !== "visible")
     throw new Error(`env after save: ${JSON.stringify(stored.env)}`);
+  if (JSON.stringify(stored.args) !== '["--note","two words"]' || stored.session_args.resume.length !== 0)
+    throw new Error(`args after save: ${JSON.stringify(stored.args)} ${JSON.stringify(stored.session_args)}`);
 
   // Open session goes to its terminal view; the agent and the dashboard show it live; Stop ends it.
   await page.getByRole("button", { name: "Open session" }).click();
@@ -94,6 +101,7 @@ await run("pages", async ({ newPage }) => {
   await page.goto(`${env.base}/agents/${secret.id}`);
   await page.locator(".page-head .badge", { hasText: "live" }).waitFor();
   await page.getByRole("button", { name: "Stop session" }).click();
+  await page.getByRole("button", { name: "Yes, stop session" }).click();
   await page.locator(".page-head .badge", { hasText: "live" }).waitFor({ state: "detached" });
   // Its execution keeps the output tail.
   const sessions = await apiCall("GET", "/api/executions?type=agent_session");
@@ -137,6 +145,7 @@ await run("pages", async ({ newPage }) => {
   await page.locator(`tr[data-execution="${r2.id}"] a`).click();
   await page.locator(".ev-assistant").first().waitFor();
   await page.getByRole("button", { name: "Cancel run" }).click();
+  await page.getByRole("button", { name: "Yes, cancel run" }).click();
   await page.locator(".page-head .badge", { hasText: "cancelled" }).waitFor();
   await page.locator(".stream", { hasText: "complete" }).waitFor();
 

@@ -51,8 +51,20 @@ await run("phone", async ({ newPage }) => {
   await typeLine(page, `echo again-$((2+2))-${rand}`);
   await seen(page, `again-4-${rand}`);
 
+  // The bar has Shift+Tab (Claude Code's mode switch) and PgUp/PgDn; which keys show is a setting.
+  for (const name of ["Shift-Tab", "Page Up", "Page Down"]) await page.getByRole("button", { name, exact: true }).waitFor();
+  await page.getByRole("button", { name: "Terminal settings" }).tap();
+  await page.getByRole("checkbox", { name: "key bar: Home" }).check();
+  await page.getByRole("checkbox", { name: "key bar: Tilde" }).uncheck();
+  await page.getByRole("button", { name: "Home", exact: true }).waitFor();
+  await page.locator('.key-bar button[aria-label="Tilde"]').waitFor({ state: "detached" });
+  await shot(page, "phone-terminal-settings");
+  await page.getByRole("button", { name: "Close settings" }).tap();
+  await page.locator(".xterm").tap();
+  await page.locator(".xterm-helper-textarea").focus();
+
   // Up recalls the last command (ESC [ A): running it again prints the marker a second time.
-  await page.getByRole("button", { name: "Up" }).tap();
+  await page.getByRole("button", { name: "Up", exact: true }).tap();
   if (!(await focused())) throw new Error("the Up key took focus from the terminal");
   await page.keyboard.press("Enter");
   await seen(page, `again-4-${rand}`, 2);
@@ -62,6 +74,11 @@ await run("phone", async ({ newPage }) => {
   if (!box || box.x < 0 || box.x + box.width > 390) throw new Error(`terminal box ${JSON.stringify(box)} exceeds 390 px`);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   if (overflow > 0) throw new Error(`the page overflows horizontally by ${overflow} px`);
+  // The toolbar is one row, and "+ New terminal" stays on screen beside the tabs.
+  const bar = await page.locator(".term-toolbar").boundingBox();
+  if (!bar || bar.height > 44) throw new Error(`the toolbar wraps: ${JSON.stringify(bar)}`);
+  const plus = await page.getByRole("button", { name: "New terminal" }).boundingBox();
+  if (!plus || plus.x + plus.width > 390) throw new Error(`"+ New terminal" is off screen: ${JSON.stringify(plus)}`);
   const keybar = await page.locator(".key-bar").boundingBox();
   if (!keybar || keybar.y + keybar.height > 844) throw new Error(`key bar ${JSON.stringify(keybar)} is off screen`);
   await shot(page, "phone-terminal");
@@ -77,6 +94,7 @@ await run("phone", async ({ newPage }) => {
   await until("the terminal to follow the rotation", async () => (await page.locator(".xterm-rows > div").count()) < drawn);
   const landscape = await sttySize(page, "l");
   if (landscape.cols <= portrait.cols) throw new Error(`landscape PTY ${JSON.stringify(landscape)} is not wider`);
+  if (landscape.rows < 20) throw new Error(`landscape leaves ${landscape.rows} rows; at least 20 expected`);
   await shot(page, "phone-landscape");
 });
 

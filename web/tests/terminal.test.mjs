@@ -74,15 +74,41 @@ await run("terminal", async ({ newPage }) => {
   const clip = await page.evaluate(() => navigator.clipboard.readText());
   if (clip.trim() !== hello) throw new Error(`clipboard has ${JSON.stringify(clip)}, expected ${hello}`);
 
-  // Find: a match is found, a missing word says so, Escape closes the bar.
+  // Find: it takes focus (typing goes into it, not the shell), a match is found, a missing word
+  // says so, Enter goes to the next match and keeps the bar open, Escape closes it.
   await page.getByRole("button", { name: "Find" }).click();
   const find = page.getByRole("searchbox", { name: "Find in terminal" });
-  await find.fill(`absent-${rand}`);
+  await page.keyboard.type(`absent-${rand}`);
+  if ((await find.inputValue()) !== `absent-${rand}`) throw new Error("the find bar did not take focus");
   await page.locator(".find-bar", { hasText: "no match" }).waitFor();
   await find.fill(`mark-3-${rand}`);
   await page.locator(".find-bar", { hasText: "no match" }).waitFor({ state: "detached" });
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Enter");
+  if (!(await find.isVisible())) throw new Error("Enter closed the find bar");
+  if ((await page.locator(".find-bar", { hasText: "no match" }).count()) !== 0) throw new Error("Enter lost the match");
   await find.press("Escape");
   await find.waitFor({ state: "detached" });
+
+  // Settings: a larger font and the light theme, remembered by this browser across a reload.
+  const settings = page.getByRole("button", { name: "Terminal settings" });
+  await settings.click();
+  const size = page.locator(".term-settings .font-size");
+  const before = Number((await size.innerText()).replace("px", ""));
+  await page.getByRole("button", { name: "Larger font" }).click();
+  await page.getByRole("button", { name: "Larger font" }).click();
+  await page.locator('.term-settings select[name="theme"]').selectOption("light");
+  await shot(page, "terminal-settings");
+  await page.reload();
+  await live(page);
+  await page.getByRole("button", { name: "Terminal settings" }).click();
+  await page.locator(".term-settings .font-size", { hasText: `${before + 2}px` }).waitFor();
+  const bg = await page.locator(".term-host").evaluate((e) => getComputedStyle(e).backgroundColor);
+  if (bg !== "rgb(251, 251, 248)") throw new Error(`light theme not kept across reload: ${bg}`);
+  await page.getByRole("button", { name: "Smaller font" }).click();
+  await page.getByRole("button", { name: "Smaller font" }).click();
+  await page.locator('.term-settings select[name="theme"]').selectOption("dark");
+  await page.getByRole("button", { name: "Close settings" }).click();
 
   // A second browser on the same URL switches to read-only: it sees live output, cannot type.
   const { page: ro } = await newPage({ label: "ro" });
@@ -124,8 +150,12 @@ await run("terminal", async ({ newPage }) => {
   await seen(page, hello, 1);
   await shot(page, "terminal-reconnected");
 
-  // Stop: both viewers see the exit, and nothing reconnects.
-  await page.getByRole("button", { name: "Stop" }).click();
+  // Stop (asked twice: a slip must not kill the session): both viewers see the exit, and nothing
+  // reconnects.
+  await page.getByRole("button", { name: "Stop", exact: true }).click();
+  await page.locator(".term-actions .confirm", { hasText: "Stop this terminal?" }).waitFor();
+  if ((await page.locator('.conn[data-state="live"]').count()) !== 1) throw new Error("Stop acted before it was confirmed");
+  await page.getByRole("button", { name: "Yes, stop" }).click();
   await page.locator('.conn[data-state="exited"]').waitFor();
   await ro.locator('.conn[data-state="exited"]').waitFor();
   await page.locator(".badge", { hasText: "cancelled" }).waitFor();

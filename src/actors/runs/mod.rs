@@ -11,6 +11,7 @@
 //! `cancelled`) or starts a running one's stop sequence. A run actor that dies before recording
 //! its outcome is recorded `failed` here (its state's Drop has killed the group).
 
+mod outcome;
 mod run;
 pub mod stream;
 

@@ -20,6 +20,7 @@ use slog::{info, warn, Logger};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
+use super::outcome;
 use super::stream::{parse_line, RunResult};
 use super::RunsMsg;
 use crate::actors::db::Db;
@@ -266,8 +267,9 @@ async fn wait_child(mut child: PtyChild, actor: ActorRef<RunMsg>) {
     let _ = actor.cast(RunMsg::ChildExited(result));
 }
 
-/// Moves a task along its state machine toward `to`, via `pending` when it must; a task that
-/// cannot get there (already final, deleted) is left as it is.
+/// Moves a task along its state machine toward `to`, via `pending` when it must, so that its
+/// status is that of its latest run: a run started on a succeeded task re-opens it first. A task
+/// that cannot get there (deleted, or cancelled by its user while the run ended) is left as it is.
 pub async fn move_task(db: &Db, events: &Events, task_id: i64, to: TaskStatus) {
     let moved = db
         .write(move |c| {
@@ -276,6 +278,9 @@ pub async fn move_task(db: &Db, events: &Events, task_id: i64, to: TaskStatus) {
             };
             if task.status == to {
                 return Ok(None);
+            }
+            if task.status == TaskStatus::Succeeded && to == TaskStatus::Running {
+                tasks::reopen(c, task_id)?;
             }
             if !task.status.allowed_next().contains(&to)
                 && task.status.allowed_next().contains(&TaskStatus::Pending)
@@ -361,32 +366,7 @@ impl RunState {
                 ExecutionStatus::Interrupted,
                 Some("server shut down".into()),
             ),
-            None => match &self.result {
-                Some(r) if !r.is_error && exit.code == Some(0) => {
-                    (ExecutionStatus::Succeeded, None)
-                }
-                Some(r) if r.is_error => (
-                    ExecutionStatus::Failed,
-                    Some(format!(
-                        "the agent reported an error ({})",
-                        r.subtype.as_deref().unwrap_or("no subtype")
-                    )),
-                ),
-                Some(_) => (
-                    ExecutionStatus::Failed,
-                    Some(format!(
-                        "exit code {:?}, signal {:?}",
-                        exit.code, exit.signal
-                    )),
-                ),
-                None => (
-                    ExecutionStatus::Failed,
-                    Some(format!(
-                        "no result event; exit code {:?}, signal {:?}",
-                        exit.code, exit.signal
-                    )),
-                ),
-            },
+            None => outcome::ended(self.result.as_ref(), exit),
         }
     }
 

@@ -22,6 +22,9 @@ interface FormState {
   name: string;
   description: string;
   command: string;
+  args: string;
+  sessionFirst: string;
+  sessionResume: string;
   model: string;
   systemPrompt: string;
   projectDir: string;
@@ -42,6 +45,10 @@ function fromAgent(a?: Agent): FormState {
       name: "",
       description: "",
       command: "claude",
+      args: "",
+      // Claude Code's flags (the server's defaults); another CLI needs its own, or none.
+      sessionFirst: "--session-id {session_id}",
+      sessionResume: "--resume {session_id}",
       model: "",
       systemPrompt: "",
       projectDir: "",
@@ -55,6 +62,9 @@ function fromAgent(a?: Agent): FormState {
     name: a.name,
     description: a.description,
     command: joinArgv(a.command),
+    args: joinArgv(a.args),
+    sessionFirst: joinArgv(a.session_args.first),
+    sessionResume: joinArgv(a.session_args.resume),
     model: a.model ?? "",
     systemPrompt: a.system_prompt ?? "",
     projectDir: a.project_dir ?? "",
@@ -89,17 +99,21 @@ function toBody(f: FormState) {
   } catch (e) {
     throw new ApiError(0, "invalid_input", (e as Error).message, "env");
   }
-  let command: string[];
-  try {
-    command = splitArgv(f.command);
-  } catch (e) {
-    throw new ApiError(0, "invalid_input", (e as Error).message, "command");
-  }
+  const argv = (text: string, field: string) => {
+    try {
+      return splitArgv(text);
+    } catch (e) {
+      throw new ApiError(0, "invalid_input", `${field}: ${(e as Error).message}`, field);
+    }
+  };
+  const command = argv(f.command, "command");
   const orNull = (s: string) => (s.trim() ? s : null);
   return {
     name: f.name,
     description: f.description,
     command: command.length ? command : ["claude"],
+    args: argv(f.args, "args"),
+    session_args: { first: argv(f.sessionFirst, "session_args.first"), resume: argv(f.sessionResume, "session_args.resume") },
     model: orNull(f.model.trim()),
     system_prompt: orNull(f.systemPrompt),
     project_dir: orNull(f.projectDir.trim()),
@@ -187,6 +201,21 @@ export function AgentForm(props: { agent?: Agent; onSaved: (a: Agent) => void; o
           </Field>
         </div>
       ) : null}
+      <div class="form-grid">
+        <Field label="Extra arguments" invalid={bad("args")} hint="appended to every start and run, as typed">
+          <input name="args" class="mono" value={f.args} onInput={set("args")} spellcheck={false} />
+        </Field>
+        <Field
+          label="Session flags: first start"
+          invalid={bad("session_args.first")}
+          hint="{session_id} is the conversation id; empty for a CLI without one"
+        >
+          <input name="session_first" class="mono" value={f.sessionFirst} onInput={set("sessionFirst")} spellcheck={false} />
+        </Field>
+        <Field label="Session flags: resume" invalid={bad("session_args.resume")} hint="used to continue a conversation">
+          <input name="session_resume" class="mono" value={f.sessionResume} onInput={set("sessionResume")} spellcheck={false} />
+        </Field>
+      </div>
       <Field label="Description" invalid={bad("description")}>
         <textarea name="description" rows={2} value={f.description} onInput={set("description")} />
       </Field>

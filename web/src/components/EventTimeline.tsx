@@ -3,7 +3,7 @@
 // Shapes are Claude Code's stream-json (docs/agents.md, "Events"); anything else is shown raw.
 
 import type { RunEvent } from "../api";
-import { fmtCost } from "../ui";
+import { fmtCost, plural } from "../ui";
 
 /** A content block of an assistant or user message. */
 interface Block {
@@ -137,7 +137,7 @@ function ResultBody(props: { d: Record<string, unknown> }) {
     <div class={isError ? "ev-final bad" : "ev-final"}>
       <div class="small">
         <strong>result</strong> {String(d.subtype ?? "")}
-        {typeof d.num_turns === "number" ? ` · ${d.num_turns} turns` : ""}
+        {typeof d.num_turns === "number" ? ` · ${plural(d.num_turns, "turn")}` : ""}
         {typeof d.duration_ms === "number" ? ` · ${(d.duration_ms / 1000).toFixed(1)} s` : ""}
         {typeof d.total_cost_usd === "number" ? ` · ${fmtCost(d.total_cost_usd)}` : ""}
       </div>

@@ -1,14 +1,23 @@
-// The one table of executions (dashboard, task page): id, type, status, task, times, cost.
-// Less important columns carry `wide` and disappear on a phone.
+// The one table of executions (dashboard, task page, executions page): id, what ran (the task's
+// title, else the command and where), type, status, when, how long, cost. Less important columns
+// carry `wide` and disappear on a phone.
 
 import type { Execution } from "../api";
-import { Badge, fmtCost, fmtDuration, fmtTime, Link } from "../ui";
+import { sessionLabel } from "../term/api";
+import { Ago, Badge, fmtCost, fmtDuration, Link } from "../ui";
 
-const TYPE_LABEL: Record<Execution["type"], string> = {
+export const TYPE_LABEL: Record<Execution["type"], string> = {
   terminal: "terminal",
   agent_session: "agent session",
   agent_run: "agent run",
 };
+
+/** What an execution is, in a few words: its task's title, else its command and directory. */
+export function executionTitle(x: Execution): string {
+  if (x.task_title) return x.task_title;
+  if (x.task_id) return `task ${x.task_id}`;
+  return sessionLabel({ id: `#${x.id}`, name: "", argv: x.command, cwd: x.cwd ?? "" });
+}
 
 export function ExecutionsTable(props: { items: Execution[]; empty: string; showTask?: boolean }) {
   if (!props.items.length) return <p class="muted">{props.empty}</p>;
@@ -18,9 +27,9 @@ export function ExecutionsTable(props: { items: Execution[]; empty: string; show
         <thead>
           <tr>
             <th>#</th>
-            <th>type</th>
+            {props.showTask ? <th>what</th> : null}
+            <th class={props.showTask ? "wide" : undefined}>type</th>
             <th>status</th>
-            {props.showTask ? <th class="wide">task</th> : null}
             <th class="wide">created</th>
             <th>duration</th>
             <th class="wide">cost</th>
@@ -32,14 +41,22 @@ export function ExecutionsTable(props: { items: Execution[]; empty: string; show
               <td>
                 <Link href={`/executions/${x.id}`}>#{x.id}</Link>
               </td>
-              <td>{TYPE_LABEL[x.type] ?? x.type}</td>
+              {props.showTask ? (
+                <td class="what" title={x.reason ?? undefined}>
+                  {x.task_id ? (
+                    <Link href={`/tasks/${x.task_id}`}>{executionTitle(x)}</Link>
+                  ) : (
+                    <span class="mono">{executionTitle(x)}</span>
+                  )}
+                </td>
+              ) : null}
+              <td class={props.showTask ? "wide" : undefined}>{TYPE_LABEL[x.type] ?? x.type}</td>
               <td>
                 <Badge status={x.status} />
               </td>
-              {props.showTask ? (
-                <td class="wide">{x.task_id ? <Link href={`/tasks/${x.task_id}`}>task {x.task_id}</Link> : "—"}</td>
-              ) : null}
-              <td class="wide">{fmtTime(x.created_at)}</td>
+              <td class="wide">
+                <Ago at={x.created_at} />
+              </td>
               <td>{x.started_at ? fmtDuration(x.started_at, x.finished_at) : "—"}</td>
               <td class="wide">{x.type === "agent_run" ? fmtCost(x.cost_usd) : ""}</td>
             </tr>

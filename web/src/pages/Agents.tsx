@@ -8,7 +8,7 @@ import { AgentForm } from "../components/AgentForm";
 import { isAgentChange, isExecutionChange, useDeleted, useRefetchOn } from "../components/live";
 import { joinArgv } from "../components/text";
 import { navigate } from "../router";
-import { Badge, ConfirmButton, ErrorBanner, fmtSecs, fmtTime, Gone, Link, useLoad } from "../ui";
+import { Ago, Badge, ConfirmButton, ErrorBanner, fmtSecs, Gone, Link, useLoad } from "../ui";
 
 export function Agents(props: { id?: string }) {
   return props.id ? <AgentDetail id={props.id} /> : <AgentList />;
@@ -178,7 +178,7 @@ function AgentDetail(props: { id: string }) {
             <button class="primary" onClick={() => navigate(`/agent-sessions/${encodeURIComponent(live.id)}`)}>
               Open session
             </button>
-            <button onClick={stop}>Stop session</button>
+            <ConfirmButton label="Stop session" confirm="Stop the running session?" onConfirm={stop} />
           </>
         ) : (
           <button class="primary" disabled={opener.busy} onClick={() => opener.open(a.id)}>
@@ -233,9 +233,13 @@ function AgentFacts(props: { a: Agent }) {
         <dt>conversation</dt>
         <dd class="mono">{a.conversation_id ?? "none yet"}</dd>
         <dt>created</dt>
-        <dd>{fmtTime(a.created_at)}</dd>
+        <dd>
+              <Ago at={a.created_at} />
+            </dd>
         <dt>updated</dt>
-        <dd>{fmtTime(a.updated_at)}</dd>
+        <dd>
+              <Ago at={a.updated_at} />
+            </dd>
       </dl>
       {a.system_prompt ? (
         <details>

@@ -5,7 +5,8 @@ import { useEffect } from "preact/hooks";
 import { api, ApiError, query, type Execution, type HealthDetailed, type List, type SessionInfo } from "../api";
 import { ExecutionsTable } from "../components/ExecutionsTable";
 import { isExecutionChange, useRefetchOn } from "../components/live";
-import { Badge, ErrorBanner, fmtSecs, fmtTime, Link, useLoad } from "../ui";
+import { sessionLabel } from "../term/api";
+import { Ago, Badge, ErrorBanner, fmtSecs, Link, plural, useLoad } from "../ui";
 
 /** Uptime and DB latency move without events: re-read health this often. */
 const HEALTH_POLL_MS = 15_000;
@@ -81,12 +82,12 @@ function HealthCard() {
           </dd>
           <dt>websockets</dt>
           <dd>
-            {d.websockets.events} events · {d.websockets.terminals} terminals · {d.websockets.agents} agent sessions ·{" "}
-            {d.websockets.run_events} run events
+            {plural(d.websockets.events, "live-events socket")} · {plural(d.websockets.terminals, "terminal viewer")} ·{" "}
+            {plural(d.websockets.agents, "agent session viewer")} · {plural(d.websockets.run_events, "run follower")}
           </dd>
           <dt>live sessions</dt>
           <dd>
-            {d.sessions.terminals} terminals · {d.sessions.agents} agent sessions
+            {plural(d.sessions.terminals, "terminal")} · {plural(d.sessions.agents, "agent session")}
           </dd>
         </dl>
       )}
@@ -105,9 +106,12 @@ function SessionsCard() {
   );
   useRefetchOn(isExecutionChange, s.reload);
   const [terms, agents] = s.data ?? [undefined, undefined];
+  // Live means running (or stopping): the lists also hold recently ended sessions, which the
+  // Terminals page and the executions list show.
+  const live = (x: SessionInfo) => x.status === "running" || x.status === "stopping";
   const rows = [
-    ...(terms?.items ?? []).map((x) => ({ x, href: `/terminals/${x.id}`, kind: "terminal" })),
-    ...(agents?.items ?? []).map((x) => ({ x, href: `/agent-sessions/${x.id}`, kind: "agent" })),
+    ...(terms?.items ?? []).filter(live).map((x) => ({ x, href: `/terminals/${x.id}`, kind: "terminal" })),
+    ...(agents?.items ?? []).filter(live).map((x) => ({ x, href: `/agent-sessions/${x.id}`, kind: "agent" })),
   ];
   return (
     <section class="card">
@@ -136,14 +140,16 @@ function SessionsCard() {
               {rows.map(({ x, href, kind }) => (
                 <tr key={href}>
                   <td>
-                    <Link href={href}>{x.name || x.id}</Link>
+                    <Link href={href}>{sessionLabel(x)}</Link>
                   </td>
                   <td>{kind}</td>
                   <td>
                     <Badge status={x.status} />
                   </td>
                   <td class="wide">{x.viewers}</td>
-                  <td class="wide">{fmtTime(x.created_at)}</td>
+                  <td class="wide">
+                    <Ago at={x.created_at} />
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -171,7 +177,8 @@ function RunsCard() {
         {d ? (
           <span class="muted small">
             {" "}
-            · {d.running.total} running, {d.pending.total} queued
+            · {d.running.total} running, {d.pending.total} queued ·{" "}
+            <Link href="/executions?type=agent_run">all runs</Link>
           </span>
         ) : null}
       </h2>
@@ -190,7 +197,11 @@ function RecentCard() {
   useRefetchOn(isExecutionChange, recent.reload);
   return (
     <section class="card recent">
-      <h2>Recent executions</h2>
+      <div class="row">
+        <h2>Recent executions</h2>
+        <span class="spacer" />
+        <Link href="/executions">All executions →</Link>
+      </div>
       <ErrorBanner error={recent.error} />
       {recent.data ? (
         <ExecutionsTable items={recent.data.items} empty="Nothing has run yet." showTask />

@@ -2,14 +2,15 @@
 // output tail and a link to the live view while it runs; an agent run shows its outcome (result,
 // cost, usage) and its event timeline, replayed then live.
 
-import type { ComponentChildren } from "preact";
 import { api, type Agent, type Execution, type List, type RunEvent, type Task, type Usage } from "../api";
 import { WithChanges } from "../components/Changes";
+import { ContinueActions, conversationOf } from "../components/ContinueActions";
 import { EventTimeline } from "../components/EventTimeline";
 import { isExecutionChange, useRefetchOn } from "../components/live";
 import { useRunEvents, type StreamState } from "../components/runEvents";
 import { joinArgv } from "../components/text";
-import { Badge, ErrorBanner, fmtCost, fmtDuration, fmtTime, Link, useLoad, useTick, useAction } from "../ui";
+import { exitText } from "../term/api";
+import { Ago, Badge, ConfirmButton, ErrorBanner, fmtCost, fmtDuration, fmtTime, Link, useLoad, useTick, useAction } from "../ui";
 
 const TYPE_LABEL: Record<Execution["type"], string> = {
   terminal: "Terminal",
@@ -37,7 +38,7 @@ export function ExecutionDetail(props: { id: string }) {
       <ErrorBanner error={x.error} />
       {d.type === "agent_run" ? (
         <WithChanges x={d}>
-          <RunView x={d} facts={<Facts x={d} />} />
+          <RunView x={d} />
         </WithChanges>
       ) : (
         <>
@@ -68,9 +69,12 @@ function Header(props: { x: Execution; onChange: (x: Execution) => void }) {
         <Badge status={x.status} />
         <span class="spacer" />
         {x.type === "agent_run" && isActive(x) ? (
-          <button class="danger" disabled={busy} onClick={cancel}>
-            {x.status === "pending" ? "Remove from queue" : "Cancel run"}
-          </button>
+          <ConfirmButton
+            label={x.status === "pending" ? "Remove from queue" : "Cancel run"}
+            confirm={x.status === "pending" ? "Remove this run from the queue?" : "Stop this run now?"}
+            disabled={busy}
+            onConfirm={cancel}
+          />
         ) : null}
       </div>
       <ErrorBanner error={error} onClose={() => setError(null)} />
@@ -78,18 +82,20 @@ function Header(props: { x: Execution; onChange: (x: Execution) => void }) {
   );
 }
 
-/** What ran, where, when and how it ended. */
-function Facts(props: { x: Execution }) {
+/** What ran, where, when and how it ended; how to go on from it. */
+function Facts(props: { x: Execution; conversation?: string | null }) {
   const x = props.x;
   const names = useNames(x);
   useTick(x.status === "running");
-  const exit =
-    x.exit_code !== null ? `code ${x.exit_code}` : x.exit_signal !== null ? `signal ${x.exit_signal}` : "—";
+  // A run names its conversation in its events; an agent session's is its agent's.
+  const conversation = x.type === "agent_run" ? (props.conversation ?? null) : names.conversation ?? null;
   return (
     <section class="card">
       <dl class="facts">
         <dt>task</dt>
-        <dd>{x.task_id ? <Link href={`/tasks/${x.task_id}`}>{names.task ?? `task ${x.task_id}`}</Link> : "—"}</dd>
+        <dd>
+          {x.task_id ? <Link href={`/tasks/${x.task_id}`}>{x.task_title ?? names.task ?? `task ${x.task_id}`}</Link> : "—"}
+        </dd>
         {x.agent_id ? (
           <>
             <dt>agent</dt>
@@ -98,8 +104,16 @@ function Facts(props: { x: Execution }) {
             </dd>
           </>
         ) : null}
+        {conversation ? (
+          <>
+            <dt>conversation</dt>
+            <dd class="mono conversation">{conversation}</dd>
+          </>
+        ) : null}
         <dt>created</dt>
-        <dd>{fmtTime(x.created_at)}</dd>
+        <dd>
+          <Ago at={x.created_at} /> <span class="muted small">({fmtTime(x.created_at)})</span>
+        </dd>
         <dt>started</dt>
         <dd>{fmtTime(x.started_at)}</dd>
         <dt>finished</dt>
@@ -107,7 +121,7 @@ function Facts(props: { x: Execution }) {
         <dt>duration</dt>
         <dd class="duration">{x.started_at ? fmtDuration(x.started_at, x.finished_at) : "—"}</dd>
         <dt>exit</dt>
-        <dd>{exit}</dd>
+        <dd>{exitText(x.exit_code, x.exit_signal) || "—"}</dd>
         {x.reason ? (
           <>
             <dt>reason</dt>
@@ -119,6 +133,7 @@ function Facts(props: { x: Execution }) {
         <dt>command</dt>
         <dd class="mono">{x.command.length ? joinArgv(x.command) : "—"}</dd>
       </dl>
+      <ContinueActions x={x} conversation={conversation} />
     </section>
   );
 }
@@ -127,16 +142,17 @@ function Facts(props: { x: Execution }) {
  * The task's title and the agent's name, for the links. The agent comes from the list: an
  * execution may outlive its agent, and a 404 here would only be noise.
  */
-function useNames(x: Execution): { task?: string; agent?: string } {
+function useNames(x: Execution): { task?: string; agent?: string; conversation?: string | null } {
   const task = useLoad(
-    () => (x.task_id ? api.get<Task>(`/api/tasks/${x.task_id}`) : Promise.resolve(undefined)),
+    () => (x.task_id && !x.task_title ? api.get<Task>(`/api/tasks/${x.task_id}`) : Promise.resolve(undefined)),
     [x.task_id],
   );
   const agents = useLoad(
     () => (x.agent_id ? api.get<List<Agent>>("/api/agents?limit=500") : Promise.resolve(undefined)),
     [x.agent_id],
   );
-  return { task: task.data?.title, agent: agents.data?.items.find((a) => a.id === x.agent_id)?.name };
+  const agent = agents.data?.items.find((a) => a.id === x.agent_id);
+  return { task: task.data?.title, agent: agent?.name, conversation: agent?.conversation_id };
 }
 
 /** A terminal or agent session: the live view while it runs, the stored tail always. */
@@ -167,7 +183,7 @@ function OutputView(props: { x: Execution }) {
 }
 
 /** An agent run: the outcome first once known, then the facts, stderr when it failed, the timeline. */
-function RunView(props: { x: Execution; facts: ComponentChildren }) {
+function RunView(props: { x: Execution }) {
   const x = props.x;
   const { events, state } = useRunEvents(String(x.id));
   // The result event carries turns and the agent's own duration, which the row does not.
@@ -175,7 +191,7 @@ function RunView(props: { x: Execution; facts: ComponentChildren }) {
   return (
     <>
       {x.result !== null || x.cost_usd !== null || result ? <Outcome x={x} result={result} /> : null}
-      {props.facts}
+      <Facts x={x} conversation={conversationOf(events)} />
       {x.output_tail ? (
         <section class="card">
           <h2>stderr</h2>

@@ -7,7 +7,7 @@ import { ExecutionsTable } from "../components/ExecutionsTable";
 import { isExecutionChange, useDeleted, useRefetchOn } from "../components/live";
 import { TaskForm } from "../components/TaskForm";
 import { navigate } from "../router";
-import { Badge, ConfirmButton, ErrorBanner, Field, fieldIs, fmtTime, Gone, Link, useLoad, val, useAction } from "../ui";
+import { Ago, Badge, ConfirmButton, ErrorBanner, Field, fieldIs, Gone, Link, useLoad, val, useAction } from "../ui";
 
 /** The state machine of docs/api.md: where each status may go (setting the same is a no-op). */
 const NEXT: Record<TaskStatus, TaskStatus[]> = {
@@ -119,11 +119,17 @@ export function TaskDetail(props: { id: string }) {
             <dt>project path</dt>
             <dd class="mono">{t.project_path ?? "(the agent's project dir)"}</dd>
             <dt>created</dt>
-            <dd>{fmtTime(t.created_at)}</dd>
+            <dd>
+              <Ago at={t.created_at} />
+            </dd>
             <dt>started</dt>
-            <dd>{fmtTime(t.started_at)}</dd>
+            <dd>
+              <Ago at={t.started_at} />
+            </dd>
             <dt>completed</dt>
-            <dd>{fmtTime(t.completed_at)}</dd>
+            <dd>
+              <Ago at={t.completed_at} />
+            </dd>
           </dl>
         </section>
       )}
@@ -189,7 +195,7 @@ function RunCard(props: { task: Task; agents: Agent[]; onStarted: () => void }) 
         <Field
           label="Resume conversation"
           invalid={fieldIs(error, "resume")}
-          hint="optional: a conversation id to continue"
+          hint="optional: the conversation id shown on a run's page (or use Continue there)"
         >
           <input name="resume" class="mono" value={resume} onInput={(e) => setResume(val(e))} />
         </Field>

@@ -4,9 +4,11 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, query, type Agent, type List, type Task, type TaskStatus } from "../api";
 import { isTaskChange, useRefetchOn } from "../components/live";
+import { FilterSearch } from "../components/FilterSearch";
+import { Pager } from "../components/Pager";
 import { TaskForm } from "../components/TaskForm";
 import { navigate, useLocation } from "../router";
-import { Badge, ErrorBanner, fmtTime, Link, useLoad, val } from "../ui";
+import { Ago, Badge, ErrorBanner, Link, useLoad, val } from "../ui";
 
 export const TASK_STATUSES: TaskStatus[] = ["draft", "pending", "running", "succeeded", "failed", "cancelled"];
 /** Rows per page: a screenful on a laptop. */
@@ -104,22 +106,12 @@ export function Tasks() {
           <span class="label">Tag</span>
           <input name="tag" value={text.tag} onInput={(e) => setText({ ...text, tag: val(e) })} />
         </label>
-        <label class="grow">
-          <span class="label">Search</span>
-          <input
-            name="q"
-            type="search"
-            placeholder="title or description"
-            value={text.q}
-            onInput={(e) => setText({ ...text, q: val(e) })}
-          />
-        </label>
-        <div class="row filter-buttons">
-          <button type="submit">Filter</button>
-          <button type="button" class="link" onClick={() => writeFilters(readFilters(new URLSearchParams()))}>
-            Clear
-          </button>
-        </div>
+        <FilterSearch
+          value={text.q}
+          placeholder="title or description"
+          onInput={(v) => setText({ ...text, q: v })}
+          onClear={() => writeFilters(readFilters(new URLSearchParams()))}
+        />
       </form>
       <ErrorBanner error={tasks.error} />
       <ErrorBanner error={agents.error} />
@@ -167,36 +159,18 @@ export function Tasks() {
                         {t.executions_total}
                         {t.executions_active ? <span class="muted"> ({t.executions_active} active)</span> : null}
                       </td>
-                      <td class="wide">{fmtTime(t.created_at)}</td>
+                      <td class="wide">
+                        <Ago at={t.created_at} />
+                      </td>
                     </tr>
                   ))}
                 </tbody>
               </table>
             </div>
           )}
-          <Pager total={d.total} offset={filters.offset} onPage={(offset) => apply({ offset })} />
+          <Pager total={d.total} offset={filters.offset} pageSize={PAGE_SIZE} onPage={(offset) => apply({ offset })} />
         </div>
       )}
-    </div>
-  );
-}
-
-function Pager(props: { total: number; offset: number; onPage: (offset: number) => void }) {
-  const { total, offset } = props;
-  const first = total ? offset + 1 : 0;
-  const last = Math.min(total, offset + PAGE_SIZE);
-  return (
-    <div class="row pager">
-      <span class="muted">
-        {first}–{last} of {total}
-      </span>
-      <span class="spacer" />
-      <button disabled={offset === 0} onClick={() => props.onPage(Math.max(0, offset - PAGE_SIZE))}>
-        ← Newer
-      </button>
-      <button disabled={offset + PAGE_SIZE >= total} onClick={() => props.onPage(offset + PAGE_SIZE)}>
-        Older →
-      </button>
     </div>
   );
 }

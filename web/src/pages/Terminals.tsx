@@ -21,7 +21,7 @@ import {
 } from "../term/api";
 import type { Mode } from "../term/session";
 import { TermView } from "../term/TermView";
-import { Badge, ErrorBanner, Field, Link, useLoad, val, useAction } from "../ui";
+import { Badge, ConfirmButton, ErrorBanner, Field, Link, useLoad, val, useAction } from "../ui";
 
 /** Session events worth a refetch: a session started or ended (not the 5-second activity ticks). */
 function touchesSessions(e: ServerEvent): boolean {
@@ -96,9 +96,19 @@ export function Terminals(props: { id?: string; kind?: SessionKind }) {
           onExit={refresh}
           status={info ? <SessionStatus s={info} /> : null}
           actions={
-            <button type="button" class="danger" onClick={stop} disabled={!info}>
-              {info && info.status !== "running" ? "Close" : "Stop"}
-            </button>
+            // Stopping kills the session's programs: asked twice. Closing an ended one is not.
+            info && info.status !== "running" ? (
+              <button type="button" onClick={stop}>
+                Close
+              </button>
+            ) : (
+              <ConfirmButton
+                label="Stop"
+                confirm={kind === "agent" ? "Stop this agent session?" : "Stop this terminal?"}
+                onConfirm={stop}
+                disabled={!info}
+              />
+            )
           }
         />
       ) : null}
@@ -138,6 +148,7 @@ function SessionTabs(props: {
   // An agent session, or a terminal not (yet) in the list, still gets its tab.
   if (c && !(props.kind === "terminal" && props.terminals.some((s) => s.id === c.id))) tabs.unshift([props.kind, c]);
   return (
+    <div class="term-tabs-row">
     <nav class="term-tabs" aria-label="sessions">
       {tabs.map(([kind, s]) => (
         <Link
@@ -149,13 +160,15 @@ function SessionTabs(props: {
           <span class="label">{sessionLabel(s)}</span>
         </Link>
       ))}
-      {/* Without a selection the form is always open; the button only shows or hides it beside a terminal. */}
+    </nav>
+      {/* Outside the scrolling strip, so many tabs never push it off a phone's screen. Without a
+          selection the form is always open; the button only shows or hides it beside a terminal. */}
       {props.id ? (
-        <button type="button" class="new" aria-expanded={props.formOpen} onClick={props.onNew}>
-          + New terminal
+        <button type="button" class="new" aria-label="New terminal" aria-expanded={props.formOpen} onClick={props.onNew}>
+          + <span class="new-word">New terminal</span>
         </button>
       ) : null}
-    </nav>
+    </div>
   );
 }
 

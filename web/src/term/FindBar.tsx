@@ -1,11 +1,16 @@
-// A small find bar over the terminal's buffer (scrollback included), using the search addon.
+// A small find bar over the terminal's buffer (scrollback included), using the search addon. It
+// takes focus when it opens, so typing searches and Enter goes to the next match (Shift+Enter:
+// the previous one); Escape closes it.
 
-import { useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import type { SearchAddon } from "@xterm/addon-search";
 
 export function FindBar(props: { search: SearchAddon; onClose: () => void }) {
   const [q, setQ] = useState("");
   const [miss, setMiss] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  // `autofocus` only works on page load; a bar opened later must take focus itself.
+  useEffect(() => input.current?.focus(), []);
   const find = (text: string, back: boolean, incremental = false) => {
     if (!text) return setMiss(false);
     const found = back ? props.search.findPrevious(text) : props.search.findNext(text, { incremental });
@@ -31,7 +36,8 @@ export function FindBar(props: { search: SearchAddon; onClose: () => void }) {
         aria-label="Find in terminal"
         placeholder="Find…"
         value={q}
-        autofocus
+        ref={input}
+        enterKeyHint="search"
         onInput={(e) => {
           const v = e.currentTarget.value;
           setQ(v);

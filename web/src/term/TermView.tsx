@@ -1,5 +1,5 @@
 // One session on screen: xterm.js wired to a SessionClient, with the toolbar (connection state,
-// read-only, copy, find), the phone key bar, and fitting to the visible viewport. A fresh mount is
+// read-only, copy, find, settings), the phone key bar, and fitting to the visible viewport. A fresh mount is
 // a fresh terminal that attaches without `since` (the server replays from a safe point), so a page
 // reload shows the previous output once.
 
@@ -9,6 +9,8 @@ import { copyText } from "./clipboard";
 import { FindBar } from "./FindBar";
 import { KeyBar } from "./KeyBar";
 import { barKeyInput, withCtrl, type BarKey } from "./keys";
+import { themeOf, usePrefs } from "./prefs";
+import { TermSettings } from "./TermSettings";
 import { type ConnState, type Mode, SessionClient } from "./session";
 import { binaryBytes, dataBytes, openXterm, type XtermHandle } from "./xterm";
 import { exitText } from "./api";
@@ -18,6 +20,11 @@ import "./term.css";
 const FIT_DEBOUNCE_MS = 80;
 const FLASH_MS = 4000;
 const NARROW = "(max-width: 700px)";
+/** A phone on its side: every row counts (see `.term-page` in term.css). */
+const SHORT = "(max-height: 500px)";
+
+/** The font size for this screen when the user has not picked one. */
+const screenFontSize = () => (matchMedia(SHORT).matches ? 11 : matchMedia(NARROW).matches ? 12 : 14);
 
 /** What browser tests may poke (see web/tests/terminal.test.mjs). */
 export interface TermTestHook {
@@ -58,6 +65,12 @@ export function TermView(props: {
   const [conn, setConn] = useState<ConnState>({ kind: "connecting" });
   const [notice, setNotice] = useState<string | null>(null);
   const [findOpen, setFindOpen] = useState(false);
+  const [settingsOpen, setSettingsOpen] = useState(false);
+  const [prefs, setPrefs] = usePrefs();
+  const prefsRef = useRef(prefs);
+  prefsRef.current = prefs;
+  /** Refits after a font change (set by the effect that opened the terminal). */
+  const refit = useRef<() => void>(() => {});
   const flashTimer = useRef<number | undefined>(undefined);
 
   const setCtrl = (v: boolean) => {
@@ -72,7 +85,7 @@ export function TermView(props: {
 
   useEffect(() => {
     const host = hostRef.current!;
-    const handle = openXterm(host, matchMedia(NARROW).matches);
+    const handle = openXterm(host, prefsRef.current.fontSize ?? screenFontSize(), themeOf(prefsRef.current));
     xt.current = handle;
     const { term, fit } = handle;
     /** The PTY's size as last known (attach, a resize we sent, or another viewer's). */
@@ -113,8 +126,13 @@ export function TermView(props: {
     let fitTimer: number | undefined;
     const scheduleFit = () => {
       window.clearTimeout(fitTimer);
-      fitTimer = window.setTimeout(fitAndReport, FIT_DEBOUNCE_MS);
+      fitTimer = window.setTimeout(() => {
+        // Rotating a phone changes the screen's default size too (unless the user picked one).
+        if (prefsRef.current.fontSize === null) term.options.fontSize = screenFontSize();
+        fitAndReport();
+      }, FIT_DEBOUNCE_MS);
     };
+    refit.current = scheduleFit;
     /** Keeps the view above an on-screen keyboard where the layout viewport does not shrink (iOS). */
     const followViewport = () => {
       const vv = window.visualViewport;
@@ -188,7 +206,16 @@ export function TermView(props: {
     if (props.mode === "ro") setCtrl(false);
   }, [props.mode]);
 
-  const pressKey = (k: BarKey) => {
+  // Settings apply to the open terminal at once.
+  useEffect(() => {
+    const term = xt.current?.term;
+    if (!term) return;
+    term.options.fontSize = prefs.fontSize ?? screenFontSize();
+    term.options.theme = themeOf(prefs);
+    refit.current();
+  }, [prefs.fontSize, prefs.theme]);
+
+  const pressKey = (k: Exclude<BarKey, "Ctrl">) => {
     const term = xt.current?.term;
     if (!term) return;
     const data = barKeyInput(k, term.modes.applicationCursorKeysMode, ctrlRef.current);
@@ -223,8 +250,26 @@ export function TermView(props: {
         <button type="button" aria-pressed={findOpen} onClick={() => setFindOpen(!findOpen)}>
           Find
         </button>
-        {props.actions}
+        <button
+          type="button"
+          aria-pressed={settingsOpen}
+          aria-label="Terminal settings"
+          title="Font size, theme, key bar"
+          onClick={() => setSettingsOpen(!settingsOpen)}
+        >
+          Aa
+        </button>
+        {/* Apart from the everyday buttons: a stop is not a slip of the finger away from Find. */}
+        {props.actions ? <span class="term-actions">{props.actions}</span> : null}
       </div>
+      {settingsOpen ? (
+        <TermSettings
+          prefs={prefs}
+          defaultFontSize={screenFontSize()}
+          onChange={setPrefs}
+          onClose={() => setSettingsOpen(false)}
+        />
+      ) : null}
       {findOpen && xt.current ? (
         <FindBar
           search={xt.current.search}
@@ -234,8 +279,10 @@ export function TermView(props: {
           }}
         />
       ) : null}
-      <div class="term-host" ref={hostRef} />
-      <KeyBar ctrl={ctrl} disabled={ro || conn.kind === "exited" || conn.kind === "gone"} onCtrl={() => setCtrl(!ctrlRef.current)} onKey={pressKey} />
+      <div class="term-host" ref={hostRef} style={{ background: themeOf(prefs).background }} />
+      <KeyBar
+        keys={prefs.keys}
+        ctrl={ctrl} disabled={ro || conn.kind === "exited" || conn.kind === "gone"} onCtrl={() => setCtrl(!ctrlRef.current)} onKey={pressKey} />
     </div>
   );
 }

@@ -34,9 +34,20 @@ export function exitText(code: number | null | undefined, signal: number | null 
   return "";
 }
 
-/** A short label for a tab: the name, else the command. */
-export function sessionLabel(s: SessionInfo): string {
-  if (s.name) return s.name;
-  const argv = s.argv.map((a) => a.split("/").pop() ?? a);
-  return argv.join(" ") || s.id;
+/** `/home/me/proj` → `~/proj` (and `/root/x` → `~/x`): home directories are where most work is. */
+export function shortPath(p: string): string {
+  const m = /^(\/root|\/home\/[^/]+)(\/.*)?$/.exec(p);
+  return m ? `~${m[2] ?? ""}` : p;
+}
+
+/**
+ * A short label for a tab: the name the user gave, else the program and where it runs
+ * (`bash · ~/proj`). The server names an unnamed session after its whole command line, which
+ * says less than that.
+ */
+export function sessionLabel(s: Pick<SessionInfo, "id" | "name" | "argv" | "cwd">): string {
+  if (s.name && s.name !== s.argv.join(" ")) return s.name;
+  const program = s.argv.length ? (s.argv[0].split("/").pop() ?? s.argv[0]) : "";
+  const words = [program, ...s.argv.slice(1)].join(" ") || s.id;
+  return s.cwd ? `${words} · ${shortPath(s.cwd)}` : words;
 }

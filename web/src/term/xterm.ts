@@ -1,6 +1,6 @@
 // The xterm.js setup every session view uses: one place for options and addons.
 
-import { Terminal } from "@xterm/xterm";
+import { Terminal, type ITheme } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { SearchAddon } from "@xterm/addon-search";
 import { Unicode11Addon } from "@xterm/addon-unicode11";
@@ -17,15 +17,15 @@ export interface XtermHandle {
 }
 
 /** A terminal opened in `host` with fit, search, web links and Unicode 11 widths. */
-export function openXterm(host: HTMLElement, narrow: boolean): XtermHandle {
+export function openXterm(host: HTMLElement, fontSize: number, theme: ITheme): XtermHandle {
   const term = new Terminal({
     allowProposedApi: true, // the Unicode 11 width tables are a "proposed" API
     scrollback: SCROLLBACK_LINES,
     convertEol: false, // the PTY already sends \r\n
     fontFamily: FONT_FAMILY,
-    fontSize: narrow ? 12 : 14,
+    fontSize,
     cursorBlink: true,
-    theme: { background: "#0b0d11", foreground: "#e6e8ee", cursor: "#e6e8ee", selectionBackground: "#3a4a6b" },
+    theme,
   });
   const fit = new FitAddon();
   const search = new SearchAddon();
