@@ -129,3 +129,9 @@ CREATE TABLE agents (
     updated_at            TEXT    NOT NULL
 );
 CREATE INDEX executions_agent ON executions (agent_id, status);
+
+-- version: 4
+-- The cgroup a session's process tree ran in (one per session, see src/pty/cgroup.rs): after a
+-- crash, reconciliation kills whatever is still in it. NULL when the server ran without cgroups;
+-- then `pgid` (= the session id) and `pid_start_time` find the survivors in /proc.
+ALTER TABLE executions ADD COLUMN cgroup TEXT;

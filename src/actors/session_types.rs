@@ -38,10 +38,6 @@ impl SessionKind {
     }
 }
 
-/// Agent sessions end after this long without output or input (30 min, as the issue asks): the
-/// default their spec's `idle_timeout` takes.
-pub const AGENT_IDLE_TIMEOUT: Duration = Duration::from_secs(1800);
-
 /// A validated request to start a session (the HTTP layer has checked every field).
 #[derive(Debug, Clone)]
 pub struct SessionSpec {

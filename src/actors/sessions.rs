@@ -77,8 +77,6 @@ pub struct SessionsArgs {
     pub metrics: Arc<Metrics>,
     pub boot_id: Arc<str>,
     pub max_sessions: usize,
-    /// Live groups for shutdown's last resort (`shutdown.rs`).
-    pub live_groups: Arc<crate::shutdown::LiveGroups>,
 }
 
 struct Entry {
@@ -87,8 +85,7 @@ struct Entry {
     agent_id: Option<i64>,
     actor: ActorRef<TerminalMsg>,
     execution_id: i64,
-    pgid: i32,
-    start_time: Option<u64>,
+    tree: pty::ProcessTree,
     recorded: Arc<AtomicBool>,
     exited: bool,
     activity: Arc<Activity>,
@@ -157,49 +154,22 @@ impl SessionsState {
             cwd: spec.cwd.clone(),
             env: spec.env.clone(),
             size: spec.size,
+            cgroup: None,
         };
-        let spawned = match pty::spawn(&command) {
+        let spawned = match self
+            .args
+            .deps
+            .lifecycle
+            .launch(row.id, command, pty::spawn)
+            .await
+        {
             Ok(spawned) => spawned,
-            Err(e) => {
-                let finish = Finish {
-                    status: ExecutionStatus::Failed,
-                    reason: Some(e.to_string()),
-                    exit_code: None,
-                    exit_signal: None,
-                    bytes_out: 0,
-                    output_tail: None,
-                    output_truncated: false,
-                };
-                let exec_id = row.id;
-                let _ = db
-                    .write(move |c| executions::finish(c, exec_id, &finish))
-                    .await;
-                return Err(match e {
-                    PtyError::CommandNotFound { program } => SessionError::CommandNotFound(program),
-                    other => SessionError::Spawn(other.to_string()),
-                });
+            Err(PtyError::CommandNotFound { program }) => {
+                return Err(SessionError::CommandNotFound(program))
             }
+            Err(other) => return Err(SessionError::Spawn(other.to_string())),
         };
-        let (pid, start_time) = (spawned.child.pid(), spawned.child.start_time());
-        let exec_id = row.id;
-        let started = db
-            .write(move |c| {
-                executions::mark_running(
-                    c,
-                    exec_id,
-                    pid as i64,
-                    start_time.map(|t| t as i64),
-                    pid as i64,
-                )?;
-                executions::get_summary(c, exec_id)
-            })
-            .await;
-        // The child runs now: a failed DB write is logged, not a reason to kill it.
-        match started {
-            Ok(Some(row)) => self.args.deps.events.publish("execution.started", &row),
-            Ok(None) => {}
-            Err(e) => error!(self.log, "recording a session start failed"; "error" => %e),
-        }
+        let tree = spawned.child.tree().clone();
         let recorded = Arc::new(AtomicBool::new(false));
         let activity = Arc::new(Activity::new());
         let args = TerminalArgs {
@@ -218,7 +188,7 @@ impl SessionsState {
             .await
             .map_err(|e| SessionError::Spawn(e.to_string()))?;
         self.counter(spec.kind).fetch_add(1, Ordering::Relaxed);
-        self.args.live_groups.insert(row.id, pid, start_time);
+        let pid = tree.leader;
         self.sessions.insert(
             id.clone(),
             Entry {
@@ -226,8 +196,7 @@ impl SessionsState {
                 agent_id: spec.agent_id,
                 actor: actor.clone(),
                 execution_id: row.id,
-                pgid: pid,
-                start_time,
+                tree,
                 recorded,
                 exited: false,
                 activity,
@@ -253,7 +222,6 @@ impl SessionsState {
         }
         entry.exited = true;
         entry.exited_at = Some(std::time::Instant::now());
-        self.args.live_groups.remove(entry.execution_id);
         let kind = entry.kind;
         self.counter(kind).fetch_sub(1, Ordering::Relaxed);
         self.exited_order.push_back(id);
@@ -309,43 +277,23 @@ impl SessionsState {
             self.counter(entry.kind).fetch_sub(1, Ordering::Relaxed);
         }
         if entry.recorded.load(Ordering::SeqCst) {
-            self.args.live_groups.remove(entry.execution_id);
             return;
         }
-        error!(self.log, "session actor died; killing its process group";
+        error!(self.log, "session actor died; killing its process tree";
                "session_id" => &id, "reason" => &why);
-        let killed = match entry.start_time {
-            Some(start) => pty::signal_recorded_group(entry.pgid, start, Signal::SIGKILL),
-            None => pty::signal_group(entry.pgid, Signal::SIGKILL),
-        };
-        if let Err(e) = killed {
-            error!(self.log, "killing a failed session's group failed"; "error" => %e);
+        if let Err(e) = entry.tree.signal(Signal::SIGKILL) {
+            error!(self.log, "killing a failed session's processes failed"; "error" => %e);
         }
-        let finish = Finish {
-            status: ExecutionStatus::Failed,
-            reason: Some(format!("session actor failed: {why}")),
-            exit_code: None,
-            exit_signal: None,
-            bytes_out: 0,
-            output_tail: None,
-            output_truncated: false,
-        };
         let exec_id = entry.execution_id;
-        self.args.live_groups.remove(exec_id);
-        let row = self
-            .args
+        let finish = Finish::without_exit(
+            ExecutionStatus::Failed,
+            format!("session actor failed: {why}"),
+        );
+        self.args
             .deps
-            .db
-            .write(move |c| {
-                executions::finish(c, exec_id, &finish)?;
-                executions::get_summary(c, exec_id)
-            })
+            .lifecycle
+            .record_end(exec_id, finish, |_| Ok(()))
             .await;
-        match row {
-            Ok(Some(row)) => self.args.deps.events.publish("execution.finished", &row),
-            Ok(None) => {}
-            Err(e) => error!(self.log, "recording a failed session failed"; "error" => %e),
-        }
         self.args.deps.events.publish(
             "session.exited",
             &serde_json::json!({"id": id, "kind": entry.kind, "execution_id": exec_id,

@@ -92,6 +92,8 @@ pub struct ExecutionSummary {
     pub pid: Option<i64>,
     pub pid_start_time: Option<i64>,
     pub pgid: Option<i64>,
+    /// The session's cgroup directory, when it ran in one.
+    pub cgroup: Option<String>,
     pub cwd: Option<String>,
     pub command: Vec<String>,
     pub exit_code: Option<i64>,
@@ -151,6 +153,22 @@ pub struct Finish {
     pub output_truncated: bool,
 }
 
+impl Finish {
+    /// An end without an exit status or output (never started, cancelled while queued, its
+    /// owner failed).
+    pub fn without_exit(status: ExecutionStatus, reason: String) -> Finish {
+        Finish {
+            status,
+            reason: Some(reason),
+            exit_code: None,
+            exit_signal: None,
+            bytes_out: 0,
+            output_tail: None,
+            output_truncated: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionFilter {
     pub task_id: Option<i64>,
@@ -165,7 +183,7 @@ pub struct ExecutionFilter {
 const SUMMARY_COLUMNS: &str =
     "id, task_id, agent_id, type, status, reason, boot_id, session_id, pid,
     pid_start_time, pgid, cwd, command, exit_code, exit_signal, created_at, started_at, finished_at,
-    last_activity_at, bytes_out, result, cost_usd, usage, meta";
+    last_activity_at, bytes_out, result, cost_usd, usage, meta, cgroup";
 
 fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
     let kind: String = row.get(3)?;
@@ -198,6 +216,7 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
         result: row.get(20)?,
         cost_usd: row.get(21)?,
         usage: usage.and_then(|u| serde_json::from_str(&u).ok()),
+        cgroup: row.get(24)?,
         meta: serde_json::from_str(&meta).unwrap_or(Value::Object(Default::default())),
     })
 }
@@ -241,6 +260,13 @@ pub fn mark_running(
          WHERE id = ?1",
     )?
     .execute(params![id, pid, pid_start_time, pgid, now_rfc3339()])?;
+    Ok(())
+}
+
+/// Records the cgroup an execution's process tree runs in (reconciliation kills it by that).
+pub fn record_cgroup(conn: &Connection, id: i64, cgroup: &str) -> Result<(), DbError> {
+    conn.prepare_cached("UPDATE executions SET cgroup = ?2 WHERE id = ?1")?
+        .execute(params![id, cgroup])?;
     Ok(())
 }
 
@@ -392,6 +418,7 @@ pub struct StaleExecution {
     pub id: i64,
     pub pgid: Option<i64>,
     pub pid_start_time: Option<i64>,
+    pub cgroup: Option<String>,
 }
 
 /// Marks every execution still pending or running from another boot as interrupted (but queued
@@ -405,7 +432,7 @@ pub fn interrupt_stale(
     let tx = conn.transaction()?;
     let stale = {
         let mut stmt = tx.prepare(&format!(
-            "SELECT id, pgid, pid_start_time FROM executions
+            "SELECT id, pgid, pid_start_time, cgroup FROM executions
                  WHERE {CUT_OFF} AND boot_id != ?1"
         ))?;
         let rows = stmt
@@ -414,6 +441,7 @@ pub fn interrupt_stale(
                     id: r.get(0)?,
                     pgid: r.get(1)?,
                     pid_start_time: r.get(2)?,
+                    cgroup: r.get(3)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -229,32 +229,16 @@ impl RunsState {
         status: ExecutionStatus,
         reason: String,
     ) {
-        let finish = Finish {
-            status,
-            reason: Some(reason),
-            exit_code: None,
-            exit_signal: None,
-            bytes_out: 0,
-            output_tail: None,
-            output_truncated: false,
-        };
+        let finish = Finish::without_exit(status, reason);
         let deps = &self.args.deps;
-        let row = deps
-            .db
-            .write(move |c| {
-                let changed = executions::finish(c, id, &finish)?;
-                Ok::<_, DbError>(if changed {
-                    executions::get_summary(c, id)?
-                } else {
-                    None
-                })
-            })
-            .await;
-        match row {
-            Ok(Some(row)) => deps.events.publish("execution.finished", &row),
+        if deps
+            .lifecycle
+            .record_end(id, finish, |_| Ok(()))
+            .await
+            .is_none()
+        {
             // Already recorded by the run itself: its task was moved then.
-            Ok(None) => return,
-            Err(e) => error!(self.log, "recording a run's end failed"; "error" => %e),
+            return;
         }
         let task_status = match status {
             ExecutionStatus::Cancelled => TaskStatus::Cancelled,
@@ -277,36 +261,19 @@ impl RunsState {
             cwd: request.cwd.clone(),
             env: request.env.clone(),
             size: WindowSize { cols: 80, rows: 24 },
+            cgroup: None,
         };
-        let spawned = match pty::spawn_piped(&command) {
+        let deps = self.args.deps.clone();
+        let spawned = match deps.lifecycle.launch(id, command, pty::spawn_piped).await {
             Ok(s) => s,
             Err(e) => {
-                let reason = format!("could not start the agent: {e}");
-                self.record_end(id, Some(request.task_id), ExecutionStatus::Failed, reason)
-                    .await;
+                // Recorded `failed` by the launch; the task follows.
+                error!(self.log, "could not start the agent"; "execution_id" => id, "error" => %e);
+                move_task(&deps.db, &deps.events, request.task_id, TaskStatus::Failed).await;
                 return;
             }
         };
-        let (pid, start_time) = (spawned.child.pid(), spawned.child.start_time());
-        let deps = self.args.deps.clone();
-        let started = deps
-            .db
-            .write(move |c| {
-                executions::mark_running(
-                    c,
-                    id,
-                    pid as i64,
-                    start_time.map(|t| t as i64),
-                    pid as i64,
-                )?;
-                executions::get_summary(c, id)
-            })
-            .await;
-        match started {
-            Ok(Some(row)) => deps.events.publish("execution.started", &row),
-            Ok(None) => {}
-            Err(e) => error!(self.log, "recording a run start failed"; "error" => %e),
-        }
+        let pid = spawned.child.pid();
         move_task(&deps.db, &deps.events, request.task_id, TaskStatus::Running).await;
         let args = RunArgs {
             execution_id: id,

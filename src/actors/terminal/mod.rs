@@ -32,7 +32,8 @@ use super::session_types::{Activity, SessionInfo, SessionSpec};
 use super::sessions::SessionsMsg;
 use super::viewers::{CloseReason, ViewerQueue};
 use crate::db::executions::ExecutionStatus;
-use crate::pty::{self, ExitInfo, PtyChild, PtyReader, PtyResizer, SpawnedPty, WindowSize};
+use crate::lifecycle::{self, Lifecycle, STOP_STEP};
+use crate::pty::{ExitInfo, ProcessTree, PtyReader, PtyResizer, SpawnedPty, WindowSize};
 use crate::replay::ReplayBuffer;
 
 mod outcome;
@@ -44,15 +45,8 @@ const READS_IN_FLIGHT: usize = 16;
 /// Input chunks from viewers waiting for the child to read them; senders wait beyond it, so a
 /// child that stops reading pushes back on the typing client's socket, not on memory.
 const INPUT_QUEUE_CHUNKS: usize = 64;
-/// After the child exits, the output is drained until it has been quiet this long with nothing
-/// left unread in the PTY (a background job may keep the tty open, so EIO cannot be relied on)...
-const DRAIN_QUIET: Duration = Duration::from_millis(500);
-/// ...but for no longer than this (a background job may also keep printing).
-const DRAIN_MAX: Duration = Duration::from_secs(5);
 /// `last_activity_at` and `bytes_out` reach the DB at most this often (the issue: 5 s).
 const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
-/// Stop sequence: SIGHUP, then SIGTERM after this, then SIGKILL after this again (DESIGN).
-pub const STOP_STEP: Duration = Duration::from_secs(2);
 /// How long shutdown waits for a SIGKILLed child to be reaped.
 const REAP_AT_SHUTDOWN: Duration = Duration::from_secs(2);
 /// WebSocket close code when the session's actor went away under a viewer.
@@ -135,6 +129,7 @@ pub struct SessionDeps {
     pub viewer_queue_bytes: usize,
     /// Shared counter of bytes read from all PTYs (metrics).
     pub output_bytes: Arc<AtomicU64>,
+    pub lifecycle: Lifecycle,
 }
 
 pub struct TerminalArgs {
@@ -166,7 +161,7 @@ pub struct TerminalState {
     supervisor: ActorRef<SessionsMsg>,
     recorded: Arc<AtomicBool>,
     pid: i32,
-    start_time: Option<u64>,
+    tree: ProcessTree,
     size: WindowSize,
     resizer: PtyResizer,
     input: mpsc::Sender<Bytes>,
@@ -215,7 +210,7 @@ impl Actor for TerminalActor {
         let (input_tx, mut input_rx) = mpsc::channel::<Bytes>(INPUT_QUEUE_CHUNKS);
         let resizer = writer.resizer();
         let pid = child.pid();
-        let start_time = child.start_time();
+        let tree = child.tree().clone();
         let log = args.deps.log.new(slog::o!("session_id" => args.id.clone()));
         let typed = args.activity.clone();
         let writer_task = tokio::spawn(async move {
@@ -227,7 +222,13 @@ impl Actor for TerminalActor {
                 }
             }
         });
-        let waiter = Some(tokio::spawn(wait_child(child, me.clone())));
+        let waiter = {
+            let (me, log) = (me.clone(), log.clone());
+            Some(tokio::spawn(async move {
+                let exit = lifecycle::wait_child(child, &log).await;
+                let _ = me.cast(TerminalMsg::ChildExited(exit));
+            }))
+        };
         let tasks = vec![tokio::spawn(read_master(reader, me.clone())), writer_task];
         Ok(TerminalState {
             id: args.id,
@@ -241,7 +242,7 @@ impl Actor for TerminalActor {
             supervisor: args.supervisor,
             recorded: args.recorded,
             pid,
-            start_time,
+            tree,
             resizer,
             input: input_tx,
             viewers: HashMap::new(),
@@ -297,17 +298,21 @@ impl Actor for TerminalActor {
                 if state.output_ended {
                     state.finalize().await;
                 } else {
-                    me.send_after(DRAIN_QUIET, || TerminalMsg::DrainDeadline);
+                    me.send_after(lifecycle::DRAIN_QUIET, || TerminalMsg::DrainDeadline);
                 }
             }
             TerminalMsg::DrainDeadline => {
                 // A loaded machine may not have read the last output yet: wait while bytes are
                 // still unread or arriving, so the recorded output keeps its tail.
-                let draining =
-                    state.resizer.unread_output() > 0 || state.last_output.elapsed() < DRAIN_QUIET;
-                let waited = state.exited_at.map_or(DRAIN_MAX, |t| t.elapsed());
-                if draining && waited < DRAIN_MAX && state.final_status.is_none() {
-                    me.send_after(DRAIN_QUIET / 5, || TerminalMsg::DrainDeadline);
+                let draining = state.exited_at.is_some_and(|exited| {
+                    lifecycle::keep_draining(
+                        exited,
+                        state.last_output,
+                        state.resizer.unread_output(),
+                    )
+                });
+                if draining && state.final_status.is_none() {
+                    me.send_after(lifecycle::DRAIN_QUIET / 5, || TerminalMsg::DrainDeadline);
                 } else {
                     state.finalize().await;
                 }
@@ -354,8 +359,8 @@ impl Actor for TerminalActor {
             TerminalMsg::Escalate(signal) => {
                 if state.exit.is_none() {
                     state.signal(signal);
-                    if signal == Signal::SIGTERM {
-                        me.send_after(STOP_STEP, || TerminalMsg::Escalate(Signal::SIGKILL));
+                    if let Some(next) = lifecycle::next_stop_signal(signal) {
+                        me.send_after(STOP_STEP, move || TerminalMsg::Escalate(next));
                     }
                 }
             }
@@ -407,13 +412,6 @@ async fn read_master(mut reader: PtyReader, actor: ActorRef<TerminalMsg>) {
         }
     }
     let _ = actor.cast(TerminalMsg::OutputEnded);
-}
-
-/// Waits on the child (the only way its end is decided), reaps it, reports it. Dropping the
-/// `PtyChild` afterwards SIGKILLs what is left of its group (start-time checked).
-async fn wait_child(mut child: PtyChild, actor: ActorRef<TerminalMsg>) {
-    let result = child.wait().await.map_err(|e| e.to_string());
-    let _ = actor.cast(TerminalMsg::ChildExited(result));
 }
 
 impl TerminalState {
@@ -523,11 +521,7 @@ impl TerminalState {
     }
 
     fn signal(&self, signal: Signal) {
-        let outcome = match self.start_time {
-            Some(start) => pty::signal_recorded_group(self.pid, start, signal),
-            None => pty::signal_group(self.pid, signal),
-        };
-        if let Err(e) = outcome {
+        if let Err(e) = self.tree.signal(signal) {
             warn!(self.log, "signalling the session failed"; "signal" => %signal, "error" => %e);
         }
     }

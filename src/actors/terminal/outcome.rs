@@ -110,20 +110,10 @@ impl TerminalState {
             output_truncated: tail.start > 0,
             output_tail: Some(tail.bytes),
         };
-        let id = self.execution_id;
-        let row = self
-            .deps
-            .db
-            .write(move |c| {
-                executions::finish(c, id, &finish)?;
-                executions::get_summary(c, id)
-            })
+        self.deps
+            .lifecycle
+            .record_end(self.execution_id, finish, |_| Ok(()))
             .await;
-        match row {
-            Ok(Some(row)) => self.deps.events.publish("execution.finished", &row),
-            Ok(None) => {}
-            Err(e) => warn!(self.log, "recording the session's end failed"; "error" => %e),
-        }
         self.deps.events.publish(
             "session.exited",
             &serde_json::json!({
