@@ -249,6 +249,7 @@ impl Server {
                     },
                     boot_id: boot_id.clone(),
                     max_concurrent: config.max_concurrent_runs,
+                    allowed_roots: config.allowed_roots.clone(),
                 },
                 log: log.new(slog::o!("actor" => "root")),
             },

@@ -19,7 +19,7 @@ use nix::sys::signal::Signal;
 use slog::{error, warn, Logger};
 
 use crate::actors::db::Db;
-use crate::actors::events::Events;
+use crate::actors::events::{EventType, Events};
 use crate::db::executions::{self, ExecutionStatus, ExecutionSummary, Finish};
 use crate::db::DbError;
 use crate::pty::{
@@ -129,7 +129,7 @@ impl Lifecycle {
             .await;
         // The child runs now: a failed DB write is logged, not a reason to kill it.
         match started {
-            Ok(Some(row)) => self.events.publish("execution.started", &row),
+            Ok(Some(row)) => self.events.publish(EventType::ExecutionStarted, &row),
             Ok(None) => {}
             Err(e) => {
                 error!(self.log, "recording a start failed"; "execution_id" => id, "error" => %e)
@@ -173,7 +173,8 @@ impl Lifecycle {
             .await;
         match row {
             Ok(Some(row)) => {
-                self.events.publish("execution.finished", &row);
+                self.events
+                    .publish_about(EventType::ExecutionFinished, Some(id), None, &row);
                 Some(row)
             }
             Ok(None) => None,

@@ -38,6 +38,17 @@ impl SessionKind {
     }
 }
 
+/// `session.exited` on `/api/events`: how a session ended, built in this one shape.
+#[derive(Debug, Serialize)]
+pub struct SessionExited<'a> {
+    pub id: &'a str,
+    pub kind: SessionKind,
+    pub execution_id: i64,
+    pub status: &'static str,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
 /// A validated request to start a session (the HTTP layer has checked every field).
 #[derive(Debug, Clone)]
 pub struct SessionSpec {

@@ -12,9 +12,10 @@
 //! is recorded `failed` with the reason, and the event is published. Every other session is left
 //! untouched (ractor's default would stop this supervisor: STACK.md "Traps").
 
+use crate::actors::events::EventType;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -26,14 +27,16 @@ mod agent;
 pub use agent::AgentSessionRequest;
 
 use super::session_types::{
-    new_session_id, Activity, SessionError, SessionInfo, SessionKind, SessionSpec,
+    new_session_id, Activity, SessionError, SessionExited, SessionInfo, SessionKind, SessionSpec,
 };
 use super::terminal::{SessionDeps, TerminalActor, TerminalArgs, TerminalMsg};
 use crate::db::executions::{self, ExecutionStatus, Finish, NewExecution};
 use crate::pty::{self, PtyCommand, PtyError};
 use crate::state::Metrics;
 
+mod handle;
 mod reap;
+pub use handle::Sessions;
 pub use reap::{ReapPolicy, ReapReport};
 
 /// Exited sessions kept in memory (with their replay) for late viewers; the oldest goes first.
@@ -294,11 +297,18 @@ impl SessionsState {
             .lifecycle
             .record_end(exec_id, finish, |_| Ok(()))
             .await;
-        self.args.deps.events.publish(
-            "session.exited",
-            &serde_json::json!({"id": id, "kind": entry.kind, "execution_id": exec_id,
-                                "status": "failed", "code": null, "signal": null}),
-        );
+        let exited = SessionExited {
+            id: &id,
+            kind: entry.kind,
+            execution_id: exec_id,
+            status: ExecutionStatus::Failed.as_str(),
+            code: None,
+            signal: None,
+        };
+        self.args
+            .deps
+            .events
+            .publish(EventType::SessionExited, &exited);
     }
 }
 
@@ -422,94 +432,5 @@ impl Actor for SessionsSupervisor {
         };
         state.on_actor_gone(actor_id, why).await;
         Ok(())
-    }
-}
-
-/// The cloneable handle HTTP handlers use; the root supervisor points it at the live actor.
-#[derive(Clone, Default)]
-pub struct Sessions {
-    actor: Arc<RwLock<Option<ActorRef<SessionsMsg>>>>,
-}
-
-impl Sessions {
-    pub fn set_actor(&self, actor: Option<ActorRef<SessionsMsg>>) {
-        if let Ok(mut slot) = self.actor.write() {
-            *slot = actor;
-        }
-    }
-
-    fn actor(&self) -> Result<ActorRef<SessionsMsg>, SessionError> {
-        self.actor
-            .read()
-            .ok()
-            .and_then(|slot| slot.clone())
-            .ok_or(SessionError::Unavailable)
-    }
-
-    async fn ask<T: Send + 'static>(
-        &self,
-        msg: impl FnOnce(RpcReplyPort<T>) -> SessionsMsg,
-        timeout: Duration,
-    ) -> Result<T, SessionError> {
-        match self.actor()?.call(msg, Some(timeout)).await {
-            Ok(CallResult::Success(v)) => Ok(v),
-            _ => Err(SessionError::Unavailable),
-        }
-    }
-
-    pub async fn create(&self, spec: SessionSpec) -> Result<SessionInfo, SessionError> {
-        // Creation waits on the DB and a fork; allow it the DB's own timeout and more.
-        self.ask(|r| SessionsMsg::Create(spec, r), Duration::from_secs(30))
-            .await?
-    }
-
-    /// The agent's live session or a new one; `true` when it was started by this call.
-    pub async fn agent_session(
-        &self,
-        request: AgentSessionRequest,
-    ) -> Result<(SessionInfo, bool), SessionError> {
-        self.ask(
-            |r| SessionsMsg::AgentSession(Box::new(request), r),
-            Duration::from_secs(30),
-        )
-        .await?
-    }
-
-    pub async fn lookup(
-        &self,
-        kind: SessionKind,
-        id: &str,
-    ) -> Result<ActorRef<TerminalMsg>, SessionError> {
-        let id = id.to_string();
-        self.ask(|r| SessionsMsg::Lookup(kind, id, r), CALL_TIMEOUT)
-            .await?
-            .ok_or(SessionError::NotFound)
-    }
-
-    pub async fn list(
-        &self,
-        kind: SessionKind,
-    ) -> Result<Vec<ActorRef<TerminalMsg>>, SessionError> {
-        self.ask(|r| SessionsMsg::List(kind, r), CALL_TIMEOUT).await
-    }
-
-    pub fn remove(&self, kind: SessionKind, id: &str) {
-        if let Ok(actor) = self.actor() {
-            let _ = actor.cast(SessionsMsg::Remove(kind, id.to_string()));
-        }
-    }
-
-    /// One reaper pass over the sessions; `Unavailable` when the supervisor did not answer in time.
-    pub async fn reap(
-        &self,
-        policy: ReapPolicy,
-        timeout: Duration,
-    ) -> Result<ReapReport, SessionError> {
-        self.ask(|r| SessionsMsg::Reap(policy, r), timeout).await
-    }
-
-    /// Stops every session (shutdown); returns when they are stopped or the time is up.
-    pub async fn stop_all(&self, timeout: Duration) {
-        let _ = self.ask(SessionsMsg::StopAll, timeout).await;
     }
 }

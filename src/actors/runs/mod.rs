@@ -11,21 +11,24 @@
 //! `cancelled`) or starts a running one's stop sequence. A run actor that dies before recording
 //! its outcome is recorded `failed` here (its state's Drop has killed the group).
 
+mod decide;
 mod run;
 pub mod stream;
 
+use crate::actors::events::EventType;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use slog::{error, info, Logger};
 
+pub use decide::RunAsk;
 pub use run::RunDeps;
 use run::{move_task, RunActor, RunArgs, RunMsg, StopReason};
 
+use crate::actors::slot::ActorSlot;
 use crate::db::agents;
 use crate::db::executions::{
     self, ExecutionStatus, ExecutionSummary, ExecutionType, Finish, NewExecution,
@@ -67,13 +70,20 @@ pub enum RunError {
     NotActive(i64),
     #[error("the run queue is restarting; try again")]
     Unavailable,
+    #[error("no task with id {0}")]
+    TaskNotFound(i64),
+    #[error("task {0} already has a pending or running execution")]
+    TaskBusy(i64),
+    #[error("{}", .0.message)]
+    Invalid(crate::error::ApiError),
     #[error(transparent)]
     Db(#[from] DbError),
 }
 
 pub enum RunsMsg {
+    /// Decide whether and how the task runs (`decide.rs`), then record and queue it.
     Enqueue(
-        Box<RunRequest>,
+        Box<RunAsk>,
         RpcReplyPort<Result<ExecutionSummary, RunError>>,
     ),
     Cancel(i64, RpcReplyPort<Result<(), RunError>>),
@@ -88,6 +98,8 @@ pub struct RunsArgs {
     pub deps: RunDeps,
     pub boot_id: Arc<str>,
     pub max_concurrent: usize,
+    /// Where a run may work (`allowed_roots`).
+    pub allowed_roots: Vec<PathBuf>,
 }
 
 struct Queued {
@@ -129,7 +141,10 @@ impl RunsState {
             .db
             .write(move |c| executions::insert(c, &new))
             .await?;
-        self.args.deps.events.publish("execution.created", &row);
+        self.args
+            .deps
+            .events
+            .publish(EventType::ExecutionCreated, &row);
         self.pending.push(Queued {
             execution_id: row.id,
             order: self.next_order,
@@ -355,11 +370,14 @@ impl Actor for RunQueue {
         state: &mut RunsState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RunsMsg::Enqueue(request, reply) => {
+            RunsMsg::Enqueue(ask, reply) => {
                 let result = if state.stopping {
                     Err(RunError::Unavailable)
                 } else {
-                    state.enqueue(*request).await
+                    match state.decide(*ask).await {
+                        Ok(request) => state.enqueue(request).await,
+                        Err(e) => Err(e),
+                    }
                 };
                 let _ = reply.send(result);
                 state.start_ready(&me).await;
@@ -440,14 +458,12 @@ impl Actor for RunQueue {
 /// The cloneable handle HTTP handlers use; the root supervisor points it at the live actor.
 #[derive(Clone, Default)]
 pub struct Runs {
-    actor: Arc<RwLock<Option<ActorRef<RunsMsg>>>>,
+    actor: ActorSlot<RunsMsg>,
 }
 
 impl Runs {
     pub fn set_actor(&self, actor: Option<ActorRef<RunsMsg>>) {
-        if let Ok(mut slot) = self.actor.write() {
-            *slot = actor;
-        }
+        self.actor.set(actor);
     }
 
     async fn ask<T: Send + 'static>(
@@ -455,21 +471,15 @@ impl Runs {
         msg: impl FnOnce(RpcReplyPort<T>) -> RunsMsg,
         timeout: Duration,
     ) -> Result<T, RunError> {
-        let actor = self
-            .actor
-            .read()
-            .ok()
-            .and_then(|slot| slot.clone())
-            .ok_or(RunError::Unavailable)?;
-        match actor.call(msg, Some(timeout)).await {
-            Ok(CallResult::Success(v)) => Ok(v),
-            _ => Err(RunError::Unavailable),
-        }
+        self.actor
+            .call(msg, timeout)
+            .await
+            .ok_or(RunError::Unavailable)
     }
 
-    pub async fn enqueue(&self, request: RunRequest) -> Result<ExecutionSummary, RunError> {
+    pub async fn enqueue(&self, ask: RunAsk) -> Result<ExecutionSummary, RunError> {
         self.ask(
-            |r| RunsMsg::Enqueue(Box::new(request), r),
+            |r| RunsMsg::Enqueue(Box::new(ask), r),
             Duration::from_secs(30),
         )
         .await?

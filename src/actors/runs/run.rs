@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use super::stream::{parse_line, RunResult};
 use super::RunsMsg;
 use crate::actors::db::Db;
-use crate::actors::events::Events;
+use crate::actors::events::{EventType, Events};
 use crate::db::execution_events::{self, ExecutionEvent};
 use crate::db::executions::{self, ExecutionStatus, Finish};
 use crate::db::tasks::{self, TaskPatch, TaskStatus};
@@ -308,7 +308,7 @@ pub async fn move_task(db: &Db, events: &Events, task_id: i64, to: TaskStatus) {
         })
         .await;
     if let Ok(Some(task)) = moved {
-        events.publish("task.updated", &task);
+        events.publish(EventType::TaskUpdated, &task);
     }
 }
 
@@ -342,7 +342,12 @@ impl RunState {
         {
             warn!(self.log, "storing a run event failed"; "error" => %e);
         }
-        self.deps.events.publish("execution.event", &event);
+        self.deps.events.publish_about(
+            EventType::ExecutionEvent,
+            Some(self.execution_id),
+            Some(event.seq),
+            &event,
+        );
     }
 
     fn signal(&self, signal: Signal) {

@@ -33,10 +33,12 @@ use super::sessions::SessionsMsg;
 use super::viewers::{CloseReason, ViewerQueue};
 use crate::db::executions::ExecutionStatus;
 use crate::lifecycle::{self, Lifecycle, STOP_STEP};
+use crate::protocol::CLOSE_SESSION_GONE;
 use crate::pty::{ExitInfo, ProcessTree, PtyReader, PtyResizer, SpawnedPty, WindowSize};
 use crate::replay::ReplayBuffer;
 
 mod outcome;
+mod viewing;
 
 /// One read of the master at most (a PTY read rarely returns more than a few KiB).
 const READ_BUF_BYTES: usize = 64 * 1024;
@@ -49,8 +51,6 @@ const INPUT_QUEUE_CHUNKS: usize = 64;
 const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 /// How long shutdown waits for a SIGKILLed child to be reaped.
 const REAP_AT_SHUTDOWN: Duration = Duration::from_secs(2);
-/// WebSocket close code when the session's actor went away under a viewer.
-const CLOSE_SESSION_GONE: u16 = 1011;
 
 /// Whether a viewer may type and resize.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -441,82 +441,6 @@ impl TerminalState {
         if self.last_touch.elapsed() >= TOUCH_INTERVAL {
             self.last_touch = Instant::now();
             self.touch();
-        }
-    }
-
-    fn attach(&mut self, mode: ViewerMode, since: Option<u64>) -> Result<Attached, AttachRefused> {
-        if self.viewers.len() >= self.deps.max_viewers {
-            return Err(AttachRefused::TooManyViewers);
-        }
-        let replay = self
-            .replay
-            .read_from(since.unwrap_or_else(|| self.replay.safe_start()));
-        let queue = ViewerQueue::new(self.deps.viewer_queue_bytes);
-        if let Some(exit) = self.final_exit_json() {
-            queue.push_text(exit);
-        }
-        let viewer = self.next_viewer;
-        self.next_viewer += 1;
-        self.viewers.insert(
-            viewer,
-            Viewer {
-                queue: queue.clone(),
-                mode,
-            },
-        );
-        Ok(Attached {
-            viewer,
-            queue,
-            input: self.input.clone(),
-            offset: replay.start,
-            end: replay.end,
-            truncated: replay.truncated,
-            size: self.size,
-            replay: Bytes::from(replay.bytes),
-        })
-    }
-
-    fn catchup(&mut self, viewer: u64, from: u64) -> Catchup {
-        if from < self.replay.start() {
-            return Catchup::Gone;
-        }
-        let mut replay = self.replay.read_from(from);
-        let cap = self.deps.viewer_queue_bytes.max(1);
-        let caught_up = replay.bytes.len() <= cap;
-        replay.bytes.truncate(cap);
-        if caught_up {
-            if let Some(v) = self.viewers.get(&viewer) {
-                v.queue.rejoin();
-                if let Some(exit) = self.final_exit_json() {
-                    v.queue.push_text(exit);
-                }
-            }
-        }
-        Catchup::Bytes {
-            bytes: Bytes::from(replay.bytes),
-            caught_up,
-        }
-    }
-
-    fn resize(&mut self, from: u64, size: WindowSize) {
-        let allowed = self
-            .viewers
-            .get(&from)
-            .is_some_and(|v| v.mode == ViewerMode::ReadWrite);
-        if !allowed || self.final_status.is_some() || size == self.size {
-            return;
-        }
-        if let Err(e) = self.resizer.resize(size) {
-            warn!(self.log, "resize failed"; "error" => %e);
-            return;
-        }
-        self.size = size;
-        let text =
-            serde_json::json!({"type": "resize", "cols": size.cols, "rows": size.rows}).to_string();
-        for (id, viewer) in &self.viewers {
-            if *id != from {
-                viewer.queue.push_text(text.clone());
-            }
         }
     }
 
