@@ -26,7 +26,7 @@ use crate::backup::DataDirLock;
 use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::lifecycle::{Lifecycle, LiveTrees};
-use crate::reconcile::{escalate, reconcile, Reconciliation};
+use crate::reconcile::{escalate, reconcile, remove_leftover_cgroups, Reconciliation};
 use crate::shutdown::LastResort;
 use crate::state::{AppState, Metrics, Tracker};
 
@@ -126,6 +126,7 @@ impl Server {
             })?;
         let boot_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
         let reconciliation = Arc::new(Reconciliation::default());
+        let cgroups = session_cgroups(&config, &log)?;
         // Open, migrate and reconcile before anything serves: no request may see a record of
         // an earlier run that still claims to be running.
         let (pool, surviving_groups) = {
@@ -133,10 +134,15 @@ impl Server {
             let boot_id = boot_id.clone();
             let report = reconciliation.clone();
             let log = log.clone();
+            let cgroups = cgroups.clone();
             tokio::task::spawn_blocking(move || -> Result<_, DbError> {
                 let pool = open_database(&config)?;
                 let mut conn = pool.get()?;
                 let groups = reconcile(&mut conn, &boot_id, &report, &log)?;
+                if let Some(root) = &cgroups {
+                    let removed = remove_leftover_cgroups(&conn, root, &boot_id);
+                    info!(log, "removed empty cgroups of earlier runs"; "cgroups" => removed);
+                }
                 drop(conn);
                 Ok((pool, groups))
             })
@@ -194,7 +200,7 @@ impl Server {
             events: events.clone(),
             log: log.clone(),
             boot_id: boot_id.clone(),
-            cgroups: session_cgroups(&config, &log)?,
+            cgroups,
             live: live_trees,
         };
         let sessions_args = SessionsArgs {

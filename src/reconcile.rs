@@ -17,6 +17,7 @@ use slog::{info, warn, Logger};
 use crate::db::executions::{interrupt_stale, StaleExecution};
 use crate::db::{Conn, DbError};
 use crate::lifecycle::{next_stop_signal, STOP_STEP};
+use crate::pty::CgroupRoot;
 use crate::pty::{ProcessTree, SignalOutcome};
 
 /// Why reconciled executions ended, as recorded in their `reason`.
@@ -88,6 +89,34 @@ pub fn reconcile(
           "groups_stopped" => report.groups_stopped.load(Ordering::Relaxed),
           "pid_reused" => report.pid_reused.load(Ordering::Relaxed));
     Ok(signalled)
+}
+
+/// Removes the empty session cgroups earlier runs of this data dir left behind (a session's
+/// cgroup is removed when it ends, but a shutdown or a crash can cut that short). Only names
+/// whose boot id is recorded in this database are considered, so another server's cgroups are
+/// never touched; one that still holds a process cannot be removed anyway (EBUSY). Blocking.
+pub fn remove_leftover_cgroups(conn: &Conn, root: &CgroupRoot, boot_id: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(root.dir()) else {
+        return 0;
+    };
+    let ours = |boot: &str| {
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM executions WHERE boot_id = ?1)",
+            [boot],
+            |r| r.get::<_, bool>(0),
+        )
+        .unwrap_or(false)
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            let Some((boot, _execution)) = name.to_str().and_then(|n| n.rsplit_once('-')) else {
+                return false;
+            };
+            boot != boot_id && ours(boot) && std::fs::remove_dir(entry.path()).is_ok()
+        })
+        .count()
 }
 
 /// Finishes the stop of trees that got SIGHUP: SIGTERM after 2 s, SIGKILL after 2 s more, each

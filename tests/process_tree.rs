@@ -279,3 +279,30 @@ async fn after_kill_9_the_restart_ends_every_job_of_every_cgroup() {
 async fn after_kill_9_the_restart_ends_every_job_of_every_session_without_cgroups() {
     kill_9_then_restart_ends_every_job(&["--session-cgroups", "off"]).await;
 }
+
+#[tokio::test]
+async fn a_restart_removes_the_empty_cgroups_of_earlier_runs_and_no_one_elses() {
+    let s = start(true).await;
+    let t = s
+        .post("/api/terminals", json!({"command": ["sh", "-c", "exit 0"]}))
+        .await;
+    assert_eq!(t.status, 201, "{}", t.text);
+    let exec = t.body["execution_id"].as_i64().unwrap();
+    let row = s.get(&format!("/api/executions/{exec}")).await;
+    let dir = std::path::PathBuf::from(row.body["cgroup"].as_str().expect("ran in a cgroup"));
+    let root = dir.parent().unwrap().to_path_buf();
+    let boot = row.body["boot_id"].as_str().unwrap().to_owned();
+    let data = s.stop_keep_dir().await;
+    // What a shutdown cut short would leave: an empty cgroup of this data dir's earlier run,
+    // beside one of a server this data dir never knew.
+    let left = root.join(format!("{boot}-999999"));
+    let foreign = root.join(format!("00000000-0000-0000-0000-{:0>12}-1", markers()[0]));
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::create_dir_all(&foreign).unwrap();
+    let config = claude_manager::config::Config::for_data_dir(data.path());
+    let s = TestServer::start_config(config, data).await;
+    assert!(!left.exists(), "{} left behind", left.display());
+    assert!(foreign.exists(), "another server's cgroup was removed");
+    std::fs::remove_dir(&foreign).unwrap();
+    s.stop().await;
+}
