@@ -130,6 +130,12 @@ CREATE TABLE agents (
 );
 CREATE INDEX executions_agent ON executions (agent_id, status);
 
+-- version: 4
+-- The cgroup a session's process tree ran in (one per session, see src/pty/cgroup.rs): after a
+-- crash, reconciliation kills whatever is still in it. NULL when the server ran without cgroups;
+-- then `pgid` (= the session id) and `pid_start_time` find the survivors in /proc.
+ALTER TABLE executions ADD COLUMN cgroup TEXT;
+
 -- version: 7
 -- Isolated runs: the git worktree a run works in, on its own branch from the repository at its
 -- cwd, and what became of it. One row per isolated execution; the worktree directory itself is

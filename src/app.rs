@@ -25,8 +25,9 @@ use crate::actors::terminal::SessionDeps;
 use crate::backup::DataDirLock;
 use crate::config::Config;
 use crate::db::{self, DbError};
-use crate::reconcile::{escalate, reconcile, Reconciliation};
-use crate::shutdown::{LastResort, LiveGroups};
+use crate::lifecycle::{Lifecycle, LiveTrees};
+use crate::reconcile::{escalate, reconcile, remove_leftover_cgroups, Reconciliation};
+use crate::shutdown::LastResort;
 use crate::state::{AppState, Metrics, Tracker};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,35 @@ pub fn open_database(config: &Config) -> Result<db::Pool, DbError> {
     Ok(pool)
 }
 
+/// Where session cgroups go (`session_cgroups`). `auto` falls back to running without cgroups,
+/// saying why in the log; a directory the setting names must work, or the server does not start.
+fn session_cgroups(
+    config: &Config,
+    log: &Logger,
+) -> Result<Option<crate::pty::CgroupRoot>, StartError> {
+    use crate::config::CgroupSetting;
+    match crate::pty::CgroupRoot::discover(&config.session_cgroups) {
+        Ok(Some(root)) => {
+            info!(log, "sessions run in cgroups"; "dir" => %root.dir().display());
+            Ok(Some(root))
+        }
+        Ok(None) => {
+            info!(log, "sessions run without cgroups (session_cgroups = off)");
+            Ok(None)
+        }
+        Err(why) if config.session_cgroups == CgroupSetting::Auto => {
+            warn!(log, "sessions run without cgroups: a process that calls setsid() itself can outlive its session";
+                  "why" => &why);
+            Ok(None)
+        }
+        Err(why) => Err(StartError::Config(crate::config::ConfigError {
+            setting: "session_cgroups (CM_SESSION_CGROUPS)".into(),
+            value: format!("{:?}", config.session_cgroups),
+            allowed: why,
+        })),
+    }
+}
+
 impl Server {
     /// Starts a server; `log_dropped` is the log drain's drop counter (for health).
     pub async fn start(
@@ -96,6 +126,7 @@ impl Server {
             })?;
         let boot_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
         let reconciliation = Arc::new(Reconciliation::default());
+        let cgroups = session_cgroups(&config, &log)?;
         // Open, migrate and reconcile before anything serves: no request may see a record of
         // an earlier run that still claims to be running.
         let (pool, surviving_groups) = {
@@ -103,10 +134,15 @@ impl Server {
             let boot_id = boot_id.clone();
             let report = reconciliation.clone();
             let log = log.clone();
+            let cgroups = cgroups.clone();
             tokio::task::spawn_blocking(move || -> Result<_, DbError> {
                 let pool = open_database(&config)?;
                 let mut conn = pool.get()?;
                 let groups = reconcile(&mut conn, &boot_id, &report, &log)?;
+                if let Some(root) = &cgroups {
+                    let removed = remove_leftover_cgroups(&conn, root, &boot_id);
+                    info!(log, "removed empty cgroups of earlier runs"; "cgroups" => removed);
+                }
                 drop(conn);
                 Ok((pool, groups))
             })
@@ -117,11 +153,7 @@ impl Server {
                 source,
             })?
         };
-        tokio::spawn(escalate(
-            surviving_groups,
-            log.clone(),
-            reconciliation.clone(),
-        ));
+        tokio::spawn(escalate(surviving_groups, log.clone()));
         let first_admin_token = if config.insecure_no_auth {
             None
         } else {
@@ -156,12 +188,20 @@ impl Server {
             log_records_dropped: log_dropped,
             ..Metrics::default()
         });
-        let live_groups = Arc::new(LiveGroups::default());
+        let live_trees = Arc::new(LiveTrees::default());
         let last_resort = LastResort {
-            groups: live_groups.clone(),
+            trees: live_trees.clone(),
             pool: pool.clone(),
             boot_id: boot_id.clone(),
             log: log.clone(),
+        };
+        let lifecycle = Lifecycle {
+            db: db.clone(),
+            events: events.clone(),
+            log: log.clone(),
+            boot_id: boot_id.clone(),
+            cgroups,
+            live: live_trees,
         };
         let sessions_args = SessionsArgs {
             deps: SessionDeps {
@@ -172,11 +212,11 @@ impl Server {
                 max_viewers: config.max_viewers,
                 viewer_queue_bytes: config.viewer_queue_bytes,
                 output_bytes: metrics.pty_output_bytes.clone(),
+                lifecycle: lifecycle.clone(),
             },
             metrics: metrics.clone(),
             boot_id: boot_id.clone(),
             max_sessions: config.max_sessions,
-            live_groups: live_groups.clone(),
         };
         let reaper = Arc::new(ReaperStats::default());
         let reaper_args = ReaperArgs {
@@ -213,9 +253,12 @@ impl Server {
                         log: log.clone(),
                         timeout: config.run_timeout,
                         events_max: config.run_events_max,
+                        lifecycle: lifecycle.clone(),
                     },
                     boot_id: boot_id.clone(),
                     max_concurrent: config.max_concurrent_runs,
+                    allowed_roots: config.allowed_roots.clone(),
+                    worktrees_dir: crate::isolation::worktrees_dir(&config.data_dir),
                 },
                 log: log.new(slog::o!("actor" => "root")),
             },

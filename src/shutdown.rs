@@ -1,54 +1,28 @@
 //! The last resort of a shutdown: when the grace runs out or a second SIGTERM/SIGINT arrives,
-//! every process group this run still owns gets SIGKILL and every execution of this boot still
+//! every process tree this run still owns gets SIGKILL and every execution of this boot still
 //! `running` becomes `interrupted` — so the process can exit 0 with every record true and no
 //! child left, even if an actor is stuck.
 //!
-//! The sessions supervisor registers each live session's group here when it starts one and
-//! removes it when the session's end is recorded; a std mutex guards the map, held only for the
-//! insert, the remove or the copy (never across an `.await`).
+//! Every session and run is registered in [`LiveTrees`] when it starts and removed when its end
+//! is recorded (`lifecycle.rs`), so this step reaches terminals, agent sessions and runs alike.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 use slog::{info, warn, Logger};
 
 use crate::db::{executions, Pool};
+use crate::lifecycle::LiveTrees;
 use crate::pty;
 
 /// Recorded on executions the last resort ended.
 pub const REASON_SHUTDOWN_FORCED: &str =
     "server shut down: the session was killed when the shutdown grace ran out";
 
-/// Process groups of this run's live sessions: execution id → (pgid, leader start time).
-#[derive(Debug, Default)]
-pub struct LiveGroups(Mutex<HashMap<i64, (i32, Option<u64>)>>);
-
-impl LiveGroups {
-    pub fn insert(&self, execution_id: i64, pgid: i32, start_time: Option<u64>) {
-        if let Ok(mut map) = self.0.lock() {
-            map.insert(execution_id, (pgid, start_time));
-        }
-    }
-
-    pub fn remove(&self, execution_id: i64) {
-        if let Ok(mut map) = self.0.lock() {
-            map.remove(&execution_id);
-        }
-    }
-
-    fn snapshot(&self) -> Vec<(i32, Option<u64>)> {
-        self.0
-            .lock()
-            .map(|map| map.values().copied().collect())
-            .unwrap_or_default()
-    }
-}
-
 /// What the last resort needs, taken from the server before its graceful shutdown begins.
 #[derive(Clone)]
 pub struct LastResort {
-    pub groups: Arc<LiveGroups>,
+    pub trees: Arc<LiveTrees>,
     pub pool: Pool,
     pub boot_id: Arc<str>,
     pub log: Logger,
@@ -74,18 +48,17 @@ impl LastResort {
             .map_err(crate::db::DbError::from)
             .and_then(|c| executions::interrupt_boot(&c, &self.boot_id, REASON_SHUTDOWN_FORCED));
         let mut killed = 0u64;
-        for (pgid, start) in self.groups.snapshot() {
-            let outcome = match start {
-                Some(start) => pty::signal_recorded_group(pgid, start, Signal::SIGKILL),
-                None => pty::signal_group(pgid, Signal::SIGKILL),
-            };
-            if matches!(outcome, Ok(pty::SignalOutcome::Delivered)) {
+        for tree in self.trees.snapshot() {
+            if matches!(
+                tree.signal(Signal::SIGKILL),
+                Ok(pty::SignalOutcome::Delivered)
+            ) {
                 killed += 1;
             }
         }
         match marked {
             Ok(n) if killed + n as u64 > 0 => {
-                warn!(self.log, "shutdown: killed what was left"; "groups" => killed, "executions" => n)
+                warn!(self.log, "shutdown: killed what was left"; "sessions" => killed, "executions" => n)
             }
             Ok(_) => info!(self.log, "shutdown: nothing was left to kill"),
             Err(e) => {

@@ -145,6 +145,7 @@ impl Screen {
                 ("CM".into(), binary().to_string_lossy().into_owned()),
             ],
             size,
+            cgroup: None,
         })
         .expect("client on a pty");
         Screen {

@@ -379,7 +379,14 @@ async fn the_last_resort_kills_what_is_left_and_records_it_interrupted() {
         .await
         .unwrap();
     let last = s.server.as_ref().unwrap().last_resort();
-    last.groups.insert(exec, pid, start);
+    last.trees.insert(
+        exec,
+        claude_manager::pty::ProcessTree {
+            leader: pid,
+            start_time: start,
+            cgroup: None,
+        },
+    );
     last.run().await;
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await

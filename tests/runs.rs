@@ -369,3 +369,34 @@ async fn a_run_events_socket_is_counted_while_open() {
     finished(&mut ev, id).await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_twenty_concurrent_runs_of_one_idle_task_exactly_one_is_accepted() {
+    let s = TestServer::start().await;
+    let a = agent(
+        &s,
+        "slow",
+        json!({"FAKE_CLAUDE_MODE": "slow", "FAKE_CLAUDE_DELAY_SECS": "600"}),
+    )
+    .await;
+    let t = task(&s, "once", Some(a), 5).await;
+    let path = format!("/api/tasks/{t}/run");
+    let replies = futures_util::future::join_all((0..20).map(|_| s.post(&path, json!({})))).await;
+    let accepted = replies.iter().filter(|r| r.status == 202).count();
+    let busy = replies
+        .iter()
+        .filter(|r| r.status == 409 && r.code() == "task_busy")
+        .count();
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!((accepted, busy), (1, 19), "statuses: {statuses:?}");
+    let list = s
+        .get(&format!("/api/executions?task_id={t}&type=agent_run"))
+        .await;
+    assert_eq!(
+        list.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        list.text
+    );
+    s.stop().await;
+}

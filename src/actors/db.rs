@@ -13,13 +13,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::slot::ActorSlot;
 use crate::db::{DbError, Pool};
 
 /// A unit of work: gets a connection (or the reason there is none) and sends its own reply.
@@ -149,7 +150,7 @@ fn run_job(state: &DbArgs, job: DbJob, queued_at: Instant) {
 /// The cloneable handle every other part of the server uses.
 #[derive(Clone)]
 pub struct Db {
-    actor: Arc<RwLock<Option<ActorRef<DbMsg>>>>,
+    actor: ActorSlot<DbMsg>,
     pool: Pool,
     checkout_timeout: Duration,
     checkout_timeouts: Arc<AtomicU64>,
@@ -163,7 +164,7 @@ const JOB_ABANDONED: u8 = 2;
 impl Db {
     pub fn new(pool: Pool, checkout_timeout: Duration, checkout_timeouts: Arc<AtomicU64>) -> Db {
         Db {
-            actor: Arc::new(RwLock::new(None)),
+            actor: ActorSlot::default(),
             pool,
             checkout_timeout,
             checkout_timeouts,
@@ -172,13 +173,11 @@ impl Db {
 
     /// Called by the root supervisor whenever it (re)starts the actor, or with `None` while down.
     pub fn set_actor(&self, actor: Option<ActorRef<DbMsg>>) {
-        if let Ok(mut slot) = self.actor.write() {
-            *slot = actor;
-        }
+        self.actor.set(actor);
     }
 
     pub fn actor(&self) -> Option<ActorRef<DbMsg>> {
-        self.actor.read().ok().and_then(|slot| slot.clone())
+        self.actor.get()
     }
 
     /// Runs `f` with a pooled connection, in parallel with other reads.

@@ -5,14 +5,75 @@
 //! subscriber that falls more than `events_queue_len` events behind loses the oldest ones and is
 //! told how many (`{"type":"lagged","missed":N}`) — it never slows the publishers or the others.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use super::slot::ActorSlot;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-/// One event, serialised once for every subscriber: `{"type":…,"data":…}`.
-pub type EventJson = Arc<str>;
+/// Every kind of event `/api/events` carries: the `type` field, one name each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EventType {
+    #[serde(rename = "task.created")]
+    TaskCreated,
+    #[serde(rename = "task.updated")]
+    TaskUpdated,
+    #[serde(rename = "task.deleted")]
+    TaskDeleted,
+    #[serde(rename = "agent.created")]
+    AgentCreated,
+    #[serde(rename = "agent.updated")]
+    AgentUpdated,
+    #[serde(rename = "agent.deleted")]
+    AgentDeleted,
+    #[serde(rename = "execution.created")]
+    ExecutionCreated,
+    #[serde(rename = "execution.started")]
+    ExecutionStarted,
+    #[serde(rename = "execution.updated")]
+    ExecutionUpdated,
+    #[serde(rename = "execution.finished")]
+    ExecutionFinished,
+    /// One parsed event of a headless run.
+    #[serde(rename = "execution.event")]
+    ExecutionEvent,
+    #[serde(rename = "session.exited")]
+    SessionExited,
+    #[serde(rename = "agent_session.restarting")]
+    AgentSessionRestarting,
+    #[serde(rename = "agent_session.failed")]
+    AgentSessionFailed,
+    #[serde(rename = "worktree.created")]
+    WorktreeCreated,
+    #[serde(rename = "worktree.merged")]
+    WorktreeMerged,
+    #[serde(rename = "worktree.discarded")]
+    WorktreeDiscarded,
+}
+
+/// One event, serialised once for every subscriber (`json`: `{"type":…,"data":…}`), with the
+/// few facts sockets filter on, so that none of them parses it again.
+#[derive(Debug)]
+pub struct Event {
+    pub kind: EventType,
+    /// The execution it is about, for events about one (`execution.event`, `.finished`).
+    pub execution_id: Option<i64>,
+    /// `execution.event`: the run event's sequence number.
+    pub seq: Option<i64>,
+    pub json: String,
+    /// Where `data` starts in `json` (it runs to the closing brace).
+    data_start: usize,
+}
+
+impl Event {
+    /// The `data` part of the JSON, as it was serialised.
+    pub fn data(&self) -> &str {
+        &self.json[self.data_start..self.json.len() - 1]
+    }
+}
+
+pub type EventJson = Arc<Event>;
 
 pub enum EventsMsg {
     Publish(EventJson),
@@ -53,48 +114,49 @@ impl Actor for EventBus {
 /// The cloneable handle publishers and the `/api/events` route use.
 #[derive(Clone, Default)]
 pub struct Events {
-    actor: Arc<RwLock<Option<ActorRef<EventsMsg>>>>,
+    actor: ActorSlot<EventsMsg>,
 }
 
 impl Events {
     pub fn set_actor(&self, actor: Option<ActorRef<EventsMsg>>) {
-        if let Ok(mut slot) = self.actor.write() {
-            *slot = actor;
-        }
-    }
-
-    fn actor(&self) -> Option<ActorRef<EventsMsg>> {
-        self.actor.read().ok().and_then(|slot| slot.clone())
+        self.actor.set(actor);
     }
 
     /// Publishes `{"type": kind, "data": data}`. Never blocks; dropped if the bus is restarting.
-    pub fn publish(&self, kind: &str, data: &impl Serialize) {
-        #[derive(Serialize)]
-        struct Envelope<'a, T: Serialize> {
-            #[serde(rename = "type")]
-            kind: &'a str,
-            data: &'a T,
-        }
-        let Ok(json) = serde_json::to_string(&Envelope { kind, data }) else {
+    pub fn publish(&self, kind: EventType, data: &impl Serialize) {
+        self.publish_about(kind, None, None, data);
+    }
+
+    /// Publishes an event about execution `execution_id` (and run event `seq`).
+    pub fn publish_about(
+        &self,
+        kind: EventType,
+        execution_id: Option<i64>,
+        seq: Option<i64>,
+        data: &impl Serialize,
+    ) {
+        let (Ok(kind_json), Ok(data_json)) =
+            (serde_json::to_string(&kind), serde_json::to_string(data))
+        else {
             return;
         };
-        if let Some(actor) = self.actor() {
-            let _ = actor.cast(EventsMsg::Publish(json.into()));
+        let head = format!(r#"{{"type":{kind_json},"data":"#);
+        let event = Event {
+            kind,
+            execution_id,
+            seq,
+            data_start: head.len(),
+            json: format!("{head}{data_json}}}"),
+        };
+        if let Some(actor) = self.actor.get() {
+            let _ = actor.cast(EventsMsg::Publish(Arc::new(event)));
         }
     }
 
     /// A new subscription, or `None` while the bus is restarting.
     pub async fn subscribe(&self) -> Option<broadcast::Receiver<EventJson>> {
-        let actor = self.actor()?;
-        match actor
-            .call(
-                EventsMsg::Subscribe,
-                Some(std::time::Duration::from_secs(5)),
-            )
+        self.actor
+            .call(EventsMsg::Subscribe, std::time::Duration::from_secs(5))
             .await
-        {
-            Ok(ractor::rpc::CallResult::Success(rx)) => Some(rx),
-            _ => None,
-        }
     }
 }

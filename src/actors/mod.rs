@@ -6,6 +6,7 @@ pub mod reaper;
 pub mod runs;
 pub mod session_types;
 pub mod sessions;
+pub mod slot;
 pub mod supervisor;
 pub mod terminal;
 pub mod viewers;

@@ -38,9 +38,16 @@ impl SessionKind {
     }
 }
 
-/// Agent sessions end after this long without output or input (30 min, as the issue asks): the
-/// default their spec's `idle_timeout` takes.
-pub const AGENT_IDLE_TIMEOUT: Duration = Duration::from_secs(1800);
+/// `session.exited` on `/api/events`: how a session ended, built in this one shape.
+#[derive(Debug, Serialize)]
+pub struct SessionExited<'a> {
+    pub id: &'a str,
+    pub kind: SessionKind,
+    pub execution_id: i64,
+    pub status: &'static str,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
 
 /// A validated request to start a session (the HTTP layer has checked every field).
 #[derive(Debug, Clone)]

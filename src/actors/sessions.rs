@@ -12,9 +12,10 @@
 //! is recorded `failed` with the reason, and the event is published. Every other session is left
 //! untouched (ractor's default would stop this supervisor: STACK.md "Traps").
 
+use crate::actors::events::EventType;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -26,14 +27,16 @@ mod agent;
 pub use agent::AgentSessionRequest;
 
 use super::session_types::{
-    new_session_id, Activity, SessionError, SessionInfo, SessionKind, SessionSpec,
+    new_session_id, Activity, SessionError, SessionExited, SessionInfo, SessionKind, SessionSpec,
 };
 use super::terminal::{SessionDeps, TerminalActor, TerminalArgs, TerminalMsg};
 use crate::db::executions::{self, ExecutionStatus, Finish, NewExecution};
 use crate::pty::{self, PtyCommand, PtyError};
 use crate::state::Metrics;
 
+mod handle;
 mod reap;
+pub use handle::Sessions;
 pub use reap::{ReapPolicy, ReapReport};
 
 /// Exited sessions kept in memory (with their replay) for late viewers; the oldest goes first.
@@ -77,8 +80,6 @@ pub struct SessionsArgs {
     pub metrics: Arc<Metrics>,
     pub boot_id: Arc<str>,
     pub max_sessions: usize,
-    /// Live groups for shutdown's last resort (`shutdown.rs`).
-    pub live_groups: Arc<crate::shutdown::LiveGroups>,
 }
 
 struct Entry {
@@ -87,8 +88,7 @@ struct Entry {
     agent_id: Option<i64>,
     actor: ActorRef<TerminalMsg>,
     execution_id: i64,
-    pgid: i32,
-    start_time: Option<u64>,
+    tree: pty::ProcessTree,
     recorded: Arc<AtomicBool>,
     exited: bool,
     activity: Arc<Activity>,
@@ -157,49 +157,22 @@ impl SessionsState {
             cwd: spec.cwd.clone(),
             env: spec.env.clone(),
             size: spec.size,
+            cgroup: None,
         };
-        let spawned = match pty::spawn(&command) {
+        let spawned = match self
+            .args
+            .deps
+            .lifecycle
+            .launch(row.id, command, pty::spawn)
+            .await
+        {
             Ok(spawned) => spawned,
-            Err(e) => {
-                let finish = Finish {
-                    status: ExecutionStatus::Failed,
-                    reason: Some(e.to_string()),
-                    exit_code: None,
-                    exit_signal: None,
-                    bytes_out: 0,
-                    output_tail: None,
-                    output_truncated: false,
-                };
-                let exec_id = row.id;
-                let _ = db
-                    .write(move |c| executions::finish(c, exec_id, &finish))
-                    .await;
-                return Err(match e {
-                    PtyError::CommandNotFound { program } => SessionError::CommandNotFound(program),
-                    other => SessionError::Spawn(other.to_string()),
-                });
+            Err(PtyError::CommandNotFound { program }) => {
+                return Err(SessionError::CommandNotFound(program))
             }
+            Err(other) => return Err(SessionError::Spawn(other.to_string())),
         };
-        let (pid, start_time) = (spawned.child.pid(), spawned.child.start_time());
-        let exec_id = row.id;
-        let started = db
-            .write(move |c| {
-                executions::mark_running(
-                    c,
-                    exec_id,
-                    pid as i64,
-                    start_time.map(|t| t as i64),
-                    pid as i64,
-                )?;
-                executions::get_summary(c, exec_id)
-            })
-            .await;
-        // The child runs now: a failed DB write is logged, not a reason to kill it.
-        match started {
-            Ok(Some(row)) => self.args.deps.events.publish("execution.started", &row),
-            Ok(None) => {}
-            Err(e) => error!(self.log, "recording a session start failed"; "error" => %e),
-        }
+        let tree = spawned.child.tree().clone();
         let recorded = Arc::new(AtomicBool::new(false));
         let activity = Arc::new(Activity::new());
         let args = TerminalArgs {
@@ -218,7 +191,7 @@ impl SessionsState {
             .await
             .map_err(|e| SessionError::Spawn(e.to_string()))?;
         self.counter(spec.kind).fetch_add(1, Ordering::Relaxed);
-        self.args.live_groups.insert(row.id, pid, start_time);
+        let pid = tree.leader;
         self.sessions.insert(
             id.clone(),
             Entry {
@@ -226,8 +199,7 @@ impl SessionsState {
                 agent_id: spec.agent_id,
                 actor: actor.clone(),
                 execution_id: row.id,
-                pgid: pid,
-                start_time,
+                tree,
                 recorded,
                 exited: false,
                 activity,
@@ -253,7 +225,6 @@ impl SessionsState {
         }
         entry.exited = true;
         entry.exited_at = Some(std::time::Instant::now());
-        self.args.live_groups.remove(entry.execution_id);
         let kind = entry.kind;
         self.counter(kind).fetch_sub(1, Ordering::Relaxed);
         self.exited_order.push_back(id);
@@ -309,48 +280,35 @@ impl SessionsState {
             self.counter(entry.kind).fetch_sub(1, Ordering::Relaxed);
         }
         if entry.recorded.load(Ordering::SeqCst) {
-            self.args.live_groups.remove(entry.execution_id);
             return;
         }
-        error!(self.log, "session actor died; killing its process group";
+        error!(self.log, "session actor died; killing its process tree";
                "session_id" => &id, "reason" => &why);
-        let killed = match entry.start_time {
-            Some(start) => pty::signal_recorded_group(entry.pgid, start, Signal::SIGKILL),
-            None => pty::signal_group(entry.pgid, Signal::SIGKILL),
-        };
-        if let Err(e) = killed {
-            error!(self.log, "killing a failed session's group failed"; "error" => %e);
+        if let Err(e) = entry.tree.signal(Signal::SIGKILL) {
+            error!(self.log, "killing a failed session's processes failed"; "error" => %e);
         }
-        let finish = Finish {
-            status: ExecutionStatus::Failed,
-            reason: Some(format!("session actor failed: {why}")),
-            exit_code: None,
-            exit_signal: None,
-            bytes_out: 0,
-            output_tail: None,
-            output_truncated: false,
-        };
         let exec_id = entry.execution_id;
-        self.args.live_groups.remove(exec_id);
-        let row = self
-            .args
-            .deps
-            .db
-            .write(move |c| {
-                executions::finish(c, exec_id, &finish)?;
-                executions::get_summary(c, exec_id)
-            })
-            .await;
-        match row {
-            Ok(Some(row)) => self.args.deps.events.publish("execution.finished", &row),
-            Ok(None) => {}
-            Err(e) => error!(self.log, "recording a failed session failed"; "error" => %e),
-        }
-        self.args.deps.events.publish(
-            "session.exited",
-            &serde_json::json!({"id": id, "kind": entry.kind, "execution_id": exec_id,
-                                "status": "failed", "code": null, "signal": null}),
+        let finish = Finish::without_exit(
+            ExecutionStatus::Failed,
+            format!("session actor failed: {why}"),
         );
+        self.args
+            .deps
+            .lifecycle
+            .record_end(exec_id, finish, |_| Ok(()))
+            .await;
+        let exited = SessionExited {
+            id: &id,
+            kind: entry.kind,
+            execution_id: exec_id,
+            status: ExecutionStatus::Failed.as_str(),
+            code: None,
+            signal: None,
+        };
+        self.args
+            .deps
+            .events
+            .publish(EventType::SessionExited, &exited);
     }
 }
 
@@ -474,94 +432,5 @@ impl Actor for SessionsSupervisor {
         };
         state.on_actor_gone(actor_id, why).await;
         Ok(())
-    }
-}
-
-/// The cloneable handle HTTP handlers use; the root supervisor points it at the live actor.
-#[derive(Clone, Default)]
-pub struct Sessions {
-    actor: Arc<RwLock<Option<ActorRef<SessionsMsg>>>>,
-}
-
-impl Sessions {
-    pub fn set_actor(&self, actor: Option<ActorRef<SessionsMsg>>) {
-        if let Ok(mut slot) = self.actor.write() {
-            *slot = actor;
-        }
-    }
-
-    fn actor(&self) -> Result<ActorRef<SessionsMsg>, SessionError> {
-        self.actor
-            .read()
-            .ok()
-            .and_then(|slot| slot.clone())
-            .ok_or(SessionError::Unavailable)
-    }
-
-    async fn ask<T: Send + 'static>(
-        &self,
-        msg: impl FnOnce(RpcReplyPort<T>) -> SessionsMsg,
-        timeout: Duration,
-    ) -> Result<T, SessionError> {
-        match self.actor()?.call(msg, Some(timeout)).await {
-            Ok(CallResult::Success(v)) => Ok(v),
-            _ => Err(SessionError::Unavailable),
-        }
-    }
-
-    pub async fn create(&self, spec: SessionSpec) -> Result<SessionInfo, SessionError> {
-        // Creation waits on the DB and a fork; allow it the DB's own timeout and more.
-        self.ask(|r| SessionsMsg::Create(spec, r), Duration::from_secs(30))
-            .await?
-    }
-
-    /// The agent's live session or a new one; `true` when it was started by this call.
-    pub async fn agent_session(
-        &self,
-        request: AgentSessionRequest,
-    ) -> Result<(SessionInfo, bool), SessionError> {
-        self.ask(
-            |r| SessionsMsg::AgentSession(Box::new(request), r),
-            Duration::from_secs(30),
-        )
-        .await?
-    }
-
-    pub async fn lookup(
-        &self,
-        kind: SessionKind,
-        id: &str,
-    ) -> Result<ActorRef<TerminalMsg>, SessionError> {
-        let id = id.to_string();
-        self.ask(|r| SessionsMsg::Lookup(kind, id, r), CALL_TIMEOUT)
-            .await?
-            .ok_or(SessionError::NotFound)
-    }
-
-    pub async fn list(
-        &self,
-        kind: SessionKind,
-    ) -> Result<Vec<ActorRef<TerminalMsg>>, SessionError> {
-        self.ask(|r| SessionsMsg::List(kind, r), CALL_TIMEOUT).await
-    }
-
-    pub fn remove(&self, kind: SessionKind, id: &str) {
-        if let Ok(actor) = self.actor() {
-            let _ = actor.cast(SessionsMsg::Remove(kind, id.to_string()));
-        }
-    }
-
-    /// One reaper pass over the sessions; `Unavailable` when the supervisor did not answer in time.
-    pub async fn reap(
-        &self,
-        policy: ReapPolicy,
-        timeout: Duration,
-    ) -> Result<ReapReport, SessionError> {
-        self.ask(|r| SessionsMsg::Reap(policy, r), timeout).await
-    }
-
-    /// Stops every session (shutdown); returns when they are stopped or the time is up.
-    pub async fn stop_all(&self, timeout: Duration) {
-        let _ = self.ask(SessionsMsg::StopAll, timeout).await;
     }
 }

@@ -130,7 +130,7 @@ impl ViewerQueue {
     pub fn take(&self) -> Taken {
         let Ok(mut q) = self.inner.lock() else {
             return Taken::Close(CloseReason {
-                code: 1011,
+                code: crate::protocol::CLOSE_SESSION_GONE,
                 reason: "viewer queue poisoned",
             });
         };

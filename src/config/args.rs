@@ -130,6 +130,12 @@ pub struct ServeArgs {
     /// Browser sessions end after this many seconds without use [default: 604800 = 7 days].
     #[arg(long, env = "CM_SESSION_TTL_SECS", value_name = "SECS")]
     pub session_ttl_secs: Option<String>,
+    /// Where each session's cgroup (the whole process tree, killed as one) is created: auto (a
+    /// child of the server's own cgroup in the cgroup2 tree), off (no cgroups: a session's
+    /// processes are found by session id in /proc), or the absolute path of a cgroup2 directory
+    /// the server may write [default: auto].
+    #[arg(long, env = "CM_SESSION_CGROUPS", value_name = "auto|off|DIR")]
+    pub session_cgroups: Option<String>,
     /// Serve without any authentication. Refused unless bound to a loopback address.
     #[arg(long, env = "CM_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,

@@ -41,6 +41,7 @@ pub(super) struct FileConfig {
     pub(super) cookie_secure: Option<toml::Value>,
     pub(super) session_ttl_secs: Option<toml::Value>,
     pub(super) insecure_no_auth: Option<toml::Value>,
+    pub(super) session_cgroups: Option<toml::Value>,
 }
 
 /// Reads the TOML file, if one was named. Unknown keys are rejected so a typo never silently

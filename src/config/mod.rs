@@ -40,6 +40,17 @@ impl ConfigError {
     }
 }
 
+/// `session_cgroups`: where each session's cgroup goes, or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupSetting {
+    /// A child of the server's own cgroup in the cgroup2 hierarchy, when it is writable.
+    Auto,
+    /// No cgroups: a session's processes are found by session id in `/proc`.
+    Off,
+    /// This cgroup2 directory.
+    Dir(PathBuf),
+}
+
 /// The validated settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -75,6 +86,8 @@ pub struct Config {
     /// `None` = auto (see [`Config::cookie_secure_for`]).
     pub cookie_secure: Option<bool>,
     pub session_ttl: Duration,
+    /// Where session cgroups are created (`src/pty/cgroup.rs`).
+    pub session_cgroups: CgroupSetting,
     /// No authentication at all; only ever on a loopback bind ([`Config::check_auth_binding`]).
     pub insecure_no_auth: bool,
 }

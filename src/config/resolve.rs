@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::file::{load_file, value_text};
-use super::{origin_of, Config, ConfigError, ServeArgs};
+use super::{origin_of, CgroupSetting, Config, ConfigError, ServeArgs};
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
 pub const DEFAULT_DATA_DIR: &str = "./data";
@@ -305,6 +305,21 @@ impl Config {
             60,
             366 * 86_400,
         )?);
+        let session_cgroups = match pick(&args.session_cgroups, &file.session_cgroups) {
+            None => CgroupSetting::Auto,
+            Some(r) => match r.value.trim() {
+                "auto" => CgroupSetting::Auto,
+                "off" => CgroupSetting::Off,
+                dir if dir.starts_with('/') => CgroupSetting::Dir(PathBuf::from(dir)),
+                _ => {
+                    return Err(ConfigError::new(
+                        "session_cgroups (CM_SESSION_CGROUPS)",
+                        r.value,
+                        "one of auto, off, or the absolute path of a cgroup2 directory",
+                    ))
+                }
+            },
+        };
 
         // A switch: on when the flag, the variable or the file says true.
         let insecure_no_auth = args.insecure_no_auth
@@ -350,6 +365,7 @@ impl Config {
             allowed_origins,
             cookie_secure,
             session_ttl,
+            session_cgroups,
             insecure_no_auth,
         };
         config.check_auth_binding()?;

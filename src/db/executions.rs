@@ -1,8 +1,7 @@
 //! The `executions` table: every terminal session, agent session and agent run, and its outcome.
 //!
 //! Rows are created and finished by the actors that own the processes; the HTTP layer only lists
-//! and reads them. List rows ([`ExecutionSummary`]) never carry the output tail; the filtered,
-//! paged list is in `execution_list.rs`.
+//! and reads them. List rows ([`ExecutionSummary`]) never carry the output tail.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
@@ -10,6 +9,10 @@ use serde_json::Value;
 
 use super::DbError;
 use crate::time::now_rfc3339;
+
+mod restart;
+pub(crate) use restart::QUEUED_RUN;
+pub use restart::{adopt_queued_runs, interrupt_boot, interrupt_stale, QueuedRun, StaleExecution};
 
 /// The most output kept on a finished execution, in bytes (the tail: what a user looks at).
 pub const OUTPUT_TAIL_BYTES: usize = 64 * 1024;
@@ -93,6 +96,8 @@ pub struct ExecutionSummary {
     pub pid: Option<i64>,
     pub pid_start_time: Option<i64>,
     pub pgid: Option<i64>,
+    /// The session's cgroup directory, when it ran in one.
+    pub cgroup: Option<String>,
     pub cwd: Option<String>,
     pub command: Vec<String>,
     pub exit_code: Option<i64>,
@@ -154,12 +159,28 @@ pub struct Finish {
     pub output_truncated: bool,
 }
 
+impl Finish {
+    /// An end without an exit status or output (never started, cancelled while queued, its
+    /// owner failed).
+    pub fn without_exit(status: ExecutionStatus, reason: String) -> Finish {
+        Finish {
+            status,
+            reason: Some(reason),
+            exit_code: None,
+            exit_signal: None,
+            bytes_out: 0,
+            output_tail: None,
+            output_truncated: false,
+        }
+    }
+}
+
 /// The columns [`summary_from_row`] reads, in its order. The task's title comes along so that a
 /// list can name the task rather than show its id.
 pub(super) const SUMMARY_COLUMNS: &str =
     "id, task_id, agent_id, type, status, reason, boot_id, session_id, pid,
     pid_start_time, pgid, cwd, command, exit_code, exit_signal, created_at, started_at, finished_at,
-    last_activity_at, bytes_out, result, cost_usd, usage, meta,
+    last_activity_at, bytes_out, result, cost_usd, usage, meta, cgroup,
     (SELECT t.title FROM tasks t WHERE t.id = executions.task_id)";
 
 pub(super) fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
@@ -193,8 +214,9 @@ pub(super) fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionSumma
         result: row.get(20)?,
         cost_usd: row.get(21)?,
         usage: usage.and_then(|u| serde_json::from_str(&u).ok()),
+        cgroup: row.get(24)?,
         meta: serde_json::from_str(&meta).unwrap_or(Value::Object(Default::default())),
-        task_title: row.get(24)?,
+        task_title: row.get(25)?,
     })
 }
 
@@ -237,6 +259,13 @@ pub fn mark_running(
          WHERE id = ?1",
     )?
     .execute(params![id, pid, pid_start_time, pgid, now_rfc3339()])?;
+    Ok(())
+}
+
+/// Records the cgroup an execution's process tree runs in (reconciliation kills it by that).
+pub fn record_cgroup(conn: &Connection, id: i64, cgroup: &str) -> Result<(), DbError> {
+    conn.prepare_cached("UPDATE executions SET cgroup = ?2 WHERE id = ?1")?
+        .execute(params![id, cgroup])?;
     Ok(())
 }
 
@@ -330,107 +359,6 @@ pub fn output(conn: &Connection, id: i64) -> Result<Option<ExecutionOutput>, DbE
         .optional()?)
 }
 
-/// A headless run still waiting in the queue: it never started, so a restart keeps it.
-pub(crate) const QUEUED_RUN: &str = "type = 'agent_run' AND status = 'pending'";
-/// Executions a stop or crash cuts off: running ones, and pending ones but queued runs.
-const CUT_OFF: &str =
-    "status IN ('pending','running') AND NOT (type = 'agent_run' AND status = 'pending')";
-
-/// An execution left pending or running by an earlier server run.
-#[derive(Debug, Clone)]
-pub struct StaleExecution {
-    pub id: i64,
-    pub pgid: Option<i64>,
-    pub pid_start_time: Option<i64>,
-}
-
-/// Marks every execution still pending or running from another boot as interrupted (but queued
-/// runs, which `adopt_queued_runs` takes over), in one
-/// transaction, and returns them (for stopping their surviving process groups).
-pub fn interrupt_stale(
-    conn: &mut Connection,
-    boot_id: &str,
-    reason: &str,
-) -> Result<Vec<StaleExecution>, DbError> {
-    let tx = conn.transaction()?;
-    let stale = {
-        let mut stmt = tx.prepare(&format!(
-            "SELECT id, pgid, pid_start_time FROM executions
-                 WHERE {CUT_OFF} AND boot_id != ?1"
-        ))?;
-        let rows = stmt
-            .query_map([boot_id], |r| {
-                Ok(StaleExecution {
-                    id: r.get(0)?,
-                    pgid: r.get(1)?,
-                    pid_start_time: r.get(2)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows
-    };
-    tx.execute(
-        &format!(
-            "UPDATE executions SET status = 'interrupted', reason = ?2, finished_at = ?3
-             WHERE {CUT_OFF} AND boot_id != ?1"
-        ),
-        params![boot_id, reason, now_rfc3339()],
-    )?;
-    // A task whose run was cut off is no longer running: it failed (the state machine allows
-    // running → failed, and failed → pending to retry).
-    tx.execute(
-        "UPDATE tasks SET status = 'failed', completed_at = ?2, updated_at = ?2
-         WHERE status = 'running' AND executions_active = 0
-           AND id IN (SELECT task_id FROM executions
-                      WHERE type = 'agent_run' AND status = 'interrupted' AND boot_id != ?1)",
-        params![boot_id, now_rfc3339()],
-    )?;
-    tx.commit()?;
-    Ok(stale)
-}
-
-/// A headless run that was queued, not started, when an earlier server stopped.
-#[derive(Debug, Clone)]
-pub struct QueuedRun {
-    pub id: i64,
-    pub task_id: Option<i64>,
-    pub agent_id: Option<i64>,
-    pub cwd: Option<String>,
-    pub command: Vec<String>,
-}
-
-/// Takes over the runs an earlier boot queued but never started (`agent_run`, `pending`): they
-/// are this boot's now (`boot_id`), oldest first. Startup reconciliation leaves them alone, so
-/// an accepted run survives a restart and runs rather than being dropped.
-pub fn adopt_queued_runs(conn: &mut Connection, boot_id: &str) -> Result<Vec<QueuedRun>, DbError> {
-    let tx = conn.transaction()?;
-    let runs = {
-        let mut stmt = tx.prepare(&format!(
-            "SELECT id, task_id, agent_id, cwd, command FROM executions
-                 WHERE {QUEUED_RUN} AND boot_id != ?1 ORDER BY id"
-        ))?;
-        let rows = stmt
-            .query_map([boot_id], |r| {
-                let command: String = r.get(4)?;
-                Ok(QueuedRun {
-                    id: r.get(0)?,
-                    task_id: r.get(1)?,
-                    agent_id: r.get(2)?,
-                    cwd: r.get(3)?,
-                    command: serde_json::from_str(&command).unwrap_or_default(),
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows
-    };
-    tx.execute(
-        &format!("UPDATE executions SET boot_id = ?1 WHERE {QUEUED_RUN} AND boot_id != ?1"),
-        [boot_id],
-    )?;
-    tx.commit()?;
-    Ok(runs)
-}
-
 /// Deletes the oldest parsed events of every execution holding more than `keep`, so that each
 /// keeps its newest `keep` (by sequence number). Returns how many rows went. Only executions over
 /// the cap are touched; the primary key (execution_id, seq) serves both lookups.
@@ -445,20 +373,6 @@ pub fn prune_events(conn: &Connection, keep: u64) -> Result<usize, DbError> {
          WHERE execution_id IN (SELECT execution_id FROM over)
            AND seq <= (SELECT last FROM over WHERE over.execution_id = execution_events.execution_id) - ?1",
         [keep],
-    )?;
-    Ok(n)
-}
-
-/// Marks every execution of this boot still pending or running as interrupted (the last step of
-/// a shutdown whose sessions could not all record their own end). Queued runs are left
-/// `pending` for the next start. Returns how many.
-pub fn interrupt_boot(conn: &Connection, boot_id: &str, reason: &str) -> Result<usize, DbError> {
-    let n = conn.execute(
-        &format!(
-            "UPDATE executions SET status = 'interrupted', reason = ?2, finished_at = ?3
-             WHERE {CUT_OFF} AND boot_id = ?1"
-        ),
-        params![boot_id, reason, now_rfc3339()],
     )?;
     Ok(n)
 }

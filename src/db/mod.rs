@@ -7,8 +7,8 @@
 pub mod agents;
 pub mod auth;
 pub mod execution_events;
-pub mod execution_stats;
 pub mod execution_list;
+pub mod execution_stats;
 pub mod executions;
 pub mod migrate;
 pub mod tasks;

@@ -11,12 +11,13 @@ use warp::{Filter, Rejection};
 
 use super::agents::load;
 use super::json::{ok_json, reject, reply_json, Page};
-use super::terminals::{check_dir, find, list_sessions, session_info, stop_session};
+use super::terminals::{find, list_sessions, session_info, stop_session};
 use crate::actors::session_types::SessionKind;
 use crate::actors::sessions::AgentSessionRequest;
 use crate::error::ApiError;
 use crate::pty::WindowSize;
 use crate::state::AppState;
+use crate::validate::check_dir;
 
 /// A new agent session's size until its first viewer resizes it.
 const DEFAULT_SIZE: WindowSize = WindowSize {

@@ -5,6 +5,7 @@
 //! the same rules. Env values of secret-looking names are never shown (`auth::redact_env`); a
 //! PATCH that sends such a value back as `[redacted]` keeps the stored one.
 
+use crate::actors::events::EventType;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -15,13 +16,14 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::json::{json_body, ok_json, parse_json, raw_query, reject, reply_json, Page, Query};
-use super::terminals::{check_dir, check_env};
+use super::terminals::check_env;
 use crate::auth::{redact_env, REDACTED};
 use crate::db::agents::{
     self, Agent, AgentDef, AgentError, RestartPolicy, RestartPolicyKind, SessionArgs,
 };
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::validate::check_dir;
 
 const NAME_MAX_CHARS: usize = 64;
 const DESCRIPTION_MAX_CHARS: usize = 2_000;
@@ -344,7 +346,7 @@ async fn create(state: AppState, body: AgentInput) -> Result<Response, Rejection
         .await
         .map_err(|e| reject(ApiError::from(e)))?;
     let shown = view(&agent);
-    state.events.publish("agent.created", &shown);
+    state.events.publish(EventType::AgentCreated, &shown);
     Ok(reply_json(StatusCode::CREATED, &shown))
 }
 
@@ -401,7 +403,7 @@ async fn patch(id: i64, state: AppState, body: Map<String, Value>) -> Result<Res
         .await
         .map_err(|e| reject(ApiError::from(e)))?;
     let shown = view(&agent);
-    state.events.publish("agent.updated", &shown);
+    state.events.publish(EventType::AgentUpdated, &shown);
     Ok(ok_json(&shown))
 }
 
@@ -411,9 +413,10 @@ async fn delete(id: i64, state: AppState) -> Result<Response, Rejection> {
         .write(move |c| agents::delete(c, id))
         .await
         .map_err(|e| reject(ApiError::from(e)))?;
-    state
-        .events
-        .publish("agent.deleted", &serde_json::json!({ "id": agent.id }));
+    state.events.publish(
+        EventType::AgentDeleted,
+        &serde_json::json!({ "id": agent.id }),
+    );
     let mut resp = Response::new(Vec::<u8>::new().into());
     *resp.status_mut() = StatusCode::NO_CONTENT;
     Ok(resp)

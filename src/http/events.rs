@@ -10,12 +10,9 @@ use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::protocol::{Control, CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART};
 use crate::state::{shutting_down, AppState, Gauge};
 
-/// Close code for "the server is going away" (RFC 6455).
-pub const CLOSE_GOING_AWAY: u16 = 1001;
-/// Close code for "service restart": the bus restarted, reconnect.
-pub const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// Clients send nothing but pings and closes; a small cap keeps memory bounded.
 const CLIENT_MESSAGE_MAX_BYTES: usize = 64 * 1024;
 
@@ -52,9 +49,9 @@ async fn subscriber(socket: WebSocket, state: AppState) {
     loop {
         let outgoing = tokio::select! {
             ev = events.recv() => match ev {
-                Ok(json) => Message::text(json.to_string()),
+                Ok(event) => Message::text(event.json.clone()),
                 Err(RecvError::Lagged(missed)) => {
-                    Message::text(format!(r#"{{"type":"lagged","missed":{missed}}}"#))
+                    Message::text(Control::Lagged { missed }.to_text())
                 }
                 Err(RecvError::Closed) => {
                     Message::close_with(CLOSE_SERVICE_RESTART, "event bus restarted; reconnect")
@@ -62,7 +59,7 @@ async fn subscriber(socket: WebSocket, state: AppState) {
             },
             incoming = rx.next() => match incoming {
                 Some(Ok(msg)) if msg.is_close() => break,
-                Some(Ok(msg)) if is_ping_request(&msg) => Message::text(r#"{"type":"pong"}"#),
+                Some(Ok(msg)) if is_ping_request(&msg) => Message::text(Control::Pong.to_text()),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => break,
             },

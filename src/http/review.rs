@@ -113,7 +113,9 @@ async fn merge(id: i64, state: AppState) -> Result<Response, Rejection> {
         .await
         .map_err(|e| reject(ApiError::from(e)))?;
     let body = json!({"execution_id": id, "merge": outcome});
-    state.events.publish("worktree.merged", &body);
+    state
+        .events
+        .publish(crate::actors::events::EventType::WorktreeMerged, &body);
     slog::info!(state.log, "run merged"; "execution_id" => id, "branch" => &outcome.branch);
     Ok(reply_json(StatusCode::OK, &body))
 }
@@ -132,7 +134,9 @@ async fn discard(id: i64, state: AppState) -> Result<Response, Rejection> {
         .await
         .map_err(|e| reject(ApiError::from(e)))?;
     let body = json!({"execution_id": id, "branch": w.branch, "worktree": w.path});
-    state.events.publish("worktree.discarded", &body);
+    state
+        .events
+        .publish(crate::actors::events::EventType::WorktreeDiscarded, &body);
     slog::info!(state.log, "run discarded"; "execution_id" => id);
     Ok(ok_json(&body))
 }

@@ -2,9 +2,10 @@
 //! `POST /api/executions/{id}/cancel`, and WS `/api/executions/{id}/events?since=SEQ` (the run's
 //! parsed events: replay from the table, then live, then `{"type":"end"}` and close).
 //!
-//! The handler builds the argv (`agent_cli::run_argv`) and the prompt (task title and
-//! description, written to the CLI's stdin by the run actor — never argv); the run queue
-//! (`actors/runs`) records, queues, starts and stops it.
+//! The handler translates: it parses the body and hands the request to the run queue
+//! (`actors/runs`), which decides (task busy? which agent, directory, argv?), records, queues,
+//! starts and stops the run. The prompt (task title and description) is written to the CLI's
+//! stdin by the run actor — never argv.
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -15,24 +16,17 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::agents::load;
 use super::json::{limited_body, parse_json, raw_query, reject, reply_json, Query};
-use super::terminals::check_dir;
-use crate::actors::runs::{prompt_for, RunError, RunRequest};
-use crate::agent_cli;
-use crate::db::agents::Agent;
+use crate::actors::events::EventType;
+use crate::actors::runs::{RunAsk, RunError};
 use crate::db::execution_events;
 use crate::db::executions::{self, ExecutionType};
-use crate::db::tasks::{self, Task};
 use crate::error::ApiError;
-use crate::isolation::{self, WorktreeRequest};
+use crate::protocol::{CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_SERVICE_RESTART};
 use crate::state::{shutting_down, AppState, Gauge};
 
 /// Events read from the table per replay query.
 const REPLAY_PAGE: i64 = 500;
-const CLOSE_NORMAL: u16 = 1000;
-const CLOSE_GOING_AWAY: u16 = 1001;
-const CLOSE_NOT_FOUND: u16 = 4404;
 const CLIENT_MESSAGE_MAX_BYTES: usize = 4096;
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
@@ -76,6 +70,9 @@ impl From<RunError> for ApiError {
                 "runs_unavailable",
                 e.to_string(),
             ),
+            RunError::TaskNotFound(id) => ApiError::not_found("task", id),
+            RunError::TaskBusy(_) => ApiError::conflict("task_busy", e.to_string()),
+            RunError::Invalid(api) => api,
             RunError::Db(db) => db.into(),
         }
     }
@@ -99,20 +96,6 @@ fn is_conversation_id(s: &str) -> bool {
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// Whether the run gets its own worktree: the run's own `isolation`, else the task's
-/// (`meta.isolation`), else the agent's.
-fn isolation_wanted(body: &RunBody, task: &Task, agent: &Agent) -> Result<bool, Rejection> {
-    if let Some(v) = isolation::parse("isolation", body.isolation.as_deref()).map_err(reject)? {
-        return Ok(v);
-    }
-    let meta: Value = serde_json::from_str(task.meta.get()).unwrap_or_default();
-    let from_task = meta.get("isolation").and_then(Value::as_str);
-    if let Some(v) = isolation::parse("meta.isolation", from_task).map_err(reject)? {
-        return Ok(v);
-    }
-    Ok(agent.def.isolation.as_deref() == Some(isolation::WORKTREE))
-}
-
 async fn run(task_id: i64, state: AppState, body: Vec<u8>) -> Result<Response, Rejection> {
     let body: RunBody = if body.iter().all(u8::is_ascii_whitespace) {
         RunBody::default()
@@ -127,60 +110,15 @@ async fn run(task_id: i64, state: AppState, body: Vec<u8>) -> Result<Response, R
             )));
         }
     }
-    let task = state
-        .db
-        .read(move |c| tasks::get(c, task_id))
-        .await
-        .map_err(|e| reject(ApiError::from(e)))?
-        .ok_or_else(|| reject(ApiError::not_found("task", task_id)))?;
-    if task.executions_active > 0 {
-        return Err(reject(ApiError::conflict(
-            "task_busy",
-            format!("task {task_id} already has a pending or running execution"),
-        )));
-    }
-    let Some(agent_id) = body.agent_id.or(task.agent_id) else {
-        return Err(reject(ApiError::validation(
-            "agent_id",
-            "the task has no agent; name one in the body (agent_id)",
-        )));
-    };
-    let agent = load(&state, agent_id).await.map_err(|e| {
-        reject(if e.status == StatusCode::NOT_FOUND {
-            ApiError::validation("agent_id", format!("no agent with id {agent_id}"))
-        } else {
-            e
-        })
-    })?;
-    let dir = task.project_path.clone().or(agent.def.project_dir.clone());
-    let roots = state.config.allowed_roots.clone();
-    let cwd = tokio::task::spawn_blocking(move || check_dir("project_dir", dir.as_deref(), &roots))
-        .await
-        .map_err(|e| reject(ApiError::bad_request(format!("validation aborted: {e}"))))?
-        .map_err(reject)?;
-    let worktree = match isolation_wanted(&body, &task, &agent)? {
-        true => Some(WorktreeRequest {
-            repo: isolation::locate("isolation", &cwd, &state.config.allowed_roots)
-                .await
-                .map_err(reject)?,
-            worktrees_dir: isolation::worktrees_dir(&state.config.data_dir),
-        }),
-        false => None,
-    };
-    let prompt = prompt_for(&task);
-    let request = RunRequest {
+    let ask = RunAsk {
         task_id,
-        priority: task.priority,
-        agent_id,
-        argv: agent_cli::run_argv(&agent.def, body.resume.as_deref()),
-        cwd,
-        env: agent.def.env.clone().into_iter().collect(),
-        prompt,
-        worktree,
+        agent_id: body.agent_id,
+        resume: body.resume,
+        isolation: body.isolation,
     };
     let row = state
         .runs
-        .enqueue(request)
+        .enqueue(ask)
         .await
         .map_err(|e| reject(ApiError::from(e)))?;
     Ok(reply_json(StatusCode::ACCEPTED, &row))
@@ -254,7 +192,10 @@ async fn stream_events(socket: WebSocket, state: AppState, id: i64, since: i64) 
     let (mut tx, mut rx) = socket.split();
     let Some(mut bus) = state.events.subscribe().await else {
         let _ = tx
-            .send(Message::close_with(1012u16, "event bus restarting"))
+            .send(Message::close_with(
+                CLOSE_SERVICE_RESTART,
+                "event bus restarting",
+            ))
             .await;
         return;
     };
@@ -281,38 +222,36 @@ async fn stream_events(socket: WebSocket, state: AppState, id: i64, since: i64) 
     loop {
         tokio::select! {
             ev = bus.recv() => match ev {
-                Ok(json) => {
-                    let Ok(v) = serde_json::from_str::<Value>(&json) else { continue };
-                    let data = &v["data"];
-                    match v["type"].as_str() {
-                        Some("execution.event") if data["execution_id"] == id => {
-                            let seq = data["seq"].as_i64().unwrap_or(0);
-                            if seq <= last {
-                                continue;
-                            }
-                            last = seq;
-                            let msg = serde_json::json!({"type": "event", "data": data});
-                            if tx.send(Message::text(msg.to_string())).await.is_err() {
-                                return;
-                            }
+                Ok(event) if event.execution_id == Some(id) => match event.kind {
+                    EventType::ExecutionEvent => {
+                        let seq = event.seq.unwrap_or(0);
+                        if seq <= last {
+                            continue;
                         }
-                        Some("execution.finished") if data["id"] == id => {
-                            // Anything stored but missed (lag) goes out before the end.
-                            if replay(&state, &mut tx, id, last).await.is_none() {
-                                return;
-                            }
-                            end(&mut tx, data).await;
+                        last = seq;
+                        let msg = format!(r#"{{"type":"event","data":{}}}"#, event.data());
+                        if tx.send(Message::text(msg)).await.is_err() {
                             return;
                         }
-                        _ => {}
                     }
-                }
+                    EventType::ExecutionFinished => {
+                        // Anything stored but missed (lag) goes out before the end.
+                        if replay(&state, &mut tx, id, last).await.is_none() {
+                            return;
+                        }
+                        let row = serde_json::from_str(event.data()).unwrap_or_default();
+                        end(&mut tx, &row).await;
+                        return;
+                    }
+                    _ => {}
+                },
+                Ok(_) => {}
                 Err(RecvError::Lagged(_)) => match replay(&state, &mut tx, id, last).await {
                     Some(seq) => last = seq,
                     None => return,
                 },
                 Err(RecvError::Closed) => {
-                    let _ = tx.send(Message::close_with(1012u16, "event bus restarted")).await;
+                    let _ = tx.send(Message::close_with(CLOSE_SERVICE_RESTART, "event bus restarted")).await;
                     return;
                 }
             },

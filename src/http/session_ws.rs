@@ -12,7 +12,6 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -26,14 +25,13 @@ use crate::actors::session_types::{is_valid_session_id, SessionKind};
 use crate::actors::sessions::CALL_TIMEOUT;
 use crate::actors::terminal::{AttachRefused, Attached, Catchup, TerminalMsg, ViewerMode};
 use crate::actors::viewers::{CloseReason, Outbound, Taken, ViewerQueue};
+use crate::protocol::{
+    ClientMsg, Control, ServerMsg, CLOSE_GOING_AWAY, CLOSE_NORMAL,
+    CLOSE_NOT_FOUND as CLOSE_NO_SESSION, CLOSE_TOO_MANY_VIEWERS, CLOSE_TOO_SLOW,
+};
 use crate::pty::WindowSize;
 use crate::state::{shutting_down, AppState, Gauge};
 
-pub const CLOSE_NORMAL: u16 = 1000;
-pub const CLOSE_GOING_AWAY: u16 = 1001;
-pub const CLOSE_NO_SESSION: u16 = 4404;
-pub const CLOSE_TOO_SLOW: u16 = 4008;
-pub const CLOSE_TOO_MANY_VIEWERS: u16 = 4429;
 /// Client frames carry keystrokes, pastes and small JSON; 64 KiB bounds a paste per frame.
 const CLIENT_MESSAGE_MAX_BYTES: usize = 64 * 1024;
 /// Output frames are coalesced from what is already queued, up to this size (never waited for).
@@ -169,11 +167,15 @@ async fn outgoing(
         replay,
         ..
     } = attached;
-    let hello = serde_json::json!({
-        "type": "attached", "session": session, "offset": offset, "end": end,
-        "cols": size.cols, "rows": size.rows, "truncated": truncated,
-    });
-    let mut first = vec![Message::text(hello.to_string())];
+    let hello = ServerMsg::Attached {
+        session: &session,
+        offset,
+        end,
+        cols: size.cols,
+        rows: size.rows,
+        truncated,
+    };
+    let mut first = vec![Message::text(hello.to_text())];
     first.extend(chunks(replay).map(Message::binary));
     if !send_all(tx, first, shutdown).await {
         return None;
@@ -200,9 +202,7 @@ async fn outgoing(
                     Ok(CallResult::Success(Catchup::Bytes { bytes, caught_up })) => {
                         let mut batch = Vec::new();
                         if !resyncing {
-                            batch.push(Message::text(
-                                serde_json::json!({"type": "resync", "offset": from}).to_string(),
-                            ));
+                            batch.push(Message::text(Control::Resync { offset: from }.to_text()));
                         }
                         resyncing = !caught_up;
                         batch.extend(chunks(bytes).map(Message::binary));
@@ -294,15 +294,8 @@ fn chunks(bytes: Bytes) -> impl Iterator<Item = Bytes> {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum ClientJson {
-    Resize { cols: i64, rows: i64 },
-    Ping,
-}
-
 fn error_json(code: &str, message: &str) -> String {
-    serde_json::json!({"type": "error", "code": code, "message": message}).to_string()
+    Control::Error { code, message }.to_text()
 }
 
 /// Everything the client sends. Returns when the client closes or the socket fails.
@@ -332,15 +325,15 @@ async fn incoming(
             continue;
         }
         let Ok(text) = msg.to_text() else { continue };
-        match serde_json::from_str::<ClientJson>(text) {
-            Ok(ClientJson::Ping) => queue.push_text(r#"{"type":"pong"}"#.to_string()),
-            Ok(ClientJson::Resize { .. }) if mode == ViewerMode::ReadOnly => {
+        match serde_json::from_str::<ClientMsg>(text) {
+            Ok(ClientMsg::Ping) => queue.push_text(Control::Pong.to_text()),
+            Ok(ClientMsg::Resize { .. }) if mode == ViewerMode::ReadOnly => {
                 queue.push_text(error_json(
                     "read_only",
                     "this viewer is read-only (mode=ro)",
                 ));
             }
-            Ok(ClientJson::Resize { cols, rows }) => {
+            Ok(ClientMsg::Resize { cols, rows }) => {
                 let max = super::terminals::MAX_CELLS;
                 if (1..=max).contains(&cols) && (1..=max).contains(&rows) {
                     let size = WindowSize {

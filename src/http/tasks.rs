@@ -5,6 +5,7 @@
 //! ≤ 20 000, priority 1–10 (default 5), tags ≤ 32 of 1–64 chars, meta a JSON object ≤ 64 KiB,
 //! status changes only along [`TaskStatus::allowed_next`].
 
+use crate::actors::events::EventType;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use warp::http::StatusCode;
@@ -339,7 +340,7 @@ async fn create(state: AppState, body: CreateTask) -> Result<Response, Rejection
         .write(move |c| tasks::insert(c, &new))
         .await
         .map_err(|e| reject(ApiError::from(e)))?;
-    state.events.publish("task.created", &task);
+    state.events.publish(EventType::TaskCreated, &task);
     Ok(reply_json(StatusCode::CREATED, &task))
 }
 
@@ -360,7 +361,7 @@ async fn patch(id: i64, state: AppState, body: PatchTask) -> Result<Response, Re
         .write(move |c| tasks::update(c, id, &patch))
         .await
         .map_err(|e| reject(ApiError::from(e)))?;
-    state.events.publish("task.updated", &task);
+    state.events.publish(EventType::TaskUpdated, &task);
     Ok(ok_json(&task))
 }
 
@@ -370,9 +371,10 @@ async fn delete(id: i64, state: AppState) -> Result<Response, Rejection> {
         .write(move |c| tasks::delete(c, id))
         .await
         .map_err(|e| reject(ApiError::from(e)))?;
-    state
-        .events
-        .publish("task.deleted", &serde_json::json!({ "id": task.id }));
+    state.events.publish(
+        EventType::TaskDeleted,
+        &serde_json::json!({ "id": task.id }),
+    );
     let mut resp = Response::new(Vec::<u8>::new().into());
     *resp.status_mut() = StatusCode::NO_CONTENT;
     Ok(resp)

@@ -24,6 +24,7 @@ use crate::actors::terminal::TerminalMsg;
 use crate::error::ApiError;
 use crate::pty::{self, WindowSize};
 use crate::state::AppState;
+use crate::validate::check_dir;
 
 const DEFAULT_COLS: u16 = 80;
 const DEFAULT_ROWS: u16 = 24;
@@ -197,32 +198,6 @@ fn check_shape(body: &CreateTerminal) -> Result<(Vec<(String, String)>, WindowSi
         env.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     Ok((env, size))
-}
-
-/// Canonicalises a working directory (`None`: the home directory) and checks that it is an
-/// existing directory inside the allowed roots; errors name `field`. Blocking (filesystem).
-pub fn check_dir(field: &str, dir: Option<&str>, roots: &[PathBuf]) -> Result<PathBuf, ApiError> {
-    let requested = dir.map(PathBuf::from).unwrap_or_else(pty::home_dir);
-    let shown = requested.display().to_string();
-    let canonical = std::fs::canonicalize(&requested)
-        .map_err(|_| ApiError::validation(field, format!("{shown:?} does not exist")))?;
-    if !canonical.is_dir() {
-        return Err(ApiError::validation(
-            field,
-            format!("{shown:?} is not a directory"),
-        ));
-    }
-    if !roots.iter().any(|root| canonical.starts_with(root)) {
-        let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-        return Err(ApiError::validation(
-            field,
-            format!(
-                "{shown:?} is outside the allowed roots ({}; setting allowed_roots)",
-                roots.join(":")
-            ),
-        ));
-    }
-    Ok(canonical)
 }
 
 /// Canonicalises `cwd` and checks it against the allowed roots; finds the program.

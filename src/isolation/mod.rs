@@ -250,7 +250,7 @@ pub async fn isolate_run(
         .await;
     match recorded {
         Ok(Some(row)) => {
-            events.publish("worktree.created", &row);
+            events.publish(crate::actors::events::EventType::WorktreeCreated, &row);
             Ok(cwd)
         }
         Ok(None) => Err(IsolationError::NotIsolated(execution_id)),

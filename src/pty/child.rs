@@ -1,33 +1,40 @@
 //! A started child: its pid and recorded start time, waiting for and reaping it, and stopping its
-//! whole process group, also when it is dropped.
+//! whole process tree, also when it is dropped.
+
+use std::path::PathBuf;
 
 use nix::sys::signal::Signal;
 
-use super::signal::{process_start_time, signal_group, signal_recorded_group, SignalOutcome};
-use super::{ExitInfo, PtyError};
+use super::signal::{process_start_time, SignalOutcome};
+use super::{ExitInfo, ProcessTree, PtyError};
 
 /// The child process, leader of its own session and process group.
 ///
-/// Dropping it sends `SIGKILL` to the group (start-time checked once the leader is reaped), so a
-/// session cannot leave processes behind even when its owner panics.
+/// Dropping it sends `SIGKILL` to its whole process tree (start-time checked), so a session
+/// cannot leave processes behind even when its owner panics.
 #[derive(Debug)]
 pub struct PtyChild {
     child: tokio::process::Child,
     pid: i32,
-    start_time: Option<u64>,
+    tree: ProcessTree,
     exit: Option<ExitInfo>,
 }
 
 impl PtyChild {
-    /// Wraps a child just spawned in its own session, recording its start time for later signals.
-    pub(super) fn new(child: tokio::process::Child) -> PtyChild {
+    /// Wraps a child just spawned in its own session (and `cgroup`), recording its start time
+    /// for later signals.
+    pub(super) fn new(child: tokio::process::Child, cgroup: Option<PathBuf>) -> PtyChild {
         // A child we have not waited for keeps its pid, so `id()` is always set here.
         let pid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .unwrap_or(0);
         PtyChild {
-            start_time: process_start_time(pid),
+            tree: ProcessTree {
+                leader: pid,
+                start_time: process_start_time(pid),
+                cgroup,
+            },
             child,
             pid,
             exit: None,
@@ -46,10 +53,15 @@ impl PtyChild {
     /// `starttime` from `/proc/<pid>/stat`, recorded at spawn; stored with the pid so a later
     /// signal can tell the same process from a reused pid.
     pub fn start_time(&self) -> Option<u64> {
-        self.start_time
+        self.tree.start_time
     }
 
-    /// How the child ended, once [`wait`](Self::wait) or [`try_wait`](Self::try_wait) saw it.
+    /// Every process of the session: what its stops signal.
+    pub fn tree(&self) -> &ProcessTree {
+        &self.tree
+    }
+
+    /// How the child ended, once [`wait`](Self::wait) saw it.
     pub fn exit_info(&self) -> Option<ExitInfo> {
         self.exit
     }
@@ -69,33 +81,16 @@ impl PtyChild {
         Ok(exit)
     }
 
-    /// Reaps the child if it has exited, without waiting.
-    pub fn try_wait(&mut self) -> Result<Option<ExitInfo>, PtyError> {
-        if self.exit.is_none() {
-            let status = self.child.try_wait().map_err(|source| PtyError::Wait {
-                pid: self.pid,
-                source,
-            })?;
-            self.exit = status.map(ExitInfo::from);
-        }
-        Ok(self.exit)
-    }
-
-    /// Signals the child's whole process group (background jobs included).
-    pub fn signal_group(&self, signal: Signal) -> Result<SignalOutcome, PtyError> {
-        match (self.exit, self.start_time) {
-            // Until we reap it, the leader (even as a zombie) keeps its pid from being reused.
-            (None, _) => signal_group(self.pgid(), signal),
-            (Some(_), Some(start_time)) => signal_recorded_group(self.pgid(), start_time, signal),
-            (Some(_), None) => Ok(SignalOutcome::NoSuchGroup),
-        }
+    /// Signals the child's whole process tree (background jobs included).
+    pub fn signal_tree(&self, signal: Signal) -> Result<SignalOutcome, PtyError> {
+        self.tree.signal(signal)
     }
 }
 
 impl Drop for PtyChild {
     fn drop(&mut self) {
         // Best effort: Drop has no one to report to, and ESRCH (already gone) is the usual case.
-        let _ = self.signal_group(Signal::SIGKILL);
+        let _ = self.signal_tree(Signal::SIGKILL);
     }
 }
 

@@ -29,6 +29,7 @@
 //! child ([`PtyChild`]); `signal.rs` is the one place that signals process groups; `lookup.rs`
 //! finds the executable a command names; `user.rs` reads the user's login shell and home.
 
+mod cgroup;
 mod child;
 mod lookup;
 mod master;
@@ -36,6 +37,7 @@ mod signal;
 mod spawn;
 #[cfg(test)]
 mod test_support;
+mod tree;
 mod user;
 
 use std::io;
@@ -45,11 +47,13 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
+pub use cgroup::CgroupRoot;
 pub use child::PtyChild;
 pub use lookup::resolve_command;
 pub use master::{PtyReader, PtyResizer, PtyWriter};
 pub use signal::{process_start_time, signal_group, signal_recorded_group, SignalOutcome};
 pub use spawn::{spawn, spawn_piped, SpawnedPiped, SpawnedPty};
+pub use tree::ProcessTree;
 pub use user::{home_dir, login_shell};
 
 /// Everything that can go wrong starting, driving or signalling a PTY child.
@@ -84,6 +88,12 @@ pub enum PtyError {
         #[source]
         source: Errno,
     },
+    #[error("session cgroup {}: {source}", dir.display())]
+    Cgroup {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("could not wait for process {pid}: {source}")]
     Wait {
         pid: i32,
@@ -112,6 +122,9 @@ pub struct PtyCommand {
     /// defaults (`TERM`, `COLORTERM`, `LANG`).
     pub env: Vec<(String, String)>,
     pub size: WindowSize,
+    /// The session's cgroup (created empty): the child joins it before `exec`, so every
+    /// process it ever starts is in it.
+    pub cgroup: Option<PathBuf>,
 }
 
 /// How a child ended: exactly one of the two is set.

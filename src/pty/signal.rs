@@ -12,6 +12,9 @@ use super::PtyError;
 const STAT_FIELD_STARTTIME: usize = 22;
 /// Field number of `state`, the first field after the parenthesised `comm`.
 const STAT_FIELD_STATE: usize = 3;
+/// Field numbers of the process group and the session id.
+const STAT_FIELD_PGRP: usize = 5;
+const STAT_FIELD_SESSION: usize = 6;
 
 /// What happened to a signal sent to a process group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,23 +62,45 @@ pub fn signal_recorded_group(
 
 /// The `starttime` of a process (clock ticks after boot), or `None` if there is no such process.
 pub fn process_start_time(pid: i32) -> Option<u64> {
+    read_stat(pid).map(|stat| stat.start_time)
+}
+
+/// The fields of `/proc/<pid>/stat` the server needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ProcStat {
+    pub pgrp: i32,
+    pub session: i32,
+    pub start_time: u64,
+    /// Exited, not yet reaped: holds nothing but its pid.
+    pub zombie: bool,
+}
+
+pub(super) fn read_stat(pid: i32) -> Option<ProcStat> {
     if pid <= 0 {
         return None;
     }
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_time(&stat)
+    parse_stat(&stat)
+}
+
+#[cfg(test)]
+fn parse_start_time(stat: &[u8]) -> Option<u64> {
+    parse_stat(stat).map(|s| s.start_time)
 }
 
 /// Parses `/proc/<pid>/stat`. The command name in field 2 may contain spaces, `)` and even
 /// non-UTF-8 bytes, so the fields are counted from the last `)`.
-fn parse_start_time(stat: &[u8]) -> Option<u64> {
+fn parse_stat(stat: &[u8]) -> Option<ProcStat> {
     let comm_end = stat.iter().rposition(|&b| b == b')')?;
     let after_comm = std::str::from_utf8(&stat[comm_end + 1..]).ok()?;
-    after_comm
-        .split_ascii_whitespace()
-        .nth(STAT_FIELD_STARTTIME - STAT_FIELD_STATE)?
-        .parse()
-        .ok()
+    let fields: Vec<&str> = after_comm.split_ascii_whitespace().collect();
+    let field = |n: usize| fields.get(n - STAT_FIELD_STATE).copied();
+    Some(ProcStat {
+        pgrp: field(STAT_FIELD_PGRP)?.parse().ok()?,
+        session: field(STAT_FIELD_SESSION)?.parse().ok()?,
+        start_time: field(STAT_FIELD_STARTTIME)?.parse().ok()?,
+        zombie: field(STAT_FIELD_STATE)? == "Z",
+    })
 }
 
 #[cfg(test)]
@@ -101,7 +126,7 @@ mod tests {
         let exit = within("exit", spawned.child.wait()).await.expect("wait");
         assert_eq!(exit.signal, Some(libc::SIGKILL));
         assert_eq!(
-            spawned.child.signal_group(Signal::SIGTERM).expect("signal"),
+            spawned.child.signal_tree(Signal::SIGTERM).expect("signal"),
             SignalOutcome::NoSuchGroup
         );
     }

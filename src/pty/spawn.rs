@@ -3,9 +3,11 @@
 //! controlling terminal, every fd ≥ 3 closed at exec). [`spawn_piped`] starts a headless child
 //! the same way, with pipes instead of a terminal.
 
+use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
 
@@ -91,10 +93,15 @@ pub fn spawn(command: &PtyCommand) -> Result<SpawnedPty, PtyError> {
             .stdin(stdio(&slave)?)
             .stdout(stdio(&slave)?)
             .stderr(Stdio::from(slave));
-        // SAFETY: `become_session_leader` makes only async-signal-safe system calls and does not
-        // allocate, as required between fork and exec.
+        let procs = cgroup_procs_path(command)?;
+        // SAFETY: `become_session_leader` and `join_cgroup` make only async-signal-safe system
+        // calls and do not allocate (the path was built before the fork), as required between
+        // fork and exec.
         unsafe {
-            child_command.pre_exec(become_session_leader);
+            child_command.pre_exec(move || {
+                join_cgroup(procs.as_deref())?;
+                become_session_leader()
+            });
         }
         child_command.spawn()
         // `child_command` drops here, and with it the last parent-side copies of the slave.
@@ -106,7 +113,7 @@ pub fn spawn(command: &PtyCommand) -> Result<SpawnedPty, PtyError> {
     Ok(SpawnedPty {
         reader,
         writer,
-        child: PtyChild::new(child),
+        child: PtyChild::new(child, command.cgroup.clone()),
     })
 }
 
@@ -142,9 +149,13 @@ pub fn spawn_piped(command: &PtyCommand) -> Result<SpawnedPiped, PtyError> {
         child_command.env("LANG", DEFAULT_LANG);
     }
     child_command.envs(command.env.iter().map(|(k, v)| (k, v)));
-    // SAFETY: `become_session_leader_without_tty` makes only async-signal-safe system calls.
+    let procs = cgroup_procs_path(command)?;
+    // SAFETY: as in `spawn`: async-signal-safe system calls only, no allocation.
     unsafe {
-        child_command.pre_exec(become_session_leader_without_tty);
+        child_command.pre_exec(move || {
+            join_cgroup(procs.as_deref())?;
+            become_session_leader_without_tty()
+        });
     }
     let mut child = child_command.spawn().map_err(|source| PtyError::Spawn {
         program: command.program.clone(),
@@ -154,14 +165,14 @@ pub fn spawn_piped(command: &PtyCommand) -> Result<SpawnedPiped, PtyError> {
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         // Unreachable with Stdio::piped(); the child is killed by PtyChild's drop below.
-        drop(PtyChild::new(child));
+        drop(PtyChild::new(child, command.cgroup.clone()));
         return Err(PtyError::Spawn {
             program: command.program.clone(),
             source: io::Error::other("pipes missing"),
         });
     };
     Ok(SpawnedPiped {
-        child: PtyChild::new(child),
+        child: PtyChild::new(child, command.cgroup.clone()),
         stdin,
         stdout,
         stderr,
@@ -192,6 +203,42 @@ fn open_pty() -> Result<(File, File), PtyError> {
             source,
         })?;
     Ok((File::from(OwnedFd::from(master)), slave))
+}
+
+/// `<cgroup>/cgroup.procs` as a C string, built before the fork (the child may not allocate).
+fn cgroup_procs_path(command: &PtyCommand) -> Result<Option<CString>, PtyError> {
+    let Some(dir) = &command.cgroup else {
+        return Ok(None);
+    };
+    CString::new(dir.join("cgroup.procs").into_os_string().into_vec())
+        .map(Some)
+        .map_err(|e| PtyError::Cgroup {
+            dir: dir.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, e),
+        })
+}
+
+/// Runs in the child between fork and exec: moves it into its session's cgroup (writing `0`
+/// to `cgroup.procs` moves the writer), before it can start anything that could escape.
+fn join_cgroup(procs: Option<&CStr>) -> io::Result<()> {
+    let Some(procs) = procs else {
+        return Ok(());
+    };
+    // SAFETY: open/write/close on a NUL-terminated path built before the fork and a static
+    // buffer: async-signal-safe, no allocation.
+    unsafe {
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+        let error = io::Error::last_os_error();
+        libc::close(fd);
+        if written != 1 {
+            return Err(error);
+        }
+    }
+    Ok(())
 }
 
 /// Runs in the child between fork and exec, after std has put the slave on fds 0, 1 and 2:

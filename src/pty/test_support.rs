@@ -19,6 +19,7 @@ pub(super) fn command(program: &str, args: &[&str]) -> PtyCommand {
         cwd: PathBuf::from("/"),
         env: Vec::new(),
         size: SIZE,
+        cgroup: None,
     }
 }
 
@@ -68,6 +69,6 @@ pub(super) async fn read_to_end(reader: &mut PtyReader) -> Vec<u8> {
 }
 
 pub(super) async fn kill_and_reap(child: &mut PtyChild) -> ExitInfo {
-    child.signal_group(Signal::SIGKILL).expect("kill group");
+    child.signal_tree(Signal::SIGKILL).expect("kill tree");
     within("child exit", child.wait()).await.expect("wait")
 }

@@ -11,22 +11,25 @@
 //! `cancelled`) or starts a running one's stop sequence. A run actor that dies before recording
 //! its outcome is recorded `failed` here (its state's Drop has killed the group).
 
+mod decide;
 mod outcome;
 mod run;
 pub mod stream;
 
+use crate::actors::events::EventType;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use slog::{error, info, Logger};
 
+pub use decide::RunAsk;
 pub use run::RunDeps;
 use run::{move_task, RunActor, RunArgs, RunMsg, StopReason};
 
+use crate::actors::slot::ActorSlot;
 use crate::db::agents;
 use crate::db::executions::{
     self, ExecutionStatus, ExecutionSummary, ExecutionType, Finish, NewExecution,
@@ -71,13 +74,20 @@ pub enum RunError {
     NotActive(i64),
     #[error("the run queue is restarting; try again")]
     Unavailable,
+    #[error("no task with id {0}")]
+    TaskNotFound(i64),
+    #[error("task {0} already has a pending or running execution")]
+    TaskBusy(i64),
+    #[error("{}", .0.message)]
+    Invalid(crate::error::ApiError),
     #[error(transparent)]
     Db(#[from] DbError),
 }
 
 pub enum RunsMsg {
+    /// Decide whether and how the task runs (`decide.rs`), then record and queue it.
     Enqueue(
-        Box<RunRequest>,
+        Box<RunAsk>,
         RpcReplyPort<Result<ExecutionSummary, RunError>>,
     ),
     Cancel(i64, RpcReplyPort<Result<(), RunError>>),
@@ -92,6 +102,10 @@ pub struct RunsArgs {
     pub deps: RunDeps,
     pub boot_id: Arc<str>,
     pub max_concurrent: usize,
+    /// Where a run may work (`allowed_roots`).
+    pub allowed_roots: Vec<PathBuf>,
+    /// Where isolated runs get their git worktrees (`<data_dir>/worktrees`).
+    pub worktrees_dir: PathBuf,
 }
 
 struct Queued {
@@ -133,7 +147,10 @@ impl RunsState {
             .db
             .write(move |c| executions::insert(c, &new))
             .await?;
-        self.args.deps.events.publish("execution.created", &row);
+        self.args
+            .deps
+            .events
+            .publish(EventType::ExecutionCreated, &row);
         if let Some(wanted) = request.worktree.take() {
             let deps = &self.args.deps;
             let made =
@@ -261,32 +278,16 @@ impl RunsState {
         status: ExecutionStatus,
         reason: String,
     ) {
-        let finish = Finish {
-            status,
-            reason: Some(reason),
-            exit_code: None,
-            exit_signal: None,
-            bytes_out: 0,
-            output_tail: None,
-            output_truncated: false,
-        };
+        let finish = Finish::without_exit(status, reason);
         let deps = &self.args.deps;
-        let row = deps
-            .db
-            .write(move |c| {
-                let changed = executions::finish(c, id, &finish)?;
-                Ok::<_, DbError>(if changed {
-                    executions::get_summary(c, id)?
-                } else {
-                    None
-                })
-            })
-            .await;
-        match row {
-            Ok(Some(row)) => deps.events.publish("execution.finished", &row),
+        if deps
+            .lifecycle
+            .record_end(id, finish, |_| Ok(()))
+            .await
+            .is_none()
+        {
             // Already recorded by the run itself: its task was moved then.
-            Ok(None) => return,
-            Err(e) => error!(self.log, "recording a run's end failed"; "error" => %e),
+            return;
         }
         let task_status = match status {
             ExecutionStatus::Cancelled => TaskStatus::Cancelled,
@@ -309,36 +310,19 @@ impl RunsState {
             cwd: request.cwd.clone(),
             env: request.env.clone(),
             size: WindowSize { cols: 80, rows: 24 },
+            cgroup: None,
         };
-        let spawned = match pty::spawn_piped(&command) {
+        let deps = self.args.deps.clone();
+        let spawned = match deps.lifecycle.launch(id, command, pty::spawn_piped).await {
             Ok(s) => s,
             Err(e) => {
-                let reason = format!("could not start the agent: {e}");
-                self.record_end(id, Some(request.task_id), ExecutionStatus::Failed, reason)
-                    .await;
+                // Recorded `failed` by the launch; the task follows.
+                error!(self.log, "could not start the agent"; "execution_id" => id, "error" => %e);
+                move_task(&deps.db, &deps.events, request.task_id, TaskStatus::Failed).await;
                 return;
             }
         };
-        let (pid, start_time) = (spawned.child.pid(), spawned.child.start_time());
-        let deps = self.args.deps.clone();
-        let started = deps
-            .db
-            .write(move |c| {
-                executions::mark_running(
-                    c,
-                    id,
-                    pid as i64,
-                    start_time.map(|t| t as i64),
-                    pid as i64,
-                )?;
-                executions::get_summary(c, id)
-            })
-            .await;
-        match started {
-            Ok(Some(row)) => deps.events.publish("execution.started", &row),
-            Ok(None) => {}
-            Err(e) => error!(self.log, "recording a run start failed"; "error" => %e),
-        }
+        let pid = spawned.child.pid();
         move_task(&deps.db, &deps.events, request.task_id, TaskStatus::Running).await;
         let args = RunArgs {
             execution_id: id,
@@ -420,11 +404,14 @@ impl Actor for RunQueue {
         state: &mut RunsState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RunsMsg::Enqueue(request, reply) => {
+            RunsMsg::Enqueue(ask, reply) => {
                 let result = if state.stopping {
                     Err(RunError::Unavailable)
                 } else {
-                    state.enqueue(*request).await
+                    match state.decide(*ask).await {
+                        Ok(request) => state.enqueue(request).await,
+                        Err(e) => Err(e),
+                    }
                 };
                 let _ = reply.send(result);
                 state.start_ready(&me).await;
@@ -505,14 +492,12 @@ impl Actor for RunQueue {
 /// The cloneable handle HTTP handlers use; the root supervisor points it at the live actor.
 #[derive(Clone, Default)]
 pub struct Runs {
-    actor: Arc<RwLock<Option<ActorRef<RunsMsg>>>>,
+    actor: ActorSlot<RunsMsg>,
 }
 
 impl Runs {
     pub fn set_actor(&self, actor: Option<ActorRef<RunsMsg>>) {
-        if let Ok(mut slot) = self.actor.write() {
-            *slot = actor;
-        }
+        self.actor.set(actor);
     }
 
     async fn ask<T: Send + 'static>(
@@ -520,21 +505,15 @@ impl Runs {
         msg: impl FnOnce(RpcReplyPort<T>) -> RunsMsg,
         timeout: Duration,
     ) -> Result<T, RunError> {
-        let actor = self
-            .actor
-            .read()
-            .ok()
-            .and_then(|slot| slot.clone())
-            .ok_or(RunError::Unavailable)?;
-        match actor.call(msg, Some(timeout)).await {
-            Ok(CallResult::Success(v)) => Ok(v),
-            _ => Err(RunError::Unavailable),
-        }
+        self.actor
+            .call(msg, timeout)
+            .await
+            .ok_or(RunError::Unavailable)
     }
 
-    pub async fn enqueue(&self, request: RunRequest) -> Result<ExecutionSummary, RunError> {
+    pub async fn enqueue(&self, ask: RunAsk) -> Result<ExecutionSummary, RunError> {
         self.ask(
-            |r| RunsMsg::Enqueue(Box::new(request), r),
+            |r| RunsMsg::Enqueue(Box::new(ask), r),
             Duration::from_secs(30),
         )
         .await?

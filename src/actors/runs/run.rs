@@ -12,7 +12,7 @@
 //! of stdout. Timeout and cancel run the stop sequence used everywhere (HUP, TERM, KILL, 2 s
 //! apart) on the whole process group. Dropping the state kills the group (panic safety).
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -24,21 +24,18 @@ use super::outcome;
 use super::stream::{parse_line, RunResult};
 use super::RunsMsg;
 use crate::actors::db::Db;
-use crate::actors::events::Events;
-use crate::actors::terminal::STOP_STEP;
+use crate::actors::events::{EventType, Events};
 use crate::db::execution_events::{self, ExecutionEvent};
 use crate::db::executions::{self, ExecutionStatus, Finish};
 use crate::db::tasks::{self, TaskPatch, TaskStatus};
-use crate::pty::{self, ExitInfo, PtyChild, SpawnedPiped};
+use crate::lifecycle::{self, Lifecycle, STOP_STEP};
+use crate::pty::{ExitInfo, ProcessTree, SpawnedPiped};
 use crate::time::format_ts;
 
 /// A stdout line longer than this is cut into pieces (each a `raw` event at worst).
 const LINE_MAX_BYTES: usize = 1024 * 1024;
 /// The end of stderr kept for a failed run's record.
 const STDERR_TAIL_BYTES: usize = 8 * 1024;
-/// After the child exits, how long its remaining stdout may take (a leftover grandchild may
-/// hold the pipe open forever).
-const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -63,6 +60,7 @@ pub struct RunDeps {
     pub log: Logger,
     pub timeout: Duration,
     pub events_max: usize,
+    pub lifecycle: Lifecycle,
 }
 
 pub struct RunArgs {
@@ -80,13 +78,15 @@ pub struct RunState {
     deps: RunDeps,
     log: Logger,
     queue: ActorRef<RunsMsg>,
-    pid: i32,
-    start_time: Option<u64>,
+    tree: ProcessTree,
     next_seq: i64,
     dropped_events: u64,
     bytes_out: i64,
     result: Option<RunResult>,
     exit: Option<ExitInfo>,
+    /// When the leader's exit was seen, and when stdout last gave a line (the exit drain).
+    exited_at: Option<Instant>,
+    last_output: Instant,
     stdout_ended: bool,
     stop: Option<StopReason>,
     recorded: bool,
@@ -112,7 +112,7 @@ impl Actor for RunActor {
             stdout,
             stderr,
         } = args.spawned;
-        let (pid, start_time) = (child.pid(), child.start_time());
+        let tree = child.tree().clone();
         let prompt = args.prompt;
         let writer = tokio::spawn(async move {
             // A child that exits without reading its prompt is its own failure, seen at exit.
@@ -121,25 +121,32 @@ impl Actor for RunActor {
         });
         let reader = tokio::spawn(read_lines(stdout, me.clone()));
         let stderr = tokio::spawn(read_tail(stderr));
-        tokio::spawn(wait_child(child, me.clone()));
-        me.send_after(args.deps.timeout, || RunMsg::Stop(StopReason::TimedOut));
         let log = args
             .deps
             .log
             .new(slog::o!("execution_id" => args.execution_id));
+        {
+            let (me, log) = (me.clone(), log.clone());
+            tokio::spawn(async move {
+                let exit = lifecycle::wait_child(child, &log).await;
+                let _ = me.cast(RunMsg::ChildExited(exit));
+            });
+        }
+        me.send_after(args.deps.timeout, || RunMsg::Stop(StopReason::TimedOut));
         Ok(RunState {
             execution_id: args.execution_id,
             task_id: args.task_id,
             deps: args.deps,
             log,
             queue: args.queue,
-            pid,
-            start_time,
+            tree,
             next_seq: 1,
             dropped_events: 0,
             bytes_out: 0,
             result: None,
             exit: None,
+            exited_at: None,
+            last_output: Instant::now(),
             stdout_ended: false,
             stop: None,
             recorded: false,
@@ -156,6 +163,7 @@ impl Actor for RunActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RunMsg::Line(line, reply) => {
+                state.last_output = Instant::now();
                 state.on_line(&line).await;
                 let _ = reply.send(());
             }
@@ -174,13 +182,24 @@ impl Actor for RunActor {
                     }
                 });
                 state.exit = Some(exit);
+                state.exited_at = Some(Instant::now());
                 if state.stdout_ended {
                     state.finish(&me).await;
                 } else {
-                    me.send_after(DRAIN_AFTER_EXIT, || RunMsg::DrainDeadline);
+                    me.send_after(lifecycle::DRAIN_QUIET, || RunMsg::DrainDeadline);
                 }
             }
-            RunMsg::DrainDeadline => state.finish(&me).await,
+            RunMsg::DrainDeadline => {
+                // The terminal's rule: drain while lines still arrive, at most DRAIN_MAX.
+                let draining = state
+                    .exited_at
+                    .is_some_and(|exited| lifecycle::keep_draining(exited, state.last_output, 0));
+                if draining && !state.recorded {
+                    me.send_after(lifecycle::DRAIN_QUIET / 5, || RunMsg::DrainDeadline);
+                } else {
+                    state.finish(&me).await;
+                }
+            }
             RunMsg::Stop(reason) => {
                 if state.exit.is_none() && state.stop.is_none() {
                     state.stop = Some(reason);
@@ -192,8 +211,8 @@ impl Actor for RunActor {
             RunMsg::Escalate(signal) => {
                 if state.exit.is_none() {
                     state.signal(signal);
-                    if signal == Signal::SIGTERM {
-                        me.send_after(STOP_STEP, || RunMsg::Escalate(Signal::SIGKILL));
+                    if let Some(next) = lifecycle::next_stop_signal(signal) {
+                        me.send_after(STOP_STEP, move || RunMsg::Escalate(next));
                     }
                 }
             }
@@ -261,12 +280,6 @@ async fn read_tail(mut stderr: impl AsyncRead + Unpin) -> Vec<u8> {
     tail
 }
 
-/// Waits for (and reaps) the child; dropping the `PtyChild` afterwards kills leftovers.
-async fn wait_child(mut child: PtyChild, actor: ActorRef<RunMsg>) {
-    let result = child.wait().await.map_err(|e| e.to_string());
-    let _ = actor.cast(RunMsg::ChildExited(result));
-}
-
 /// Moves a task along its state machine toward `to`, via `pending` when it must, so that its
 /// status is that of its latest run: a run started on a succeeded task re-opens it first. A task
 /// that cannot get there (deleted, or cancelled by its user while the run ended) is left as it is.
@@ -300,7 +313,7 @@ pub async fn move_task(db: &Db, events: &Events, task_id: i64, to: TaskStatus) {
         })
         .await;
     if let Ok(Some(task)) = moved {
-        events.publish("task.updated", &task);
+        events.publish(EventType::TaskUpdated, &task);
     }
 }
 
@@ -334,15 +347,16 @@ impl RunState {
         {
             warn!(self.log, "storing a run event failed"; "error" => %e);
         }
-        self.deps.events.publish("execution.event", &event);
+        self.deps.events.publish_about(
+            EventType::ExecutionEvent,
+            Some(self.execution_id),
+            Some(event.seq),
+            &event,
+        );
     }
 
     fn signal(&self, signal: Signal) {
-        let outcome = match self.start_time {
-            Some(start) => pty::signal_recorded_group(self.pid, start, signal),
-            None => pty::signal_group(self.pid, signal),
-        };
-        if let Err(e) = outcome {
+        if let Err(e) = self.tree.signal(signal) {
             warn!(self.log, "signalling the run failed"; "signal" => %signal, "error" => %e);
         }
     }
@@ -380,7 +394,7 @@ impl RunState {
         }
         let (status, reason) = self.outcome();
         let stderr = match self.stderr.take() {
-            Some(h) => tokio::time::timeout(DRAIN_AFTER_EXIT, h)
+            Some(h) => tokio::time::timeout(lifecycle::DRAIN_QUIET, h)
                 .await
                 .ok()
                 .and_then(Result::ok)
@@ -404,26 +418,18 @@ impl RunState {
             output_tail: (failed && !stderr.is_empty()).then_some(stderr),
         };
         let (id, result) = (self.execution_id, self.result.clone().unwrap_or_default());
-        let row = self
-            .deps
-            .db
-            .write(move |c| {
+        self.deps
+            .lifecycle
+            .record_end(self.execution_id, finish, move |c| {
                 executions::set_result(
                     c,
                     id,
                     result.text.as_deref(),
                     result.cost_usd,
                     result.usage.as_ref(),
-                )?;
-                executions::finish(c, id, &finish)?;
-                executions::get_summary(c, id)
+                )
             })
             .await;
-        match row {
-            Ok(Some(row)) => self.deps.events.publish("execution.finished", &row),
-            Ok(None) => {}
-            Err(e) => warn!(self.log, "recording the run's end failed"; "error" => %e),
-        }
         let task_status = match status {
             ExecutionStatus::Succeeded => TaskStatus::Succeeded,
             ExecutionStatus::Cancelled => TaskStatus::Cancelled,

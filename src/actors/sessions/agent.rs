@@ -8,6 +8,7 @@
 //!
 //! The restart policy (`on-failure`, backoff, intensity limit) is also here: [`Restarts`].
 
+use crate::actors::events::EventType;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -161,7 +162,7 @@ impl SessionsState {
             warn!(self.log, "agent session keeps failing; giving up"; "agent_id" => agent_id,
                   "restarts" => done);
             self.args.deps.events.publish(
-                "agent_session.failed",
+                EventType::AgentSessionFailed,
                 &serde_json::json!({"agent_id": agent_id, "session_id": id, "reason": reason}),
             );
             self.restarts.agents.remove(&agent_id);
@@ -175,7 +176,7 @@ impl SessionsState {
         info!(self.log, "agent session failed; restarting it"; "agent_id" => agent_id,
               "attempt" => done + 1, "delay_ms" => delay_ms);
         self.args.deps.events.publish(
-            "agent_session.restarting",
+            EventType::AgentSessionRestarting,
             &serde_json::json!({"agent_id": agent_id, "session_id": id,
                                 "attempt": done + 1, "delay_ms": delay_ms}),
         );
@@ -200,7 +201,7 @@ impl SessionsState {
             warn!(self.log, "restarting an agent session failed"; "agent_id" => agent_id,
                   "error" => %e);
             self.args.deps.events.publish(
-                "agent_session.failed",
+                EventType::AgentSessionFailed,
                 &serde_json::json!({"agent_id": agent_id, "session_id": null,
                                     "reason": format!("restart failed: {e}")}),
             );

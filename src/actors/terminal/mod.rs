@@ -32,10 +32,13 @@ use super::session_types::{Activity, SessionInfo, SessionSpec};
 use super::sessions::SessionsMsg;
 use super::viewers::{CloseReason, ViewerQueue};
 use crate::db::executions::ExecutionStatus;
-use crate::pty::{self, ExitInfo, PtyChild, PtyReader, PtyResizer, SpawnedPty, WindowSize};
+use crate::lifecycle::{self, Lifecycle, STOP_STEP};
+use crate::protocol::CLOSE_SESSION_GONE;
+use crate::pty::{ExitInfo, ProcessTree, PtyReader, PtyResizer, SpawnedPty, WindowSize};
 use crate::replay::ReplayBuffer;
 
 mod outcome;
+mod viewing;
 
 /// One read of the master at most (a PTY read rarely returns more than a few KiB).
 const READ_BUF_BYTES: usize = 64 * 1024;
@@ -44,19 +47,10 @@ const READS_IN_FLIGHT: usize = 16;
 /// Input chunks from viewers waiting for the child to read them; senders wait beyond it, so a
 /// child that stops reading pushes back on the typing client's socket, not on memory.
 const INPUT_QUEUE_CHUNKS: usize = 64;
-/// After the child exits, the output is drained until it has been quiet this long with nothing
-/// left unread in the PTY (a background job may keep the tty open, so EIO cannot be relied on)...
-const DRAIN_QUIET: Duration = Duration::from_millis(500);
-/// ...but for no longer than this (a background job may also keep printing).
-const DRAIN_MAX: Duration = Duration::from_secs(5);
 /// `last_activity_at` and `bytes_out` reach the DB at most this often (the issue: 5 s).
 const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
-/// Stop sequence: SIGHUP, then SIGTERM after this, then SIGKILL after this again (DESIGN).
-pub const STOP_STEP: Duration = Duration::from_secs(2);
 /// How long shutdown waits for a SIGKILLed child to be reaped.
 const REAP_AT_SHUTDOWN: Duration = Duration::from_secs(2);
-/// WebSocket close code when the session's actor went away under a viewer.
-const CLOSE_SESSION_GONE: u16 = 1011;
 
 /// Whether a viewer may type and resize.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +129,7 @@ pub struct SessionDeps {
     pub viewer_queue_bytes: usize,
     /// Shared counter of bytes read from all PTYs (metrics).
     pub output_bytes: Arc<AtomicU64>,
+    pub lifecycle: Lifecycle,
 }
 
 pub struct TerminalArgs {
@@ -166,7 +161,7 @@ pub struct TerminalState {
     supervisor: ActorRef<SessionsMsg>,
     recorded: Arc<AtomicBool>,
     pid: i32,
-    start_time: Option<u64>,
+    tree: ProcessTree,
     size: WindowSize,
     resizer: PtyResizer,
     input: mpsc::Sender<Bytes>,
@@ -215,7 +210,7 @@ impl Actor for TerminalActor {
         let (input_tx, mut input_rx) = mpsc::channel::<Bytes>(INPUT_QUEUE_CHUNKS);
         let resizer = writer.resizer();
         let pid = child.pid();
-        let start_time = child.start_time();
+        let tree = child.tree().clone();
         let log = args.deps.log.new(slog::o!("session_id" => args.id.clone()));
         let typed = args.activity.clone();
         let writer_task = tokio::spawn(async move {
@@ -227,7 +222,13 @@ impl Actor for TerminalActor {
                 }
             }
         });
-        let waiter = Some(tokio::spawn(wait_child(child, me.clone())));
+        let waiter = {
+            let (me, log) = (me.clone(), log.clone());
+            Some(tokio::spawn(async move {
+                let exit = lifecycle::wait_child(child, &log).await;
+                let _ = me.cast(TerminalMsg::ChildExited(exit));
+            }))
+        };
         let tasks = vec![tokio::spawn(read_master(reader, me.clone())), writer_task];
         Ok(TerminalState {
             id: args.id,
@@ -241,7 +242,7 @@ impl Actor for TerminalActor {
             supervisor: args.supervisor,
             recorded: args.recorded,
             pid,
-            start_time,
+            tree,
             resizer,
             input: input_tx,
             viewers: HashMap::new(),
@@ -297,17 +298,21 @@ impl Actor for TerminalActor {
                 if state.output_ended {
                     state.finalize().await;
                 } else {
-                    me.send_after(DRAIN_QUIET, || TerminalMsg::DrainDeadline);
+                    me.send_after(lifecycle::DRAIN_QUIET, || TerminalMsg::DrainDeadline);
                 }
             }
             TerminalMsg::DrainDeadline => {
                 // A loaded machine may not have read the last output yet: wait while bytes are
                 // still unread or arriving, so the recorded output keeps its tail.
-                let draining =
-                    state.resizer.unread_output() > 0 || state.last_output.elapsed() < DRAIN_QUIET;
-                let waited = state.exited_at.map_or(DRAIN_MAX, |t| t.elapsed());
-                if draining && waited < DRAIN_MAX && state.final_status.is_none() {
-                    me.send_after(DRAIN_QUIET / 5, || TerminalMsg::DrainDeadline);
+                let draining = state.exited_at.is_some_and(|exited| {
+                    lifecycle::keep_draining(
+                        exited,
+                        state.last_output,
+                        state.resizer.unread_output(),
+                    )
+                });
+                if draining && state.final_status.is_none() {
+                    me.send_after(lifecycle::DRAIN_QUIET / 5, || TerminalMsg::DrainDeadline);
                 } else {
                     state.finalize().await;
                 }
@@ -354,8 +359,8 @@ impl Actor for TerminalActor {
             TerminalMsg::Escalate(signal) => {
                 if state.exit.is_none() {
                     state.signal(signal);
-                    if signal == Signal::SIGTERM {
-                        me.send_after(STOP_STEP, || TerminalMsg::Escalate(Signal::SIGKILL));
+                    if let Some(next) = lifecycle::next_stop_signal(signal) {
+                        me.send_after(STOP_STEP, move || TerminalMsg::Escalate(next));
                     }
                 }
             }
@@ -409,13 +414,6 @@ async fn read_master(mut reader: PtyReader, actor: ActorRef<TerminalMsg>) {
     let _ = actor.cast(TerminalMsg::OutputEnded);
 }
 
-/// Waits on the child (the only way its end is decided), reaps it, reports it. Dropping the
-/// `PtyChild` afterwards SIGKILLs what is left of its group (start-time checked).
-async fn wait_child(mut child: PtyChild, actor: ActorRef<TerminalMsg>) {
-    let result = child.wait().await.map_err(|e| e.to_string());
-    let _ = actor.cast(TerminalMsg::ChildExited(result));
-}
-
 impl TerminalState {
     /// SIGHUP now, SIGTERM and SIGKILL later if the child is still there (DESIGN "Processes").
     fn begin_stop(&mut self, me: &ActorRef<TerminalMsg>) {
@@ -446,88 +444,8 @@ impl TerminalState {
         }
     }
 
-    fn attach(&mut self, mode: ViewerMode, since: Option<u64>) -> Result<Attached, AttachRefused> {
-        if self.viewers.len() >= self.deps.max_viewers {
-            return Err(AttachRefused::TooManyViewers);
-        }
-        let replay = self
-            .replay
-            .read_from(since.unwrap_or_else(|| self.replay.safe_start()));
-        let queue = ViewerQueue::new(self.deps.viewer_queue_bytes);
-        if let Some(exit) = self.final_exit_json() {
-            queue.push_text(exit);
-        }
-        let viewer = self.next_viewer;
-        self.next_viewer += 1;
-        self.viewers.insert(
-            viewer,
-            Viewer {
-                queue: queue.clone(),
-                mode,
-            },
-        );
-        Ok(Attached {
-            viewer,
-            queue,
-            input: self.input.clone(),
-            offset: replay.start,
-            end: replay.end,
-            truncated: replay.truncated,
-            size: self.size,
-            replay: Bytes::from(replay.bytes),
-        })
-    }
-
-    fn catchup(&mut self, viewer: u64, from: u64) -> Catchup {
-        if from < self.replay.start() {
-            return Catchup::Gone;
-        }
-        let mut replay = self.replay.read_from(from);
-        let cap = self.deps.viewer_queue_bytes.max(1);
-        let caught_up = replay.bytes.len() <= cap;
-        replay.bytes.truncate(cap);
-        if caught_up {
-            if let Some(v) = self.viewers.get(&viewer) {
-                v.queue.rejoin();
-                if let Some(exit) = self.final_exit_json() {
-                    v.queue.push_text(exit);
-                }
-            }
-        }
-        Catchup::Bytes {
-            bytes: Bytes::from(replay.bytes),
-            caught_up,
-        }
-    }
-
-    fn resize(&mut self, from: u64, size: WindowSize) {
-        let allowed = self
-            .viewers
-            .get(&from)
-            .is_some_and(|v| v.mode == ViewerMode::ReadWrite);
-        if !allowed || self.final_status.is_some() || size == self.size {
-            return;
-        }
-        if let Err(e) = self.resizer.resize(size) {
-            warn!(self.log, "resize failed"; "error" => %e);
-            return;
-        }
-        self.size = size;
-        let text =
-            serde_json::json!({"type": "resize", "cols": size.cols, "rows": size.rows}).to_string();
-        for (id, viewer) in &self.viewers {
-            if *id != from {
-                viewer.queue.push_text(text.clone());
-            }
-        }
-    }
-
     fn signal(&self, signal: Signal) {
-        let outcome = match self.start_time {
-            Some(start) => pty::signal_recorded_group(self.pid, start, signal),
-            None => pty::signal_group(self.pid, signal),
-        };
-        if let Err(e) = outcome {
+        if let Err(e) = self.tree.signal(signal) {
             warn!(self.log, "signalling the session failed"; "signal" => %signal, "error" => %e);
         }
     }

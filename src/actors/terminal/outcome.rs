@@ -2,15 +2,17 @@
 //! most every 5 s, the outcome once), the `execution.*` and `session.exited` events, the `exit`
 //! message to viewers, and the session's public description.
 
+use crate::actors::events::EventType;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use slog::{info, warn};
 
 use super::TerminalState;
-use crate::actors::session_types::SessionInfo;
+use crate::actors::session_types::{SessionExited, SessionInfo};
 use crate::actors::sessions::SessionsMsg;
 use crate::db::executions::{self, ExecutionStatus, Finish, OUTPUT_TAIL_BYTES};
+use crate::protocol::Control;
 use crate::pty::ExitInfo;
 use crate::time::format_ts;
 
@@ -35,7 +37,7 @@ impl TerminalState {
                 })
                 .await;
             match row {
-                Ok(Some(row)) => events.publish("execution.updated", &row),
+                Ok(Some(row)) => events.publish(EventType::ExecutionUpdated, &row),
                 Ok(None) => {}
                 Err(e) => warn!(log, "recording activity failed"; "error" => %e),
             }
@@ -50,8 +52,11 @@ impl TerminalState {
             signal: None,
         });
         Some(
-            serde_json::json!({"type": "exit", "code": exit.code, "signal": exit.signal})
-                .to_string(),
+            Control::Exit {
+                code: exit.code,
+                signal: exit.signal,
+            }
+            .to_text(),
         )
     }
 
@@ -110,27 +115,19 @@ impl TerminalState {
             output_truncated: tail.start > 0,
             output_tail: Some(tail.bytes),
         };
-        let id = self.execution_id;
-        let row = self
-            .deps
-            .db
-            .write(move |c| {
-                executions::finish(c, id, &finish)?;
-                executions::get_summary(c, id)
-            })
+        self.deps
+            .lifecycle
+            .record_end(self.execution_id, finish, |_| Ok(()))
             .await;
-        match row {
-            Ok(Some(row)) => self.deps.events.publish("execution.finished", &row),
-            Ok(None) => {}
-            Err(e) => warn!(self.log, "recording the session's end failed"; "error" => %e),
-        }
-        self.deps.events.publish(
-            "session.exited",
-            &serde_json::json!({
-                "id": self.id, "kind": self.spec.kind, "execution_id": self.execution_id,
-                "status": status.as_str(), "code": exit.code, "signal": exit.signal,
-            }),
-        );
+        let exited = SessionExited {
+            id: &self.id,
+            kind: self.spec.kind,
+            execution_id: self.execution_id,
+            status: status.as_str(),
+            code: exit.code,
+            signal: exit.signal,
+        };
+        self.deps.events.publish(EventType::SessionExited, &exited);
     }
 
     pub(super) fn info(&self) -> SessionInfo {

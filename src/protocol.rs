@@ -1,0 +1,115 @@
+//! The WebSocket protocol's words in one place, as ttyd keeps them in one header: the close
+//! codes every socket uses, and the JSON control messages, typed (serde enums) and serialised
+//! here. The wire format is DESIGN "Terminal WebSocket protocol"; `docs/terminals.md` and
+//! `docs/api.md` describe it for clients.
+
+use serde::{Deserialize, Serialize};
+
+/// Normal end: the session or run finished.
+pub const CLOSE_NORMAL: u16 = 1000;
+/// The server is shutting down (RFC 6455 "going away"); reconnect to the next run.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// The session's actor went away under the viewer (RFC 6455 "internal error").
+pub const CLOSE_SESSION_GONE: u16 = 1011;
+/// The event bus restarted (RFC 6455 "service restart"); reconnect.
+pub const CLOSE_SERVICE_RESTART: u16 = 1012;
+/// The viewer fell out of the scrollback; reconnect to catch up.
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// No such session or run.
+pub const CLOSE_NOT_FOUND: u16 = 4404;
+/// The session has `max_viewers` viewers already.
+pub const CLOSE_TOO_MANY_VIEWERS: u16 = 4429;
+
+/// JSON text frames the server sends, `{"type": …, …}`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ServerMsg<'a, T: Serialize = ()> {
+    /// First frame of a terminal viewer: the session and the replay range that follows.
+    Attached {
+        session: &'a T,
+        offset: u64,
+        end: u64,
+        cols: u16,
+        rows: u16,
+        truncated: bool,
+    },
+    /// The session's process ended (sent once, after its output).
+    Exit {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// Another viewer resized the terminal.
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
+    /// Output from `offset` on follows again from the scrollback (the viewer fell behind).
+    Resync {
+        offset: u64,
+    },
+    Pong,
+    /// A client frame was refused; the socket stays open.
+    Error {
+        code: &'a str,
+        message: &'a str,
+    },
+    /// `/api/events`: this subscriber missed `missed` events.
+    Lagged {
+        missed: u64,
+    },
+}
+
+impl<T: Serialize> ServerMsg<'_, T> {
+    pub fn to_text(&self) -> String {
+        // Serialising plain fields and a `Serialize` payload into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// `ServerMsg` without a payload type (every message but `attached`).
+pub type Control<'a> = ServerMsg<'a, ()>;
+
+/// JSON text frames a terminal viewer sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ClientMsg {
+    Resize { cols: i64, rows: i64 },
+    Ping,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_messages_keep_their_wire_shape() {
+        assert_eq!(
+            Control::Exit {
+                code: Some(3),
+                signal: None
+            }
+            .to_text(),
+            r#"{"type":"exit","code":3,"signal":null}"#
+        );
+        assert_eq!(Control::Pong.to_text(), r#"{"type":"pong"}"#);
+        assert_eq!(
+            Control::Lagged { missed: 7 }.to_text(),
+            r#"{"type":"lagged","missed":7}"#
+        );
+        let session = serde_json::json!({"id": "x"});
+        let hello = ServerMsg::Attached {
+            session: &session,
+            offset: 0,
+            end: 5,
+            cols: 80,
+            rows: 24,
+            truncated: false,
+        };
+        assert_eq!(
+            hello.to_text(),
+            r#"{"type":"attached","session":{"id":"x"},"offset":0,"end":5,"cols":80,"rows":24,"truncated":false}"#
+        );
+        let ping: ClientMsg = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
+        assert!(matches!(ping, ClientMsg::Ping));
+    }
+}
