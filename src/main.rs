@@ -423,6 +423,9 @@ async fn watchdog(notifier: Notifier, state: AppState) {
 /// Returns the soft limit in force.
 fn raise_fd_limit() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        claude_manager::pty::env::remember_starting_nofile(soft);
+    }
     match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
             Ok(()) => hard,
