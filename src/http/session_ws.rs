@@ -126,7 +126,11 @@ async fn viewer(
     let mut shutdown = state.shutdown.clone();
     tokio::select! {
         _ = outgoing(&mut tx, &actor, &id, attached, &mut shutdown) => {}
-        _ = incoming(rx, &actor, viewer_id, mode, &queue, input) => {}
+        broken = incoming(rx, &actor, viewer_id, mode, &queue, input) => {
+            if let Some((code, reason)) = broken {
+                close(&mut tx, code, reason).await;
+            }
+        }
     }
     let _ = actor.cast(TerminalMsg::Detach(viewer_id));
     let _ = tx.close().await;
@@ -286,7 +290,8 @@ fn error_json(code: &str, message: &str) -> String {
     serde_json::json!({"type": "error", "code": code, "message": message}).to_string()
 }
 
-/// Everything the client sends. Returns when the client closes or the socket fails.
+/// Everything the client sends. Returns when the client closes or the socket fails, with the
+/// close code owed to a client that broke the protocol.
 async fn incoming(
     mut rx: SplitStream<ServerSocket>,
     actor: &ActorRef<TerminalMsg>,
@@ -294,8 +299,12 @@ async fn incoming(
     mode: ViewerMode,
     queue: &ViewerQueue,
     input: mpsc::Sender<Bytes>,
-) {
-    while let Some(Ok(msg)) = rx.next().await {
+) -> Option<(u16, &'static str)> {
+    while let Some(msg) = rx.next().await {
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(e) => return super::ws_upgrade::close_for_error(&e),
+        };
         if msg.is_close() {
             break;
         }
@@ -342,4 +351,5 @@ async fn incoming(
             )),
         }
     }
+    None
 }
