@@ -256,6 +256,9 @@ impl Server {
             routes,
             log.clone(),
             state.http_metrics.clone(),
+            crate::http::connections::ConnectionGate::new(
+                crate::http::connections::ConnectionLimits::from_config(&config, &log),
+            ),
             shutdown_rx,
             config.shutdown_grace,
         ));
