@@ -20,6 +20,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod permissions;
 pub mod pty;
 pub mod reconcile;
 pub mod replay;

@@ -95,6 +95,8 @@ const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    let starting_umask = claude_manager::permissions::make_private_by_default();
+    claude_manager::pty::env::remember_starting_umask(starting_umask);
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(*args),

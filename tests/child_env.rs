@@ -100,13 +100,16 @@ async fn children_get_the_allow_listed_environment_their_own_env_and_the_startin
         "TERM=xterm-256color",
         "histfile=[]",
     ] {
-        assert!(out.lines().any(|l| l == line), "{line} missing from:\n{out}");
+        assert!(
+            out.lines().any(|l| l == line),
+            "{line} missing from:\n{out}"
+        );
     }
     assert!(vars.contains(&"PATH") && vars.contains(&"HOME"), "{out}");
 
     // The child gets the limit the server was started with (ours), not the one it raised to.
-    let (ours, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .unwrap();
+    let (ours, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
     assert!(
         out.lines().any(|l| l == format!("nofile={ours}")),
         "want nofile={ours}:\n{out}"

@@ -9,10 +9,12 @@
 //! - **Open files**: the server raises its own soft `RLIMIT_NOFILE` to the hard limit; a child
 //!   gets back the soft limit the server was started with, so programs that size tables or use
 //!   `select()` by it behave as they would in a login shell.
+//! - **umask**: the server creates its files with umask 077; a child gets the umask the server
+//!   was started with, so files a user makes in a terminal have their usual modes.
 //! - **History**: `HISTFILE` is set empty, so bash keeps history in memory for the session and
 //!   writes none to the server user's home — a secret typed at a prompt is not left on disk.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Variables passed on from the server's environment when set: who the user is, where things
 /// are, how to speak (locale, time zone) and how to reach the network (proxies, CA bundles).
@@ -57,6 +59,14 @@ const DEFAULT_SOFT_NOFILE: u64 = 1024;
 /// The soft `RLIMIT_NOFILE` the process was started with, before the server raised it.
 static INHERITED_SOFT_NOFILE: AtomicU64 = AtomicU64::new(DEFAULT_SOFT_NOFILE);
 
+/// The umask the process was started with (the server runs with 077, see `permissions`).
+static STARTING_UMASK: AtomicU32 = AtomicU32::new(0o022);
+
+/// Records the umask the process was started with, for children to get back.
+pub fn remember_starting_umask(mask: libc::mode_t) {
+    STARTING_UMASK.store(mask, Ordering::Relaxed);
+}
+
 /// Records the soft open-file limit the process was started with; call before raising it.
 pub fn remember_starting_nofile(soft: u64) {
     INHERITED_SOFT_NOFILE.store(soft, Ordering::Relaxed);
@@ -82,11 +92,13 @@ pub fn prepare_child(command: &mut tokio::process::Command, session_env: &[(Stri
         .env("HISTFILE", CHILD_HISTFILE);
     command.envs(session_env.iter().map(|(k, v)| (k, v)));
     let soft = INHERITED_SOFT_NOFILE.load(Ordering::Relaxed);
-    // SAFETY: `restore_soft_nofile` makes two async-signal-safe system calls on a stack value
-    // and does not allocate, as required between fork and exec.
+    let umask = STARTING_UMASK.load(Ordering::Relaxed) as libc::mode_t;
+    // SAFETY: `restore_soft_nofile` and `umask` are async-signal-safe system calls on stack
+    // values and do not allocate, as required between fork and exec.
     unsafe {
         command.pre_exec(move || {
             restore_soft_nofile(soft);
+            libc::umask(umask);
             Ok(())
         });
     }
