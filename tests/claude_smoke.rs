@@ -1,7 +1,7 @@
 //! Smoke test with the real Claude Code CLI, when it is installed: an agent whose command is
 //! `claude --version` runs in a PTY session, exits 0 and leaves its version in the output.
 //! No credentials are used. Skipped (with the reason printed) when `claude` is not found:
-//! `.ci/run` installs it from npm into `~/.cache/cm-claude` and passes `CM_CLAUDE_BIN`.
+//! `scripts/test` installs it from npm into `target/test-tools/npm` and passes `CM_CLAUDE_BIN`.
 
 mod common;
 use common::term::{events, wait_exited};
@@ -9,7 +9,7 @@ use common::TestServer;
 use serde_json::json;
 use std::path::PathBuf;
 
-/// `CM_CLAUDE_BIN`, else `claude` on PATH, else the CI prefix.
+/// `CM_CLAUDE_BIN`, else `claude` on PATH, else the prefix `scripts/test` installs into.
 fn find_claude() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("CM_CLAUDE_BIN").map(PathBuf::from) {
         return p.is_file().then_some(p);
@@ -20,8 +20,8 @@ fn find_claude() -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     on_path.or_else(|| {
-        let home = std::env::var_os("HOME")?;
-        let p = PathBuf::from(home).join(".cache/cm-claude/node_modules/.bin/claude");
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target/test-tools/npm/node_modules/.bin/claude");
         p.is_file().then_some(p)
     })
 }
@@ -31,7 +31,7 @@ async fn real_claude_version_runs_in_an_agent_session() {
     let Some(claude) = find_claude() else {
         eprintln!(
             "SKIPPED real_claude_version_runs_in_an_agent_session: no `claude` (set CM_CLAUDE_BIN, \
-             put it on PATH, or run .ci/run which installs @anthropic-ai/claude-code)"
+             put it on PATH, or run scripts/test, which installs @anthropic-ai/claude-code)"
         );
         return;
     };

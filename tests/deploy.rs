@@ -24,7 +24,7 @@ fn systemd_unit_verifies() {
         .arg("verify")
         .arg(&path)
         .output()
-        .expect("systemd-analyze is installed (.ci/run installs it)");
+        .expect("systemd-analyze is installed (scripts/test installs it)");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && stderr.trim().is_empty(),
@@ -54,7 +54,7 @@ fn unit_keeps_what_terminals_need() {
 
 #[test]
 fn scripts_pass_bash_n_and_shellcheck() {
-    for script in ["deploy/install.sh", "bench/http.sh", ".ci/run"] {
+    for script in ["deploy/install.sh", "bench/http.sh", ".ci/run", "scripts/test"] {
         let path = repo(script);
         let out = Command::new("bash").arg("-n").arg(&path).output().unwrap();
         assert!(
@@ -65,7 +65,7 @@ fn scripts_pass_bash_n_and_shellcheck() {
         let out = Command::new("shellcheck")
             .arg(&path)
             .output()
-            .expect("shellcheck is installed (.ci/run installs it)");
+            .expect("shellcheck is installed (scripts/test installs it)");
         assert!(
             out.status.success(),
             "shellcheck {script}:\n{}",

@@ -30,7 +30,7 @@ print(json.dumps(out))";
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "prometheus_client rejected the text (.ci/run installs it): {}",
+        "prometheus_client rejected the text (scripts/test installs it into target/test-tools/venv): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Vec<(String, serde_json::Map<String, Value>, f64)> =

@@ -4,7 +4,7 @@
 //! in `target/web-screenshots/`.
 //!
 //! Needs Node (the UI is built by build.rs anyway) and Chromium (`apt-get install chromium`;
-//! `.ci/run` installs it). Without Chromium these tests fail and say so; set
+//! `scripts/test` installs it). Without Chromium these tests fail and say so; set
 //! `CM_SKIP_BROWSER_TESTS=1` to skip them knowingly.
 
 mod common;
