@@ -54,7 +54,12 @@ fn unit_keeps_what_terminals_need() {
 
 #[test]
 fn scripts_pass_bash_n_and_shellcheck() {
-    for script in ["deploy/install.sh", "bench/http.sh", ".ci/run", "scripts/test"] {
+    for script in [
+        "deploy/install.sh",
+        "bench/http.sh",
+        ".ci/run",
+        "scripts/test",
+    ] {
         let path = repo(script);
         let out = Command::new("bash").arg("-n").arg(&path).output().unwrap();
         assert!(

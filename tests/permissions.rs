@@ -3,7 +3,7 @@
 //! detailed health. Children get the starting umask back.
 
 mod common;
-use common::ServerProcess;
+use common::{run_cli, ServerProcess};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -85,4 +85,16 @@ async fn a_data_dir_readable_by_others_is_reported_in_detailed_health() {
             .any(|l| l["path"] == data.display().to_string() && l["mode"] == "0755"),
         "{health}"
     );
+}
+
+#[tokio::test]
+async fn a_second_serve_on_a_locked_data_dir_is_told_to_stop_the_first_not_about_restoring() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _first = ServerProcess::start(&data, "127.0.0.1:0", &[]).await;
+    let data_arg = data.to_str().unwrap();
+    let (code, _, err) = run_cli(&["serve", "--data-dir", data_arg, "--bind", "127.0.0.1:0"]).await;
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("stop it before starting another"), "{err}");
+    assert!(!err.contains("restoring"), "{err}");
 }

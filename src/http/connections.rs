@@ -94,6 +94,8 @@ pub struct ConnectionGate {
 #[derive(Debug, Default)]
 struct OpenConnections {
     total: usize,
+    /// The most open at once since [`trim_memory_after_floods`] last looked.
+    peak: usize,
     per_ip: HashMap<IpAddr, usize>,
 }
 
@@ -133,6 +135,7 @@ impl ConnectionGate {
             return Err(Refusal::ClientFull);
         }
         open.total += 1;
+        open.peak = open.peak.max(open.total);
         *open.per_ip.entry(ip).or_insert(0) += 1;
         Ok(ConnectionPermit {
             gate: self.clone(),
@@ -143,6 +146,35 @@ impl ConnectionGate {
     /// Open connections now (for health and metrics).
     pub fn open(&self) -> usize {
         self.open.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+
+    /// (peak since the last call, open now); the peak restarts from now.
+    fn take_peak(&self) -> (usize, usize) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let peak = open.peak;
+        open.peak = open.total;
+        (peak, open.total)
+    }
+}
+
+/// How often [`trim_memory_after_floods`] looks, and how many connections must have gone
+/// since the peak before it gives memory back.
+const TRIM_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+const TRIM_AFTER_CONNECTIONS_GONE: usize = 256;
+
+/// After a flood of connections leaves, glibc keeps their freed buffers in its arenas and the
+/// server's RSS stays at the flood's level; this hands them back to the kernel (`malloc_trim`)
+/// once a few hundred connections have gone. Runs until aborted.
+pub async fn trim_memory_after_floods(gate: Arc<ConnectionGate>) {
+    let mut tick = tokio::time::interval(TRIM_CHECK_INTERVAL);
+    loop {
+        tick.tick().await;
+        let (peak, now) = gate.take_peak();
+        if peak.saturating_sub(now) >= TRIM_AFTER_CONNECTIONS_GONE {
+            #[cfg(target_env = "gnu")]
+            // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+            let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+        }
     }
 }
 

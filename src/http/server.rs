@@ -36,7 +36,8 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::connections::{
-    AcceptBackoff, ConnectionClock, ConnectionGate, DeadlineBody, InFlight, Refusal,
+    trim_memory_after_floods, AcceptBackoff, ConnectionClock, ConnectionGate, DeadlineBody,
+    InFlight, Refusal,
 };
 use super::errors;
 use super::parser_errors::JsonParserErrors;
@@ -80,6 +81,7 @@ pub async fn serve<F>(
     let service = warp::service(routes);
     let mut backoff = AcceptBackoff::default();
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    let trimmer = tokio::spawn(trim_memory_after_floods(gate.clone()));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -140,6 +142,7 @@ pub async fn serve<F>(
         });
     }
     drop(listener);
+    trimmer.abort();
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
