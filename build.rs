@@ -30,13 +30,9 @@ fn main() {
         placeholder(&dist);
         return;
     }
-    let npm = find_npm().unwrap_or_else(|| {
-        fail(
-            "npm not found on PATH. The web UI is built with Node.js (>= 20) and npm (>= 10): \
-             install them (e.g. `apt-get install nodejs npm`), or set CM_SKIP_WEB_BUILD=1 to \
-             build the server without the UI.",
-        )
-    });
+    let npm =
+        find_on_path("npm").unwrap_or_else(|| fail(&format!("npm not found on PATH. {NEEDS}")));
+    check_node();
     if needs_install(&web) {
         run(&npm, &["ci", "--no-audit", "--no-fund"], &web);
     }
@@ -56,10 +52,40 @@ fn needs_install(web: &Path) -> bool {
     }
 }
 
-fn find_npm() -> Option<PathBuf> {
+/// What the UI build needs, said once for every failure about it.
+const NEEDS: &str = "The web UI is built with Node.js >= 20.19 (or >= 22.12) and npm >= 10, \
+     which Debian 12 and Ubuntu 22.04/24.04 do not ship: see docs/deployment/linux-cloud.md \
+     (step 2) for how to get them, or set CM_SKIP_WEB_BUILD=1 to build the server without the UI.";
+
+/// Fails early, with [`NEEDS`], on a Node.js older than Vite accepts (`^20.19 || >=22.12`),
+/// instead of letting the build die with a syntax or module error.
+fn check_node() {
+    let node =
+        find_on_path("node").unwrap_or_else(|| fail(&format!("node not found on PATH. {NEEDS}")));
+    let version = Command::new(&node)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mut parts = version
+        .trim_start_matches('v')
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let supported = (major == 20 && minor >= 19) || (major == 22 && minor >= 12) || major >= 23;
+    if !supported {
+        fail(&format!(
+            "{} is Node.js {version:?}. {NEEDS}",
+            node.display()
+        ));
+    }
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .map(|d| d.join("npm"))
+        .map(|d| d.join(program))
         .find(|p| p.is_file())
 }
 

@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
-# REST benchmark (issue: foundation): wrk -t2 -c50 -d10s against health, detailed health and a
-# 100-task list. Two passes:
-#   1. through ../shared/bench/httpbench.py with the server in --insecure-no-auth mode (the
-#      setting comparable to the Python original, which had no auth);
-#   2. plain wrk with an admin Bearer token (what a real deployment pays: one token lookup per
+# REST benchmark: wrk -t2 -c50 -d10s against health, detailed health and a 100-task list, RUNS
+# times each. Two passes:
+#   1. the server in --insecure-no-auth mode (no token lookup: the cost of the routes alone);
+#   2. an admin Bearer token on every request (what a real deployment pays: one token lookup per
 #      request).
 # Loopback only, bounded runs.   bench/http.sh [RUNS]
-# Needs: cargo build --release; apt-get install wrk.
+# Needs: cargo build --release; apt-get install wrk curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
-bench=${BENCH_DIR:-../shared/bench}
 bin=target/release/claude-manager
 port=${PORT:-18080}
 base="http://127.0.0.1:$port"
@@ -25,6 +23,7 @@ trap cleanup EXIT
 
 start() {   # start [extra serve flags...]
     data=$(mktemp -d)
+    "$bin" migrate --create --data-dir "$data" >/dev/null
     token=$("$bin" token create --scope admin --name bench --data-dir "$data" 2>/dev/null)
     "$bin" serve --data-dir "$data" --bind "127.0.0.1:$port" --log-level warning "$@" >/dev/null 2>&1 &
     pid=$!
@@ -37,22 +36,24 @@ start() {   # start [extra serve flags...]
     done
 }
 
-echo "== pass 1: httpbench.py, --insecure-no-auth"
+# measure [wrk header args...]: every URL, RUNS times, one line per run.
+measure() {
+    for u in "${urls[@]}"; do
+        for r in $(seq "$runs"); do
+            out=$(wrk -t2 -c50 -d10s --timeout 30s --latency "$@" "$u")
+            rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+            p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+            non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
+            echo "$u run $r: ${rps} req/s, p99 ${p99}, non-2xx ${non2xx:-0}"
+        done
+    done
+}
+
+echo "== pass 1: --insecure-no-auth"
 start --insecure-no-auth
-args=()
-for u in "${urls[@]}"; do args+=(--url "$u"); done
-python3 "$bench/httpbench.py" --tool wrk --runs "$runs" "${args[@]}" --json-out "${JSON_OUT:-/tmp/cm-http.json}" |
-    grep summary || true
+measure
 cleanup; pid=""; data=""
 
-echo "== pass 2: wrk with an admin Bearer token"
+echo "== pass 2: an admin Bearer token"
 start
-for u in "${urls[@]}"; do
-    for r in $(seq "$runs"); do
-        out=$(wrk -t2 -c50 -d10s --timeout 30s --latency -H "Authorization: Bearer $token" "$u")
-        rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-        p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-        non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
-        echo "$u run $r: ${rps} req/s, p99 ${p99}, non-2xx ${non2xx:-0}"
-    done
-done
+measure -H "Authorization: Bearer $token"

@@ -68,7 +68,7 @@ def arm_stale(db):
 
 def startup(runs):
     data = tempfile.mkdtemp(prefix="cm-bench-")
-    subprocess.run([BIN, "migrate", "--data-dir", data], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([BIN, "migrate", "--create", "--data-dir", data], check=True, stdout=subprocess.DEVNULL)
     subprocess.run([BIN, "token", "create", "--scope", "admin", "--name", "bench", "--data-dir",
                     data], check=True, stdout=subprocess.DEVNULL)
     db = os.path.join(data, "claude-manager.db")

@@ -5,8 +5,10 @@
 #   sudo deploy/install.sh --uninstall            remove the service, keep the data
 #   sudo deploy/install.sh --uninstall --purge    remove the service and the data
 #
-# Creates the user `claude-manager`, /etc/claude-manager/config.toml (kept if present),
-# /var/lib/claude-manager (via StateDirectory), installs the binary and the unit, starts it.
+# Creates the user `claude-manager`, /etc/claude-manager/config.toml (kept if present; its
+# data_dir is where the service and every `claude-manager` command find the database), the
+# data dir /var/lib/claude-manager, installs the binary and the unit, and starts the service.
+# An upgrade stops the old server first, then migrates the database with the new binary.
 set -euo pipefail
 
 SERVICE=claude-manager
@@ -25,7 +27,7 @@ while [ $# -gt 0 ]; do
         --binary) binary=$2; shift 2 ;;
         --uninstall) uninstall=1; shift ;;
         --purge) purge=1; shift ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -63,16 +65,39 @@ install -d -m 0755 "$CONF_DIR"
 if [ ! -f "$CONF_DIR/config.toml" ]; then
     install -m 0640 -g "$USER_NAME" "$here/config.example.toml" "$CONF_DIR/config.toml"
 fi
-install -m 0755 "$binary" "$PREFIX/bin/claude-manager"
-install -d -m 0755 "$PREFIX/share/doc/claude-manager"
-if [ -f "$here/../docs/deployment/linux-cloud.md" ]; then
-    install -m 0644 "$here/../docs/deployment/linux-cloud.md" "$PREFIX/share/doc/claude-manager/"
+# The config file is the one place that names the data dir, for the service and for commands
+# run by hand alike; a config from an older install may lack the key.
+if ! grep -Eq '^[[:space:]]*data_dir[[:space:]]*=' "$CONF_DIR/config.toml"; then
+    printf '\n# Added by install.sh: where the database and logs live.\ndata_dir = "%s"\n' \
+        "$DATA_DIR" >>"$CONF_DIR/config.toml"
 fi
-install -m 0644 "$here/claude-manager.service" "$UNIT"
 install -d -o "$USER_NAME" -g "$USER_NAME" -m 0750 "$DATA_DIR"
 
+# An upgrade: stop the old server before its database is migrated, so that only the new binary
+# ever migrates it and no two versions run on it at once. Sessions are recorded as interrupted.
+if systemctl is-active --quiet "$SERVICE"; then
+    echo "stopping the running $SERVICE"
+    systemctl stop "$SERVICE"
+fi
+
+install -m 0755 "$binary" "$PREFIX/bin/claude-manager"
+install -d -m 0755 "$PREFIX/share/doc/claude-manager"
+for doc in linux-cloud.md systemd.md; do
+    if [ -f "$here/../docs/deployment/$doc" ]; then
+        install -m 0644 "$here/../docs/deployment/$doc" "$PREFIX/share/doc/claude-manager/"
+    fi
+done
+install -m 0644 "$here/claude-manager.service" "$UNIT"
+
+# The new binary, as the service user, with the service's config: the right data dir.
+cm() { runuser -u "$USER_NAME" -- "$PREFIX/bin/claude-manager" "$@" --config "$CONF_DIR/config.toml"; }
+if ! cm migrate --create; then
+    echo "install.sh: the new binary could not migrate the database (above); $SERVICE is stopped." >&2
+    echo "Fix the cause (often a setting in $CONF_DIR/config.toml), then run install.sh again." >&2
+    exit 1
+fi
+
 # Create the first admin token here, so the server never has to print one into the journal.
-cm() { runuser -u "$USER_NAME" -- "$PREFIX/bin/claude-manager" "$@" --data-dir "$DATA_DIR" --config "$CONF_DIR/config.toml"; }
 token=""
 if ! cm token list | awk '$2 == "admin" && $3 == "active"' | grep -q .; then
     token=$(cm token create --scope admin --name install 2>/dev/null)
@@ -80,14 +105,14 @@ fi
 
 systemctl daemon-reload
 systemctl enable "$SERVICE" >/dev/null
-systemctl restart "$SERVICE"
+systemctl start "$SERVICE"
 systemctl --no-pager --lines=0 status "$SERVICE" || true
 echo
-echo "claude-manager is running on 127.0.0.1:8000 (see $CONF_DIR/config.toml)."
+echo "claude-manager is running on 127.0.0.1:8000 (settings: $CONF_DIR/config.toml)."
 if [ -n "$token" ]; then
     echo "Admin token (shown only now; 'claude-manager token reset-admin' makes a new one):"
     echo "  $token"
-    echo "Log in at http://127.0.0.1:8000/ (or your public_url) with it."
+    echo "Log in at your public_url (or http://127.0.0.1:8000/ through an SSH tunnel) with it."
 else
-    echo "An admin token already exists; 'sudo -u $USER_NAME claude-manager token reset-admin --data-dir $DATA_DIR' replaces it."
+    echo "An admin token already exists; 'sudo -u $USER_NAME claude-manager token reset-admin' replaces it."
 fi

@@ -3,6 +3,11 @@
 //! Exit codes: 0 success, 1 runtime failure (e.g. the port is taken), 2 bad settings or usage.
 //! `token` commands work on the database directly (SQLite in WAL mode), whether or not a server
 //! is running on it; a running server sees their effect on its next request.
+//!
+//! Every subcommand finds the data dir the way `serve` does (flags, `CM_*`, the config file,
+//! `/etc/claude-manager/config.toml` when present). Only `serve` and `migrate --create` may
+//! create a database: the others refuse a data dir without one, so an operator who forgot
+//! `--config` is told so instead of getting a token for a database nobody uses.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -36,8 +41,14 @@ struct Cli {
 enum Command {
     /// Run the server (the main job).
     Serve(Box<ServeArgs>),
-    /// Apply the database schema and exit.
-    Migrate(CommonArgs),
+    /// Apply the database schema to an existing database and exit.
+    Migrate {
+        /// Create the data dir and an empty database if there is none.
+        #[arg(long)]
+        create: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Copy the database to FILE, consistently, while the server runs (SQLite online backup).
     Backup {
         /// Where to write the copy.
@@ -100,12 +111,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(*args),
-        Command::Migrate(common) => migrate(common),
+        Command::Migrate { create, common } => migrate(common, create),
         Command::Backup {
             file,
             force,
             common,
-        } => copy_db(common, |config| {
+        } => copy_db(common, Needs::Database, |config| {
             backup::backup(&config.db_path(), &file, force).map(|c| {
                 format!(
                     "backed up {} to {} ({} bytes, integrity ok)",
@@ -115,7 +126,7 @@ fn main() -> ExitCode {
                 )
             })
         }),
-        Command::Restore { file, common } => copy_db(common, |config| {
+        Command::Restore { file, common } => copy_db(common, Needs::DataDir, |config| {
             backup::restore(&config.data_dir, &config.db_path(), &file).map(|c| {
                 format!(
                     "restored {} from {} ({} bytes, integrity ok)",
@@ -130,7 +141,7 @@ fn main() -> ExitCode {
 }
 
 fn open_db_for(common: CommonArgs) -> Result<claude_manager::db::Pool, ExitCode> {
-    let config = load_common(common)?;
+    let config = load_common(common, Needs::Database)?;
     open_database(&config).map_err(|e| {
         eprintln!(
             "claude-manager: database {}: {e}",
@@ -222,8 +233,27 @@ fn token(cmd: TokenCommand) -> ExitCode {
     }
 }
 
-fn load_config(args: &ServeArgs) -> Result<Config, ExitCode> {
-    let config = Config::load(args).and_then(|c| c.prepare_dirs().map(|()| c));
+/// What a subcommand needs to find in the data dir before it runs.
+#[derive(Clone, Copy)]
+enum Needs {
+    /// Creates the data and log dirs if missing (`serve`, `migrate --create`).
+    Create,
+    /// An existing database (`token …`, `backup`, `migrate`).
+    Database,
+    /// An existing data dir (`restore` brings the database).
+    DataDir,
+}
+
+fn load_config(mut args: ServeArgs, needs: Needs) -> Result<Config, ExitCode> {
+    args.common = args.common.with_system_config();
+    let config = Config::load(&args).and_then(|c| {
+        match needs {
+            Needs::Create => c.prepare_dirs(),
+            Needs::Database => c.require_existing(true),
+            Needs::DataDir => c.require_existing(false),
+        }
+        .map(|()| c)
+    });
     config.map_err(|e| {
         eprintln!("claude-manager: {e}");
         ExitCode::from(EXIT_CONFIG)
@@ -231,19 +261,23 @@ fn load_config(args: &ServeArgs) -> Result<Config, ExitCode> {
 }
 
 /// The settings of a subcommand that only needs the data dir and config file.
-fn load_common(common: CommonArgs) -> Result<Config, ExitCode> {
-    load_config(&ServeArgs {
-        common,
-        ..ServeArgs::default()
-    })
+fn load_common(common: CommonArgs, needs: Needs) -> Result<Config, ExitCode> {
+    load_config(
+        ServeArgs {
+            common,
+            ..ServeArgs::default()
+        },
+        needs,
+    )
 }
 
 /// Runs a backup or restore with the data dir from the usual settings.
 fn copy_db(
     common: CommonArgs,
+    needs: Needs,
     op: impl FnOnce(&Config) -> Result<String, backup::BackupError>,
 ) -> ExitCode {
-    let config = match load_common(common) {
+    let config = match load_common(common, needs) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -259,8 +293,13 @@ fn copy_db(
     }
 }
 
-fn migrate(common: CommonArgs) -> ExitCode {
-    let config = match load_common(common) {
+fn migrate(common: CommonArgs, create: bool) -> ExitCode {
+    let needs = if create {
+        Needs::Create
+    } else {
+        Needs::Database
+    };
+    let config = match load_common(common, needs) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -290,7 +329,7 @@ fn migrate(common: CommonArgs) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let config = match load_config(&args) {
+    let config = match load_config(args, Needs::Create) {
         Ok(c) => c,
         Err(code) => return code,
     };

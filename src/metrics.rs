@@ -63,26 +63,34 @@ const LATENCY_BUCKETS_S: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// WebSocket kinds, as the `kind` label of `websocket_connections*` (the same as the gauges').
+pub const WEBSOCKET_KINDS: &[&str] = &["events", "terminal", "agent", "run_events"];
+
+/// Close codes the server sends a terminal or agent viewer (DESIGN "Terminal WebSocket
+/// protocol"); each starts at 0 so `rate()` and alerts see the series before the first close.
+pub const VIEWER_CLOSE_CODES: &[u16] = &[1000, 1001, 4008, 4404, 4429];
+
 /// Counters bumped while serving; the rest of `/metrics` is read at scrape time.
 pub struct HttpMetrics {
     pub registry: Registry,
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
+    /// WebSockets accepted, by kind: with the gauge, shows churn (clients reconnecting).
+    pub websockets_opened: IntCounterVec,
+    /// Closes the server sent a session viewer, by code (4008: the viewer stopped reading).
+    pub viewer_closes: IntCounterVec,
 }
 
 impl HttpMetrics {
     pub fn new() -> HttpMetrics {
         let registry = Registry::new();
-        // Registering fixed, well-formed descriptors into a fresh registry cannot fail; if a
-        // future edit makes it fail, metrics are missing rather than the server down.
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by route template, method and status.",
-            ),
+        let requests = counter_vec(
+            "http_requests_total",
+            "HTTP requests by route template, method and status.",
             &["route", "method", "status"],
-        )
-        .unwrap_or_else(|_| unreachable_metric());
+        );
+        // Registering a fixed, well-formed descriptor cannot fail; if a future edit makes it
+        // fail, metrics are missing rather than the server down.
         let duration = HistogramVec::new(
             HistogramOpts::new(
                 "http_request_duration_seconds",
@@ -92,12 +100,32 @@ impl HttpMetrics {
             &["route"],
         )
         .unwrap_or_else(|_| unreachable_histogram());
+        let websockets_opened = counter_vec(
+            "websocket_connections_opened_total",
+            "WebSocket connections accepted, by kind.",
+            &["kind"],
+        );
+        let viewer_closes = counter_vec(
+            "websocket_viewer_closes_total",
+            "Close frames the server sent terminal and agent viewers, by close code.",
+            &["code"],
+        );
+        for kind in WEBSOCKET_KINDS {
+            websockets_opened.with_label_values(&[*kind]);
+        }
+        for code in VIEWER_CLOSE_CODES {
+            viewer_closes.with_label_values(&[code.to_string().as_str()]);
+        }
         let _ = registry.register(Box::new(requests.clone()));
         let _ = registry.register(Box::new(duration.clone()));
+        let _ = registry.register(Box::new(websockets_opened.clone()));
+        let _ = registry.register(Box::new(viewer_closes.clone()));
         HttpMetrics {
             registry,
             requests,
             duration,
+            websockets_opened,
+            viewer_closes,
         }
     }
 
@@ -108,6 +136,18 @@ impl HttpMetrics {
             .inc();
         self.duration.with_label_values(&[route]).observe(seconds);
     }
+
+    /// A WebSocket of `kind` (one of [`WEBSOCKET_KINDS`]) was accepted.
+    pub fn websocket_opened(&self, kind: &str) {
+        self.websockets_opened.with_label_values(&[kind]).inc();
+    }
+
+    /// The server closed a session viewer with `code`.
+    pub fn viewer_closed(&self, code: u16) {
+        self.viewer_closes
+            .with_label_values(&[code.to_string().as_str()])
+            .inc();
+    }
 }
 
 impl Default for HttpMetrics {
@@ -116,9 +156,11 @@ impl Default for HttpMetrics {
     }
 }
 
-fn unreachable_metric() -> IntCounterVec {
-    IntCounterVec::new(Opts::new("unused_metric", "unused"), &["x"])
-        .unwrap_or_else(|_| std::process::abort())
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| {
+        IntCounterVec::new(Opts::new("unused_metric", "unused"), &["x"])
+            .unwrap_or_else(|_| std::process::abort())
+    })
 }
 
 fn unreachable_histogram() -> HistogramVec {
@@ -126,11 +168,34 @@ fn unreachable_histogram() -> HistogramVec {
         .unwrap_or_else(|_| std::process::abort())
 }
 
-/// Process figures from /proc/self: resident memory, open fds, CPU seconds. Blocking (procfs
-/// reads): call from a blocking thread.
-pub fn process_stats() -> (u64, u64, f64) {
+/// Free and total bytes of the filesystem holding `dir` (for unprivileged users: `f_bavail`,
+/// what a write by the server can still use). `None` if the directory cannot be examined.
+/// Blocking: call from a blocking thread.
+pub fn filesystem_space(dir: &std::path::Path) -> Option<(u64, u64)> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    let fragment = st.fragment_size() as u64;
+    Some((
+        st.blocks_available() as u64 * fragment,
+        st.blocks() as u64 * fragment,
+    ))
+}
+
+/// Process figures from /proc/self, as the standard `process_*` series.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessStats {
+    pub resident_bytes: u64,
+    pub open_fds: u64,
+    pub cpu_seconds: f64,
+    /// Seconds since the Unix epoch; the kernel's record, so it is the same at every scrape
+    /// (alerts count its changes as restarts).
+    pub start_time_s: f64,
+}
+
+/// Reads [`ProcessStats`]; a figure that cannot be read is 0. Blocking (procfs reads): call
+/// from a blocking thread.
+pub fn process_stats() -> ProcessStats {
     let page = 4096u64;
-    let rss = std::fs::read_to_string("/proc/self/statm")
+    let resident_bytes = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {
             s.split_whitespace()
@@ -139,25 +204,39 @@ pub fn process_stats() -> (u64, u64, f64) {
         })
         .map(|pages| pages * page)
         .unwrap_or(0);
-    let fds = std::fs::read_dir("/proc/self/fd")
+    let open_fds = std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count() as u64)
         .unwrap_or(0);
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
         .unwrap_or(100) as f64;
-    let cpu = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let after = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = after.split_whitespace().collect();
-            // After the comm field: state is index 0, utime 11, stime 12.
-            let utime: f64 = f.get(11)?.parse().ok()?;
-            let stime: f64 = f.get(12)?.parse().ok()?;
-            Some((utime + stime) / ticks)
-        })
-        .unwrap_or(0.0);
-    (rss, fds, cpu)
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the comm field: state is index 0, utime 11, stime 12, starttime 19 (ticks after boot).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, after)| after.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    let cpu_seconds = match (field(11), field(12)) {
+        (Some(utime), Some(stime)) => (utime + stime) / ticks,
+        _ => 0.0,
+    };
+    let boot_time_s = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    let start_time_s = match (boot_time_s, field(19)) {
+        (Some(boot), Some(start)) => boot + start / ticks,
+        _ => 0.0,
+    };
+    ProcessStats {
+        resident_bytes,
+        open_fds,
+        cpu_seconds,
+        start_time_s,
+    }
 }
 
 #[cfg(test)]

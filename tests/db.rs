@@ -4,8 +4,7 @@
 mod common;
 use std::time::{Duration, Instant};
 
-use claude_manager::db::DbError;
-use common::{TestServer, WAIT};
+use common::{DbHold, TestServer, WAIT};
 use serde_json::json;
 
 #[tokio::test]
@@ -16,19 +15,7 @@ async fn exhausted_pool_gives_503_db_busy_within_the_checkout_timeout() {
     })
     .await;
     // Hold the only connection in a long transaction until told to let go.
-    let (held_tx, held_rx) = tokio::sync::oneshot::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let db = s.state().db.clone();
-    let holder = tokio::spawn(async move {
-        db.write(move |c| {
-            c.execute_batch("BEGIN IMMEDIATE").map_err(DbError::from)?;
-            let _ = held_tx.send(());
-            let _ = release_rx.recv_timeout(WAIT);
-            c.execute_batch("COMMIT").map_err(DbError::from)
-        })
-        .await
-    });
-    tokio::time::timeout(WAIT, held_rx).await.unwrap().unwrap();
+    let hold = DbHold::take(&s).await;
 
     let started = Instant::now();
     let r = s.get("/api/tasks").await;
@@ -51,8 +38,7 @@ async fn exhausted_pool_gives_503_db_busy_within_the_checkout_timeout() {
         "{}",
         h.text
     );
-    release_tx.send(()).unwrap();
-    holder.await.unwrap().unwrap();
+    hold.release().await;
 
     let h = s.get("/api/system/health/detailed").await;
     assert_eq!(h.status, 200);

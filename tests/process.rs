@@ -101,7 +101,7 @@ fn flags_win_over_env_which_wins_over_the_file() {
     assert_eq!(code, 2, "env beats file: {err}");
     assert!(err.contains("999"));
     let (code, err) = run(
-        &["migrate", "--data-dir", d, "--config", t],
+        &["migrate", "--create", "--data-dir", d, "--config", t],
         &[("CM_DATA_DIR", "/nonexistent/never")],
     );
     assert_eq!(code, 0, "flag beats env: {err}");
@@ -113,7 +113,7 @@ fn migrate_applies_the_schema_and_is_idempotent() {
     let d = dir.path().to_str().unwrap();
     for _ in 0..2 {
         let out = Command::new(common::binary())
-            .args(["migrate", "--data-dir", d])
+            .args(["migrate", "--create", "--data-dir", d])
             .output()
             .unwrap();
         assert!(
@@ -268,4 +268,29 @@ async fn logs_are_json_lines_carrying_the_request_id_and_rotate_keeping_n_backup
     );
     // Warnings and errors go to error.log too; it exists from the start.
     assert!(logs.join("error.log").exists());
+}
+
+#[test]
+fn insecure_no_auth_is_a_file_key_and_still_needs_a_loopback_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let toml = dir.path().join("cm.toml");
+    let t = toml.to_str().unwrap();
+    std::fs::write(&toml, "insecure_no_auth = true\n").unwrap();
+    let (code, err) = run(
+        &["migrate", "--create", "--data-dir", d, "--config", t],
+        &[],
+    );
+    assert_eq!(code, 0, "accepted on the default loopback bind: {err}");
+    std::fs::write(&toml, "insecure_no_auth = true\nbind = \"0.0.0.0:0\"\n").unwrap();
+    let (code, err) = run(&["migrate", "--data-dir", d, "--config", t], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("insecure_no_auth"), "{err}");
+    std::fs::write(&toml, "insecure_no_auth = \"yes\"\n").unwrap();
+    let (code, err) = run(&["migrate", "--data-dir", d, "--config", t], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("insecure_no_auth") && err.contains("true or false"),
+        "{err}"
+    );
 }

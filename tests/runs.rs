@@ -3,43 +3,11 @@
 //! cancel and timeout killing the group, and the queue's limit and priority.
 
 mod common;
+use common::runs::{agent, run, task};
 use common::term::{events, wait_event};
 use common::{TestServer, Ws};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-
-fn fake_claude() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-claude").to_string()
-}
-
-async fn agent(s: &TestServer, name: &str, env: Value) -> i64 {
-    let r = s
-        .post(
-            "/api/agents",
-            json!({"name": name, "command": [fake_claude()], "env": env}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.body["id"].as_i64().unwrap()
-}
-
-async fn task(s: &TestServer, title: &str, agent: Option<i64>, priority: i64) -> i64 {
-    let r = s
-        .post(
-            "/api/tasks",
-            json!({"title": title, "description": "", "agent_id": agent, "priority": priority}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.body["id"].as_i64().unwrap()
-}
-
-async fn run(s: &TestServer, task: i64) -> i64 {
-    let r = s.post(&format!("/api/tasks/{task}/run"), json!({})).await;
-    assert_eq!(r.status, 202, "{}", r.text);
-    assert_eq!(r.body["type"], "agent_run");
-    r.body["id"].as_i64().unwrap()
-}
 
 async fn finished(ev: &mut Ws, id: i64) -> Value {
     wait_event(ev, "execution.finished", |d| d["id"] == id).await

@@ -159,3 +159,83 @@ async fn stop(mut child: tokio::process::Child) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Runs the binary in `cwd` with only the given `CM_*` variables set.
+async fn run_in(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(binary())
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("CM_DATA_DIR")
+            .env_remove("CM_CONFIG")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text.into_owned())
+}
+
+#[tokio::test]
+async fn commands_refuse_to_create_a_database_and_say_which_data_dir_to_pass() {
+    let cwd = tempfile::tempdir().unwrap();
+    let elsewhere = cwd.path().join("elsewhere");
+    let e = elsewhere.to_str().unwrap();
+    let backup = cwd.path().join("copy.db");
+    let b = backup.to_str().unwrap();
+    let commands: [&[&str]; 7] = [
+        &["token", "list"],
+        &["token", "create", "--scope", "admin"],
+        &["token", "reset-admin"],
+        &["migrate"],
+        &["backup", b],
+        &["token", "list", "--data-dir", e],
+        &["restore", b, "--data-dir", e],
+    ];
+    for args in commands {
+        let (code, text) = run_in(cwd.path(), args, &[]).await;
+        assert_eq!(code, 2, "{args:?}: {text}");
+        assert!(
+            text.contains("--data-dir")
+                && text.contains("--config")
+                && text.contains("migrate --create"),
+            "{args:?} does not say what to pass: {text}"
+        );
+    }
+    assert!(!cwd.path().join("data").exists(), "./data was created");
+    assert!(!elsewhere.exists(), "--data-dir was created");
+
+    // `migrate --create` is the way to make one outside `serve`.
+    let (code, text) = run_in(cwd.path(), &["migrate", "--create", "--data-dir", e], &[]).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(elsewhere.join("claude-manager.db").is_file());
+}
+
+#[tokio::test]
+async fn commands_find_the_data_dir_from_the_config_file_or_the_environment() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("server-data");
+    let d = data.to_str().unwrap();
+    let config = cwd.path().join("config.toml");
+    std::fs::write(&config, format!("data_dir = {d:?}\n")).unwrap();
+    let c = config.to_str().unwrap();
+
+    let (code, text) = run_in(cwd.path(), &["migrate", "--create", "--config", c], &[]).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(data.join("claude-manager.db").is_file(), "{text}");
+    let (code, text) = run_in(
+        cwd.path(),
+        &["token", "create", "--scope", "admin", "--name", "from-file"],
+        &[("CM_CONFIG", c)],
+    )
+    .await;
+    assert_eq!(code, 0, "CM_CONFIG: {text}");
+    let (code, text) = run_in(cwd.path(), &["token", "list"], &[("CM_DATA_DIR", d)]).await;
+    assert_eq!(code, 0, "CM_DATA_DIR: {text}");
+    assert!(text.contains("from-file"), "{text}");
+    assert!(!cwd.path().join("data").exists(), "./data was created");
+}

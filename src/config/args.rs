@@ -2,19 +2,36 @@
 //! clap merges the two, a flag winning over its variable. Every value stays a string here so that
 //! [`Config::load`](super::Config::load) checks it, whichever source it came from.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+
+/// The config file of an installed server (`deploy/install.sh` writes it). Every subcommand
+/// reads it when it exists and neither `--config` nor `CM_CONFIG` names another, so that
+/// `token …`, `backup` or `migrate` run on the server find the server's data dir.
+pub const SYSTEM_CONFIG: &str = "/etc/claude-manager/config.toml";
 
 /// Command-line and environment settings shared by every subcommand that touches the data dir.
 #[derive(Args, Debug, Clone, Default)]
 pub struct CommonArgs {
-    /// TOML config file; its keys are the settings below in lower case (e.g. `bind`, `db_pool_size`).
+    /// TOML config file; its keys are the settings of `serve --help`, in lower case (e.g. `bind`,
+    /// `data_dir`) [default: /etc/claude-manager/config.toml when it exists].
     #[arg(long, env = "CM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Directory for the database and logs [default: ./data].
+    /// Directory for the database and logs [default: `data_dir` of the config file, else ./data].
     #[arg(long, env = "CM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<String>,
+}
+
+impl CommonArgs {
+    /// These settings with [`SYSTEM_CONFIG`] as the config file when none was named and it
+    /// exists. Only the command line applies it: tests and library users name their own files.
+    pub fn with_system_config(mut self) -> CommonArgs {
+        if self.config.is_none() && Path::new(SYSTEM_CONFIG).is_file() {
+            self.config = Some(PathBuf::from(SYSTEM_CONFIG));
+        }
+        self
+    }
 }
 
 /// Settings of `serve`. Each is a string here and parsed by [`Config::load`](super::Config::load)

@@ -44,6 +44,7 @@ pub(super) struct FileConfig {
     pub(super) allowed_origins: Option<toml::Value>,
     pub(super) cookie_secure: Option<toml::Value>,
     pub(super) session_ttl_secs: Option<toml::Value>,
+    pub(super) insecure_no_auth: Option<toml::Value>,
 }
 
 /// Reads the TOML file, if one was named. Unknown keys are rejected so a typo never silently

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use args::{CommonArgs, ServeArgs};
+pub use args::{CommonArgs, ServeArgs, SYSTEM_CONFIG};
 pub use resolve::{DEFAULT_BIND, DEFAULT_DATA_DIR};
 
 /// A setting that cannot be used. Displayed as the one line printed before exiting with code 2.
@@ -132,6 +132,33 @@ impl Config {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("claude-manager.db")
+    }
+
+    /// Refuses to go on unless the data dir already holds a database (with `need_db`) or at
+    /// least exists: only `serve` and `migrate --create` may start a new, empty one. The message
+    /// says how to name the server's data dir, since the usual cause is a command run without
+    /// the settings the server runs with.
+    pub fn require_existing(&self, need_db: bool) -> Result<(), ConfigError> {
+        let (present, missing) = if need_db {
+            (
+                self.db_path().is_file(),
+                "holds no database (claude-manager.db)",
+            )
+        } else {
+            (self.data_dir.is_dir(), "does not exist")
+        };
+        if present {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            "data_dir (--data-dir, CM_DATA_DIR)",
+            self.data_dir.display().to_string(),
+            format!(
+                "{missing}. Pass --data-dir DIR or --config FILE naming the server's data dir \
+                 (an installed server reads {SYSTEM_CONFIG}), or create a new database with \
+                 `claude-manager migrate --create`"
+            ),
+        ))
     }
 
     /// Creates the data and log directories and proves they are writable, so a bad path is a

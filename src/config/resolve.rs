@@ -343,6 +343,20 @@ impl Config {
             366 * 86_400,
         )?);
 
+        // A switch: on when the flag, the variable or the file says true.
+        let insecure_no_auth = args.insecure_no_auth
+            || match &file.insecure_no_auth {
+                None | Some(toml::Value::Boolean(false)) => false,
+                Some(toml::Value::Boolean(true)) => true,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "insecure_no_auth (CM_INSECURE_NO_AUTH)",
+                        value_text(other),
+                        "expected true or false",
+                    ))
+                }
+            };
+
         let config = Config {
             bind,
             data_dir,
@@ -377,7 +391,7 @@ impl Config {
             allowed_origins,
             cookie_secure,
             session_ttl,
-            insecure_no_auth: args.insecure_no_auth,
+            insecure_no_auth,
         };
         config.check_auth_binding()?;
         Ok(config)

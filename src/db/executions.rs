@@ -381,7 +381,7 @@ pub fn list(
 }
 
 /// A headless run still waiting in the queue: it never started, so a restart keeps it.
-const QUEUED_RUN: &str = "type = 'agent_run' AND status = 'pending'";
+pub(crate) const QUEUED_RUN: &str = "type = 'agent_run' AND status = 'pending'";
 /// Executions a stop or crash cuts off: running ones, and pending ones but queued runs.
 const CUT_OFF: &str =
     "status IN ('pending','running') AND NOT (type = 'agent_run' AND status = 'pending')";

@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod auth;
 pub mod execution_events;
+pub mod execution_stats;
 pub mod executions;
 pub mod migrate;
 pub mod tasks;

@@ -37,6 +37,7 @@ pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
 async fn subscriber(socket: WebSocket, state: AppState) {
     let _open = state.sockets.hold();
     let _gauge = Gauge::hold(&state.metrics.ws_events);
+    state.http_metrics.websocket_opened("events");
     let (mut tx, mut rx) = socket.split();
     let Some(mut events) = state.events.subscribe().await else {
         let _ = tx

@@ -7,13 +7,12 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use prometheus::Encoder;
+use slog::warn;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::json::reject;
-use crate::db::DbError;
-use crate::error::ApiError;
-use crate::metrics::process_stats;
+use crate::db::execution_stats;
+use crate::metrics::{filesystem_space, process_stats, ProcessStats};
 use crate::state::AppState;
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
@@ -25,31 +24,31 @@ pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// `executions_total{type,status}` and the queued-run count, from the database.
-type ExecutionCounts = (Vec<(String, String, i64)>, i64);
+/// What the scrape reads off the runtime: `/proc/self`, and the space left where the server writes.
+#[derive(Default)]
+struct HostStats {
+    process: ProcessStats,
+    data_dir: Option<(u64, u64)>,
+    log_dir: Option<(u64, u64)>,
+}
 
+/// A scrape answers even when the database does not (pool exhausted, disk gone): `health_ok`
+/// turns 0 and the database-derived series are left out, while the pool, socket and process
+/// series an operator needs at that moment are still there.
 async fn scrape(state: AppState) -> Result<Response, Rejection> {
-    let counts: ExecutionCounts = state
-        .db
-        .read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT type, status, count(*) FROM executions GROUP BY type, status",
-            )?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
-            let queued: i64 = c.query_row(
-                "SELECT count(*) FROM executions WHERE type = 'agent_run' AND status = 'pending'",
-                [],
-                |r| r.get(0),
-            )?;
-            Ok::<_, DbError>((rows, queued))
-        })
-        .await
-        .map_err(|e| reject(ApiError::from(e)))?;
-    let (rss, fds, cpu) = tokio::task::spawn_blocking(process_stats)
-        .await
-        .unwrap_or((0, 0, 0.0));
+    let stats = state.db.read(|c| execution_stats::read(c)).await;
+    if let Err(e) = &stats {
+        warn!(state.log, "metrics: the database did not answer"; "error" => %e);
+    }
+    let (data_dir, log_dir) = (state.config.data_dir.clone(), state.config.log_dir.clone());
+    let host = tokio::task::spawn_blocking(move || HostStats {
+        process: process_stats(),
+        data_dir: filesystem_space(&data_dir),
+        log_dir: filesystem_space(&log_dir),
+    })
+    .await
+    .unwrap_or_default();
+    let process = host.process;
 
     let mut out = Vec::with_capacity(16 * 1024);
     let _ = prometheus::TextEncoder::new().encode(&state.http_metrics.registry.gather(), &mut out);
@@ -88,23 +87,70 @@ async fn scrape(state: AppState) -> Result<Response, Rejection> {
             ("{kind=\"agent\"}", m.sessions_agents.load(Relaxed) as f64),
         ],
     );
-    let exec: Vec<(String, f64)> = counts
-        .0
-        .iter()
-        .map(|(t, s, n)| (format!("{{type=\"{t}\",status=\"{s}\"}}"), *n as f64))
-        .collect();
-    let exec_refs: Vec<(&str, f64)> = exec.iter().map(|(l, v)| (l.as_str(), *v)).collect();
     gauge(
-        "executions_total",
-        "Executions recorded, by type and status.",
+        "health_ok",
+        "1 when the database answers (detailed health is ok), 0 when it does not.",
         "gauge",
-        &exec_refs,
+        &[("", if stats.is_ok() { 1.0 } else { 0.0 })],
     );
     gauge(
-        "runs_queued",
-        "Agent runs waiting for a slot.",
+        "sessions_max",
+        "The configured max_sessions: terminal and agent sessions together.",
         "gauge",
-        &[("", counts.1 as f64)],
+        &[("", state.config.max_sessions as f64)],
+    );
+    if let Ok(stats) = &stats {
+        let exec: Vec<(String, f64)> = stats
+            .by_type_status
+            .iter()
+            .map(|(t, s, n)| (format!("{{type=\"{t}\",status=\"{s}\"}}"), *n as f64))
+            .collect();
+        let exec_refs: Vec<(&str, f64)> = exec.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        gauge(
+            "executions_total",
+            "Executions recorded, by type and status.",
+            "gauge",
+            &exec_refs,
+        );
+        gauge(
+            "runs_queued",
+            "Agent runs waiting for a slot.",
+            "gauge",
+            &[("", stats.queued as f64)],
+        );
+        gauge(
+            "runs_queued_oldest_age_seconds",
+            "How long the oldest queued agent run has waited (0 when none waits).",
+            "gauge",
+            &[("", stats.oldest_queued_age_s)],
+        );
+        gauge(
+            "runs_failed_in_a_row",
+            "Agent runs that failed since the last one that succeeded (at most 100).",
+            "gauge",
+            &[("", stats.failed_in_a_row as f64)],
+        );
+    }
+    let space = |pick: fn((u64, u64)) -> u64| -> Vec<(&'static str, f64)> {
+        [
+            ("{dir=\"data\"}", host.data_dir),
+            ("{dir=\"logs\"}", host.log_dir),
+        ]
+        .into_iter()
+        .filter_map(|(label, v)| v.map(|v| (label, pick(v) as f64)))
+        .collect()
+    };
+    gauge(
+        "filesystem_avail_bytes",
+        "Bytes the server can still write on the filesystem of its data or log directory.",
+        "gauge",
+        &space(|(avail, _)| avail),
+    );
+    gauge(
+        "filesystem_size_bytes",
+        "Size of the filesystem holding the data or log directory.",
+        "gauge",
+        &space(|(_, size)| size),
     );
     gauge(
         "pty_output_bytes_total",
@@ -165,19 +211,25 @@ async fn scrape(state: AppState) -> Result<Response, Rejection> {
         "process_resident_memory_bytes",
         "Resident memory.",
         "gauge",
-        &[("", rss as f64)],
+        &[("", process.resident_bytes as f64)],
     );
     gauge(
         "process_open_fds",
         "Open file descriptors.",
         "gauge",
-        &[("", fds as f64)],
+        &[("", process.open_fds as f64)],
+    );
+    gauge(
+        "process_start_time_seconds",
+        "When the server started, in seconds since the Unix epoch.",
+        "gauge",
+        &[("", process.start_time_s)],
     );
     gauge(
         "process_cpu_seconds_total",
         "User and system CPU time.",
         "counter",
-        &[("", cpu)],
+        &[("", process.cpu_seconds)],
     );
 
     let mut resp = Response::new(text.into());

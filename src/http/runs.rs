@@ -222,6 +222,7 @@ async fn end(tx: &mut futures_util::stream::SplitSink<WebSocket, Message>, row: 
 async fn stream_events(socket: WebSocket, state: AppState, id: i64, since: i64) {
     let _open = state.sockets.hold();
     let _gauge = Gauge::hold(&state.metrics.ws_run_events);
+    state.http_metrics.websocket_opened("run_events");
     let (mut tx, mut rx) = socket.split();
     let Some(mut bus) = state.events.subscribe().await else {
         let _ = tx

@@ -77,13 +77,15 @@ pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<
 
 type Tx = SplitSink<ServerSocket, Message>;
 
-async fn close(tx: &mut Tx, code: u16, reason: &'static str) {
+/// Sends a close frame and returns its code (counted by the caller, `viewer`).
+async fn close(tx: &mut Tx, code: u16, reason: &'static str) -> Option<u16> {
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: reason.into(),
     };
     let _ = tx.send(Message::Close(Some(frame))).await;
     let _ = tx.close().await;
+    Some(code)
 }
 
 async fn viewer(
@@ -95,10 +97,26 @@ async fn viewer(
     mode: ViewerMode,
 ) {
     let _open = state.sockets.hold();
-    let _gauge = Gauge::hold(match kind {
-        SessionKind::Terminal => &state.metrics.ws_terminals,
-        SessionKind::AgentSession => &state.metrics.ws_agents,
-    });
+    let (counter, label) = match kind {
+        SessionKind::Terminal => (&state.metrics.ws_terminals, "terminal"),
+        SessionKind::AgentSession => (&state.metrics.ws_agents, "agent"),
+    };
+    let _gauge = Gauge::hold(counter);
+    state.http_metrics.websocket_opened(label);
+    if let Some(code) = serve_viewer(socket, &state, kind, id, since, mode).await {
+        state.http_metrics.viewer_closed(code);
+    }
+}
+
+/// Attaches and serves one viewer; returns the close code the server sent, if it sent one.
+async fn serve_viewer(
+    socket: ServerSocket,
+    state: &AppState,
+    kind: SessionKind,
+    id: String,
+    since: Option<u64>,
+    mode: ViewerMode,
+) -> Option<u16> {
     let (mut tx, rx) = socket.split();
     let actor = match is_valid_session_id(&id) {
         true => state.sessions.lookup(kind, &id).await.ok(),
@@ -124,16 +142,16 @@ async fn viewer(
     let queue = attached.queue.clone();
     let input = attached.input.clone();
     let mut shutdown = state.shutdown.clone();
-    tokio::select! {
-        _ = outgoing(&mut tx, &actor, &id, attached, &mut shutdown) => {}
-        broken = incoming(rx, &actor, viewer_id, mode, &queue, input) => {
-            if let Some((code, reason)) = broken {
-                close(&mut tx, code, reason).await;
-            }
-        }
-    }
+    let sent = tokio::select! {
+        sent = outgoing(&mut tx, &actor, &id, attached, &mut shutdown) => sent,
+        broken = incoming(rx, &actor, viewer_id, mode, &queue, input) => match broken {
+            Some((code, reason)) => close(&mut tx, code, reason).await,
+            None => None,
+        },
+    };
     let _ = actor.cast(TerminalMsg::Detach(viewer_id));
     let _ = tx.close().await;
+    sent
 }
 
 /// Everything the server sends, in order. Returns when the socket is done.
@@ -143,7 +161,7 @@ async fn outgoing(
     session: &str,
     attached: Attached,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
-) {
+) -> Option<u16> {
     let Attached {
         viewer,
         queue,
@@ -161,7 +179,7 @@ async fn outgoing(
     let mut first = vec![Message::text(hello.to_string())];
     first.extend(chunks(replay).map(Message::binary));
     if !send_all(tx, first, shutdown).await {
-        return;
+        return None;
     }
     let mut resyncing = false;
     loop {
@@ -209,7 +227,7 @@ async fn outgoing(
             }
         };
         if !send_all(tx, batch, shutdown).await {
-            return;
+            return None;
         }
     }
 }

@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use claude_manager::app::Server;
 use claude_manager::config::Config;
 
+pub mod runs;
 pub mod term;
 
 /// The generous bound for anything a test waits for.
@@ -288,9 +289,14 @@ pub async fn run_cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Creates a token of `scope` in `data_dir` with the CLI and returns its secret.
+/// Creates a token of `scope` in `data_dir` with the CLI and returns its secret; creates the
+/// database first (`migrate --create`) if the data dir has none.
 pub async fn cli_token(data_dir: &Path, scope: &str) -> String {
     let dir = data_dir.to_str().expect("utf-8 path");
+    if !data_dir.join("claude-manager.db").exists() {
+        let (code, _, err) = run_cli(&["migrate", "--create", "--data-dir", dir]).await;
+        assert_eq!(code, 0, "migrate --create failed: {err}");
+    }
     let (code, out, err) = run_cli(&[
         "token",
         "create",
@@ -404,5 +410,45 @@ impl ServerProcess {
             .await
             .expect("server exits in time")
             .expect("wait")
+    }
+}
+
+/// Holds one pooled connection inside a write transaction until dropped or released, so a
+/// test can exhaust a small pool without sleeping.
+pub struct DbHold {
+    release: std::sync::mpsc::Sender<()>,
+    holder: tokio::task::JoinHandle<Result<(), claude_manager::db::DbError>>,
+}
+
+impl DbHold {
+    /// Returns once the connection is held.
+    pub async fn take(s: &TestServer) -> DbHold {
+        use claude_manager::db::DbError;
+        let (held_tx, held_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let db = s.state().db.clone();
+        let holder = tokio::spawn(async move {
+            db.write(move |c| {
+                c.execute_batch("BEGIN IMMEDIATE").map_err(DbError::from)?;
+                let _ = held_tx.send(());
+                let _ = release_rx.recv_timeout(WAIT);
+                c.execute_batch("COMMIT").map_err(DbError::from)
+            })
+            .await
+        });
+        tokio::time::timeout(WAIT, held_rx)
+            .await
+            .expect("connection held in time")
+            .expect("holder running");
+        DbHold { release, holder }
+    }
+
+    /// Lets go of the connection and waits until the transaction committed.
+    pub async fn release(self) {
+        let _ = self.release.send(());
+        self.holder
+            .await
+            .expect("holder task")
+            .expect("held transaction commits");
     }
 }

@@ -1,0 +1,39 @@
+//! Headless agent runs with the fake Claude Code (tests/fixtures/fake-claude): an agent, a task,
+//! a run — each asserting the server accepted it.
+
+use serde_json::{json, Value};
+
+use super::TestServer;
+
+pub fn fake_claude() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-claude").to_string()
+}
+
+pub async fn agent(s: &TestServer, name: &str, env: Value) -> i64 {
+    let r = s
+        .post(
+            "/api/agents",
+            json!({"name": name, "command": [fake_claude()], "env": env}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["id"].as_i64().unwrap()
+}
+
+pub async fn task(s: &TestServer, title: &str, agent: Option<i64>, priority: i64) -> i64 {
+    let r = s
+        .post(
+            "/api/tasks",
+            json!({"title": title, "description": "", "agent_id": agent, "priority": priority}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["id"].as_i64().unwrap()
+}
+
+pub async fn run(s: &TestServer, task: i64) -> i64 {
+    let r = s.post(&format!("/api/tasks/{task}/run"), json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.body["type"], "agent_run");
+    r.body["id"].as_i64().unwrap()
+}
