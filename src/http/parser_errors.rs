@@ -20,35 +20,45 @@ use crate::error::ApiError;
 
 /// The statuses hyper produces on its own for a request it could not read.
 fn parser_error(status: StatusCode) -> Option<ApiError> {
-    let (code, message) = match status.as_u16() {
-        400 => (
+    let err = match status.as_u16() {
+        400 => ApiError::new(
+            status,
             "bad_request",
             "malformed HTTP request (request line, headers or framing)",
         ),
-        408 => ("request_timeout", "request headers not received in time"),
-        413 => (
+        408 => ApiError::new(
+            status,
+            "request_timeout",
+            "request headers not received in time",
+        ),
+        413 => ApiError::new(
+            status,
             "payload_too_large",
             "request is larger than the server accepts",
         ),
-        414 => (
+        414 => ApiError::new(
+            status,
             "uri_too_long",
             "request target is too long (at most 64 KiB)",
         ),
-        431 => (
+        431 => ApiError::new(
+            status,
             "headers_too_large",
             "request headers are too large or too many (at most 100 headers, 400 KiB in all)",
         ),
-        501 => (
+        501 => ApiError::new(
+            status,
             "not_implemented",
             "request uses an HTTP feature the server does not implement",
         ),
-        505 => (
+        505 => ApiError::new(
+            status,
             "http_version_not_supported",
             "only HTTP/1.0 and HTTP/1.1 are served",
         ),
         _ => return None,
     };
-    Some(ApiError::new(status, code, message))
+    Some(err)
 }
 
 /// The JSON replacement for `head` if it is one of hyper's own bodiless error responses.
