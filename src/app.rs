@@ -119,11 +119,13 @@ impl Server {
         config.check_auth_binding()?;
         let config = Arc::new(config);
         let db_path = config.db_path().display().to_string();
-        let lock =
-            DataDirLock::try_acquire(&config.data_dir).map_err(|source| StartError::DataDir {
+        let lock = DataDirLock::try_acquire(&config.data_dir, "starting another on it").map_err(
+            |source| StartError::DataDir {
                 path: config.data_dir.display().to_string(),
                 source,
-            })?;
+            },
+        )?;
+        crate::permissions::warn_if_loose(&config, &log);
         let boot_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
         let reconciliation = Arc::new(Reconciliation::default());
         let cgroups = session_cgroups(&config, &log)?;
@@ -301,6 +303,9 @@ impl Server {
             routes,
             log.clone(),
             state.http_metrics.clone(),
+            crate::http::connections::ConnectionGate::new(
+                crate::http::connections::ConnectionLimits::from_config(&config, &log),
+            ),
             shutdown_rx,
             config.shutdown_grace,
         ));

@@ -22,8 +22,8 @@ pub enum BackupError {
     Exists(PathBuf),
     #[error("no database at {0}")]
     NoDatabase(PathBuf),
-    #[error("the server is running on this data dir ({0} is locked); stop it before restoring")]
-    ServerRunning(PathBuf),
+    #[error("a claude-manager server is running on this data dir ({lock} is locked); stop it before {doing}")]
+    ServerRunning { lock: PathBuf, doing: &'static str },
     #[error("integrity check of {path} failed: {detail}")]
     Corrupt { path: PathBuf, detail: String },
     #[error("{path} has schema version {found}, newer than this binary's {supported}")]
@@ -127,8 +127,9 @@ impl DataDirLock {
         data_dir.join("claude-manager.lock")
     }
 
-    /// Takes the lock, or fails at once if another process holds it.
-    pub fn try_acquire(data_dir: &Path) -> Result<DataDirLock, BackupError> {
+    /// Takes the lock, or fails at once if another process holds it; the error says to stop
+    /// the server before `doing` (what the caller was about to do, e.g. "restoring").
+    pub fn try_acquire(data_dir: &Path, doing: &'static str) -> Result<DataDirLock, BackupError> {
         use nix::fcntl::{Flock, FlockArg};
         let path = Self::path(data_dir);
         let file = std::fs::OpenOptions::new()
@@ -140,7 +141,7 @@ impl DataDirLock {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             // `Flock` unlocks on drop: the lock lives as long as this value.
             Ok(locked) => Ok(DataDirLock { _lock: locked }),
-            Err((_, _)) => Err(BackupError::ServerRunning(path)),
+            Err((_, _)) => Err(BackupError::ServerRunning { lock: path, doing }),
         }
     }
 }
@@ -151,7 +152,7 @@ pub fn restore(data_dir: &Path, db: &Path, src: &Path) -> Result<Copied, BackupE
         return Err(BackupError::NoDatabase(src.to_path_buf()));
     }
     check_integrity(src)?;
-    let _lock = DataDirLock::try_acquire(data_dir)?;
+    let _lock = DataDirLock::try_acquire(data_dir, "restoring")?;
     let mut dst = Connection::open(db)?;
     dst.restore(
         rusqlite::MAIN_DB,

@@ -25,6 +25,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod permissions;
 pub mod protocol;
 pub mod pty;
 pub mod reconcile;

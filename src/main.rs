@@ -109,6 +109,8 @@ const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    let starting_umask = claude_manager::permissions::make_private_by_default();
+    claude_manager::pty::env::remember_starting_umask(starting_umask);
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(*args),
@@ -466,6 +468,9 @@ async fn watchdog(notifier: Notifier, state: AppState) {
 /// Returns the soft limit in force.
 fn raise_fd_limit() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        claude_manager::pty::env::remember_starting_nofile(soft);
+    }
     match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
             Ok(()) => hard,

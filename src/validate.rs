@@ -6,10 +6,14 @@ use std::path::PathBuf;
 use crate::error::ApiError;
 use crate::pty;
 
-/// Canonicalises a working directory (`None`: the home directory) and checks that it is an
-/// existing directory inside the allowed roots; errors name `field`. Blocking (filesystem).
+/// Canonicalises a working directory and checks that it is an existing directory inside the
+/// allowed roots; errors name `field`. `None` is the home directory when it is inside the
+/// roots, else the first root. Blocking (filesystem).
 pub fn check_dir(field: &str, dir: Option<&str>, roots: &[PathBuf]) -> Result<PathBuf, ApiError> {
-    let requested = dir.map(PathBuf::from).unwrap_or_else(pty::home_dir);
+    let Some(dir) = dir else {
+        return default_dir(field, roots);
+    };
+    let requested = PathBuf::from(dir);
     let shown = requested.display().to_string();
     let canonical = std::fs::canonicalize(&requested)
         .map_err(|_| ApiError::validation(field, format!("{shown:?} does not exist")))?;
@@ -30,4 +34,21 @@ pub fn check_dir(field: &str, dir: Option<&str>, roots: &[PathBuf]) -> Result<Pa
         ));
     }
     Ok(canonical)
+}
+
+/// The directory a session starts in when the client named none.
+fn default_dir(field: &str, roots: &[PathBuf]) -> Result<PathBuf, ApiError> {
+    let home = std::fs::canonicalize(pty::home_dir()).ok();
+    let inside = |d: &PathBuf| d.is_dir() && roots.iter().any(|root| d.starts_with(root));
+    if let Some(home) = home.filter(inside) {
+        return Ok(home);
+    }
+    match roots.first().and_then(|r| std::fs::canonicalize(r).ok()) {
+        Some(first) if first.is_dir() => Ok(first),
+        _ => Err(ApiError::validation(
+            field,
+            "not given, and neither the home directory nor the first allowed root is a usable \
+             directory inside the allowed roots; pass it explicitly",
+        )),
+    }
 }

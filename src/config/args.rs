@@ -64,6 +64,23 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes; larger gets 413 [default: 1048576].
     #[arg(long, env = "CM_BODY_LIMIT_BYTES", value_name = "BYTES")]
     pub body_limit_bytes: Option<String>,
+    /// Seconds a new connection may take to send its first request's headers; also the limit
+    /// for any request's headers [default: 10].
+    #[arg(long, env = "CM_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub header_read_timeout_secs: Option<String>,
+    /// Seconds a request body may take to arrive after its headers; slower gets 408 [default: 30].
+    #[arg(long, env = "CM_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub body_read_timeout_secs: Option<String>,
+    /// Seconds an idle keep-alive connection stays open between requests [default: 75].
+    #[arg(long, env = "CM_KEEP_ALIVE_TIMEOUT_SECS", value_name = "SECS")]
+    pub keep_alive_timeout_secs: Option<String>,
+    /// Open HTTP connections at most (WebSockets count until upgraded); never more than half the
+    /// open-file limit [default: 1024].
+    #[arg(long, env = "CM_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<String>,
+    /// Open HTTP connections per client address at most; trusted proxies are exempt [default: 64].
+    #[arg(long, env = "CM_MAX_CONNECTIONS_PER_CLIENT", value_name = "N")]
+    pub max_connections_per_client: Option<String>,
     /// Seconds a shutdown may take before what is left is killed [default: 10].
     #[arg(long, env = "CM_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
     pub shutdown_grace_secs: Option<String>,

@@ -19,6 +19,17 @@ const DEFAULT_DB_POOL_SIZE: u32 = 8; // reads in parallel on 2-4 cores with room
 const DEFAULT_DB_CHECKOUT_TIMEOUT_MS: u64 = 5_000; // fail fast, never the old 30 s hang
 const DEFAULT_BODY_LIMIT_BYTES: u64 = 1024 * 1024;
 const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10; // matches TimeoutStopSec in the systemd unit
+/// Slowloris guard: a real client sends its headers in one round trip; 10 s allows bad links.
+const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// A 1 MiB body (the default body limit) at 35 KB/s.
+const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 30;
+/// Above nginx's upstream keepalive_timeout (60 s), so a proxy always closes first and never
+/// sends on a connection we are closing.
+const DEFAULT_KEEP_ALIVE_TIMEOUT_SECS: u64 = 75;
+/// Plenty for one owner's browsers and scripts; a flood hits this, not the open-file limit.
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Browsers open ~6 connections per host; 64 leaves room for several behind one NAT.
+const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 const DEFAULT_EVENTS_QUEUE_LEN: usize = 1024;
 const DEFAULT_MAX_SESSIONS: usize = 64;
 const DEFAULT_MAX_VIEWERS: usize = 16;
@@ -129,6 +140,44 @@ impl Config {
             1,
             600,
         )?);
+        let secs = |name: &str, raw, default| {
+            parse_num(name, raw, default, 1, 3600).map(Duration::from_secs)
+        };
+        let header_read_timeout = secs(
+            "header_read_timeout_secs (CM_HEADER_READ_TIMEOUT_SECS)",
+            pick(
+                &args.header_read_timeout_secs,
+                &file.header_read_timeout_secs,
+            ),
+            DEFAULT_HEADER_READ_TIMEOUT_SECS,
+        )?;
+        let body_read_timeout = secs(
+            "body_read_timeout_secs (CM_BODY_READ_TIMEOUT_SECS)",
+            pick(&args.body_read_timeout_secs, &file.body_read_timeout_secs),
+            DEFAULT_BODY_READ_TIMEOUT_SECS,
+        )?;
+        let keep_alive_timeout = secs(
+            "keep_alive_timeout_secs (CM_KEEP_ALIVE_TIMEOUT_SECS)",
+            pick(&args.keep_alive_timeout_secs, &file.keep_alive_timeout_secs),
+            DEFAULT_KEEP_ALIVE_TIMEOUT_SECS,
+        )?;
+        let max_connections = parse_num(
+            "max_connections (CM_MAX_CONNECTIONS)",
+            pick(&args.max_connections, &file.max_connections),
+            DEFAULT_MAX_CONNECTIONS,
+            1,
+            1_000_000,
+        )?;
+        let max_connections_per_client = parse_num(
+            "max_connections_per_client (CM_MAX_CONNECTIONS_PER_CLIENT)",
+            pick(
+                &args.max_connections_per_client,
+                &file.max_connections_per_client,
+            ),
+            DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            1,
+            1_000_000,
+        )?;
         let events_queue_len = parse_num(
             "events_queue_len (CM_EVENTS_QUEUE_LEN)",
             pick(&args.events_queue_len, &file.events_queue_len),
@@ -346,6 +395,11 @@ impl Config {
             db_checkout_timeout,
             body_limit_bytes,
             shutdown_grace,
+            header_read_timeout,
+            body_read_timeout,
+            keep_alive_timeout,
+            max_connections,
+            max_connections_per_client,
             events_queue_len,
             max_sessions,
             max_viewers,

@@ -137,6 +137,8 @@ pub enum TaskError {
     },
     #[error("task {0} has a running execution")]
     Busy(i64),
+    #[error("no agent with id {0}")]
+    UnknownAgent(i64),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -195,7 +197,24 @@ pub fn get(conn: &Connection, id: i64) -> Result<Option<Task>, DbError> {
     Ok(stmt.query_row([id], from_row).optional()?)
 }
 
+/// A task may name only an agent that exists (checked by the one writer, so no agent can be
+/// deleted between the check and the write).
+fn check_agent_exists(conn: &Connection, agent_id: Option<i64>) -> Result<(), TaskError> {
+    let Some(id) = agent_id else {
+        return Ok(());
+    };
+    let exists: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM agents WHERE id = ?1)")?
+        .query_row([id], |r| r.get(0))?;
+    if exists {
+        Ok(())
+    } else {
+        Err(TaskError::UnknownAgent(id))
+    }
+}
+
 pub fn insert(conn: &Connection, new: &NewTask) -> Result<Task, TaskError> {
+    check_agent_exists(conn, new.agent_id)?;
     let now = now_rfc3339();
     let started = (new.status == TaskStatus::Running).then(|| now.clone());
     conn.prepare_cached(
@@ -234,6 +253,9 @@ pub fn reopen(conn: &Connection, id: i64) -> Result<(), TaskError> {
 pub fn update(conn: &mut Connection, id: i64, patch: &TaskPatch) -> Result<Task, TaskError> {
     let tx = conn.transaction()?;
     let current = get(&tx, id)?.ok_or(TaskError::NotFound(id))?;
+    if let Some(agent_id) = patch.agent_id {
+        check_agent_exists(&tx, agent_id)?;
+    }
     let now = now_rfc3339();
     let mut started_at = current.started_at.clone();
     let mut completed_at = current.completed_at.clone();

@@ -47,14 +47,16 @@ pub fn to_api_error(rej: &Rejection, method: &str, path: &str) -> ApiError {
     if let Some(e) = rej.find::<warp::reject::InvalidHeader>() {
         return ApiError::bad_request(format!("invalid header {}", e.name()));
     }
-    if rej.find::<warp::reject::MethodNotAllowed>().is_some() {
+    // warp prefers "method not allowed" from any branch over "not found"; a path that names no
+    // resource (`/api/tasks/abc`) is a 404 whatever the method, as a GET on it is.
+    if rej.find::<warp::reject::MethodNotAllowed>().is_some() && names_a_resource(path) {
         return ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!("{method} is not allowed on {path}"),
         );
     }
-    if rej.is_not_found() {
+    if rej.is_not_found() || rej.find::<warp::reject::MethodNotAllowed>().is_some() {
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -68,6 +70,24 @@ pub fn to_api_error(rej: &Rejection, method: &str, path: &str) -> ApiError {
         "bad_request",
         format!("request not understood: {}", rej_text(rej)),
     )
+}
+
+/// Resources whose ids are numbers; the others (sessions) have opaque string ids.
+const NUMERIC_ID_RESOURCES: &[&str] = &["/api/tasks/", "/api/executions/", "/api/agents/"];
+
+/// Whether `path` matches a route template, with a number where a numeric id belongs.
+fn names_a_resource(path: &str) -> bool {
+    let template = crate::metrics::route_template(path);
+    if !crate::metrics::ROUTE_TEMPLATES.contains(&template) {
+        return false;
+    }
+    match NUMERIC_ID_RESOURCES.iter().find(|p| path.starts_with(*p)) {
+        Some(prefix) => path[prefix.len()..]
+            .split('/')
+            .next()
+            .is_some_and(|id| id.parse::<i64>().is_ok()),
+        None => true,
+    }
 }
 
 fn rej_text(rej: &Rejection) -> String {

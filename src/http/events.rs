@@ -61,7 +61,11 @@ async fn subscriber(socket: WebSocket, state: AppState) {
                 Some(Ok(msg)) if msg.is_close() => break,
                 Some(Ok(msg)) if is_ping_request(&msg) => Message::text(Control::Pong.to_text()),
                 Some(Ok(_)) => continue,
-                Some(Err(_)) | None => break,
+                Some(Err(e)) => match super::ws_upgrade::close_for_error(&e) {
+                    Some((code, reason)) => Message::close_with(code, reason),
+                    None => break,
+                },
+                None => break,
             },
             _ = shutting_down(&mut shutdown) => {
                 Message::close_with(CLOSE_GOING_AWAY, "server shutting down")

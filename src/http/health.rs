@@ -81,6 +81,8 @@ struct Detailed<'a> {
     reaper: crate::actors::reaper::ReaperHealth,
     /// Isolated runs' git worktrees on disk (as of the reaper's last pass).
     worktrees: crate::actors::reaper::WorktreesHealth,
+    /// Data paths that group or others can access (should be empty; docs/security.md).
+    loose_permissions: Vec<crate::permissions::LoosePath>,
 }
 
 async fn detailed(state: AppState) -> Result<Response, Rejection> {
@@ -93,6 +95,11 @@ async fn detailed(state: AppState) -> Result<Response, Rejection> {
         })
         .await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let config = state.config.clone();
+    let loose_permissions =
+        tokio::task::spawn_blocking(move || crate::permissions::loose_paths(&config))
+            .await
+            .unwrap_or_default();
     let m = &state.metrics;
     let db_ok = ping.is_ok();
     let body = Detailed {
@@ -123,6 +130,7 @@ async fn detailed(state: AppState) -> Result<Response, Rejection> {
         reconciliation: &state.reconciliation,
         reaper: state.reaper.health(),
         worktrees: state.reaper.worktrees(),
+        loose_permissions,
     };
     let status = if db_ok {
         StatusCode::OK

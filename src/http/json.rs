@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -156,7 +157,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let err = if path == "." || path.is_empty() {
@@ -165,7 +166,51 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::bad_request(format!("invalid JSON body at {path}: {inner}")).with_field(path)
         };
         err
-    })
+    })?;
+    // Parsed once more as a tree only to look for forbidden characters; bodies are small.
+    if let Ok(tree) = serde_json::from_slice::<Value>(bytes) {
+        if let Some((field, c)) = forbidden_char(&tree, String::new()) {
+            return Err(ApiError::validation(
+                &field,
+                format!(
+                    "must not contain U+{:04X} (NUL and bidirectional override characters are refused)",
+                    c as u32
+                ),
+            ));
+        }
+    }
+    Ok(value)
+}
+
+/// NUL (cut off by C APIs) and the bidirectional overrides and isolates (text that displays
+/// differently from what it is, "Trojan Source") are refused in every string of a JSON body.
+fn is_forbidden_char(c: char) -> bool {
+    c == '\0' || ('\u{202A}'..='\u{202E}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// The path (`title`, `tags[1]`, `env.FOO`) and character of the first forbidden character in
+/// any key or string of `v`.
+fn forbidden_char(v: &Value, path: String) -> Option<(String, char)> {
+    let found_in = |s: &str| s.chars().find(|c| is_forbidden_char(*c));
+    match v {
+        Value::String(s) => found_in(s).map(|c| (path, c)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| forbidden_char(item, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            let field = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            match found_in(k) {
+                Some(c) => Some((field, c)),
+                None => forbidden_char(item, field),
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// The raw query string, or "" when there is none (warp's `raw()` rejects an absent one).
@@ -186,6 +231,12 @@ impl Query {
                 return Err(ApiError::bad_request(format!(
                     "unknown query parameter {k:?}; accepted: {}",
                     allowed.join(", ")
+                ))
+                .with_field(k.into_owned()));
+            }
+            if params.contains_key(k.as_ref()) {
+                return Err(ApiError::bad_request(format!(
+                    "query parameter {k:?} is given more than once; give it once"
                 ))
                 .with_field(k.into_owned()));
             }

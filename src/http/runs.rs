@@ -258,7 +258,13 @@ async fn stream_events(socket: WebSocket, state: AppState, id: i64, since: i64) 
             incoming = rx.next() => match incoming {
                 Some(Ok(msg)) if msg.is_close() => return,
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => return,
+                Some(Err(e)) => {
+                    if let Some((code, reason)) = super::ws_upgrade::close_for_error(&e) {
+                        let _ = tx.send(Message::close_with(code, reason)).await;
+                    }
+                    return;
+                }
+                None => return,
             },
             _ = shutting_down(&mut shutdown) => {
                 let _ = tx.send(Message::close_with(CLOSE_GOING_AWAY, "server shutting down")).await;

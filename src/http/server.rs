@@ -10,26 +10,37 @@
 //!   shape with that request id — warp's default text bodies never reach a client;
 //! - echoes `X-Request-ID`, adds the security headers, and writes one access-log line.
 //!
+//! Before a request exists, `connections.rs` decides whether a connection is admitted and how
+//! long it may idle, and `parser_errors.rs` gives hyper's own refusals the JSON shape.
+//!
 //! Shutdown: the listener is dropped (new connections are refused), in-flight requests finish
 //! within the grace period, then open keep-alive connections are closed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderName, HeaderValue};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use slog::{info, warn, Logger};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tower_service::Service;
+use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
+
+use super::connections::{
+    trim_memory_after_floods, AcceptBackoff, ConnectionClock, ConnectionGate, DeadlineBody,
+    InFlight, Refusal,
+};
+use super::errors;
+use super::parser_errors::JsonParserErrors;
 
 use crate::error::ApiError;
 use crate::metrics::{route_template, HttpMetrics};
@@ -50,7 +61,7 @@ pub fn is_sane_request_id(s: &str) -> bool {
 
 /// A short unique id: the process's boot prefix would add nothing, a counter would collide
 /// across restarts, so 16 random bytes in hex (uuid v4 without dashes).
-fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
@@ -60,6 +71,7 @@ pub async fn serve<F>(
     routes: F,
     log: Logger,
     metrics: Arc<HttpMetrics>,
+    gate: Arc<ConnectionGate>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) where
@@ -67,37 +79,70 @@ pub async fn serve<F>(
 {
     let graceful = GracefulShutdown::new();
     let service = warp::service(routes);
+    let mut backoff = AcceptBackoff::default();
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    let trimmer = tokio::spawn(trim_memory_after_floods(gate.clone()));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning on the error.
-                    warn!(log, "accept failed"; "error" => %e);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    backoff.after_error(&e, &log).await;
                     continue;
                 }
             },
             _ = crate::state::shutting_down(&mut shutdown) => break,
         };
+        backoff.reset();
+        let permit = match gate.admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                refuse(stream, refusal, &refusals);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true); // terminal keystrokes: no Nagle delay
+        let limits = gate.limits().clone();
+        let clock = ConnectionClock::new();
         let service = service.clone();
-        let log = log.clone();
-        let metrics = metrics.clone();
+        let parser_log = log.clone();
+        let (log, metrics, conn_clock) = (log.clone(), metrics.clone(), clock.clone());
         let conn_service = hyper::service::service_fn(move |req| {
-            envelope(service.clone(), req, peer, log.clone(), metrics.clone())
+            let request = Request {
+                peer,
+                log: log.clone(),
+                metrics: metrics.clone(),
+                in_flight: conn_clock.request_started(),
+                body_timeout: limits.body_read_timeout,
+            };
+            envelope(service.clone(), req, request)
         });
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(gate.limits().header_read_timeout);
+        let io = JsonParserErrors::new(TokioIo::new(stream), peer, parser_log);
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), conn_service)
+            .serve_connection_with_upgrades(io, conn_service)
             .into_owned();
         let conn = graceful.watch(conn);
+        let (header_timeout, keep_alive) = (
+            gate.limits().header_read_timeout,
+            gate.limits().keep_alive_timeout,
+        );
         tokio::spawn(async move {
-            // Client resets and half-closed sockets end up here; nothing to act on.
-            let _ = conn.await;
+            let _permit = permit;
+            // Client resets and half-closed sockets end up here; nothing to act on. An idle
+            // connection is dropped, which closes it.
+            tokio::select! {
+                _ = conn => {}
+                _ = clock.idle_expired(header_timeout, keep_alive) => {}
+            }
         });
     }
     drop(listener);
+    trimmer.abort();
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -109,19 +154,73 @@ pub async fn serve<F>(
     }
 }
 
+/// Refused connections answered at once: each holds an fd until its 503 is written, so a flood
+/// beyond this is simply closed.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+/// A refused client that does not read its 503 within this is cut off.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Answers a connection over a cap with the JSON 503 (`Retry-After: 1`) and closes it.
+fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal, refusals: &Arc<Semaphore>) {
+    let Ok(slot) = refusals.clone().try_acquire_owned() else {
+        return; // dropping the stream closes it
+    };
+    let message = match refusal {
+        Refusal::ServerFull => "the server has too many open connections (max_connections); retry shortly",
+        Refusal::ClientFull => "too many open connections from your address (max_connections_per_client); close some and retry",
+    };
+    let mut err = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_connections",
+        message,
+    );
+    err.retry_after_secs = Some(1);
+    let body = err.body(&new_request_id());
+    let mut out = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let _slot = slot;
+        let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+            stream.write_all(&out).await?;
+            stream.shutdown().await
+        })
+        .await;
+    });
+}
+
+/// What the envelope needs to know about the request's connection.
+struct Request {
+    peer: SocketAddr,
+    log: Logger,
+    metrics: Arc<HttpMetrics>,
+    /// Held until the response is produced, so the connection is not closed as idle meanwhile.
+    in_flight: InFlight,
+    body_timeout: Duration,
+}
+
 /// Counts response bytes for the access log and metrics.
 pub static RESPONSE_BYTES_TOTAL: AtomicU64 = AtomicU64::new(0);
 
 async fn envelope<S>(
     mut service: S,
-    mut req: http::Request<Incoming>,
-    peer: SocketAddr,
-    log: Logger,
-    metrics: Arc<HttpMetrics>,
+    req: http::Request<Incoming>,
+    conn: Request,
 ) -> Result<Response, Infallible>
 where
-    S: Service<http::Request<Incoming>, Response = Response, Error = Infallible>,
+    S: Service<http::Request<DeadlineBody>, Response = Response, Error = Infallible>,
 {
+    let Request {
+        peer,
+        log,
+        metrics,
+        in_flight,
+        body_timeout,
+    } = conn;
     let started = Instant::now();
     let request_id = match req
         .headers()
@@ -131,6 +230,8 @@ where
         Some(id) if is_sane_request_id(id) => id.to_string(),
         _ => new_request_id(),
     };
+    let body_expired = Arc::new(AtomicBool::new(false));
+    let mut req = req.map(|body| DeadlineBody::new(body, body_timeout, body_expired.clone()));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         req.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
@@ -138,10 +239,30 @@ where
     let method = req.method().clone();
     let path = req.uri().path().to_string();
 
-    let mut resp = match service.call(req).await {
-        Ok(resp) => resp,
-        Err(never) => match never {},
+    // HEAD is GET without the body: routes answer the GET and hyper, which knows the request
+    // was HEAD, sends the same status and headers and no body.
+    if method == http::Method::HEAD {
+        *req.method_mut() = http::Method::GET;
+    }
+    let mut resp = match refuse_before_routing(&method, &path) {
+        Some(err) => errors::error_response(err),
+        None => match service.call(req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        },
     };
+    if body_expired.load(Ordering::SeqCst) {
+        resp = errors::error_response(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "request body not received within {} s (body_read_timeout_secs)",
+                body_timeout.as_secs()
+            ),
+        ));
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(err) = resp.extensions_mut().remove::<ApiError>() {
         let status = err.status;
         if let Some(cause) = &err.internal {
@@ -185,7 +306,26 @@ where
         "bytes" => bytes,
         "peer" => %peer.ip(),
     );
+    drop(in_flight);
     Ok(resp)
+}
+
+/// Requests the routes must never see: `CONNECT` (we are not a proxy) and targets that are not
+/// a path (`*`, an authority) — warp assumes a path and would fail on them.
+fn refuse_before_routing(method: &http::Method, path: &str) -> Option<ApiError> {
+    if method == http::Method::CONNECT {
+        return Some(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "CONNECT is not served: this is not a proxy",
+        ));
+    }
+    if !path.starts_with('/') {
+        return Some(ApiError::bad_request(
+            "request target must be a path starting with /",
+        ));
+    }
+    None
 }
 
 /// Sent on every response (DESIGN "Security"): no framing, no sniffing, no referrer, and a CSP

@@ -142,7 +142,10 @@ async fn serve_viewer(
     let mut shutdown = state.shutdown.clone();
     let sent = tokio::select! {
         sent = outgoing(&mut tx, &actor, &id, attached, &mut shutdown) => sent,
-        _ = incoming(rx, &actor, viewer_id, mode, &queue, input) => None,
+        broken = incoming(rx, &actor, viewer_id, mode, &queue, input) => match broken {
+            Some((code, reason)) => close(&mut tx, code, reason).await,
+            None => None,
+        },
     };
     let _ = actor.cast(TerminalMsg::Detach(viewer_id));
     let _ = tx.close().await;
@@ -298,7 +301,8 @@ fn error_json(code: &str, message: &str) -> String {
     Control::Error { code, message }.to_text()
 }
 
-/// Everything the client sends. Returns when the client closes or the socket fails.
+/// Everything the client sends. Returns when the client closes or the socket fails, with the
+/// close code owed to a client that broke the protocol.
 async fn incoming(
     mut rx: SplitStream<ServerSocket>,
     actor: &ActorRef<TerminalMsg>,
@@ -306,8 +310,12 @@ async fn incoming(
     mode: ViewerMode,
     queue: &ViewerQueue,
     input: mpsc::Sender<Bytes>,
-) {
-    while let Some(Ok(msg)) = rx.next().await {
+) -> Option<(u16, &'static str)> {
+    while let Some(msg) = rx.next().await {
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(e) => return super::ws_upgrade::close_for_error(&e),
+        };
         if msg.is_close() {
             break;
         }
@@ -354,4 +362,5 @@ async fn incoming(
             )),
         }
     }
+    None
 }

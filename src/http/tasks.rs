@@ -82,6 +82,9 @@ impl From<TaskError> for ApiError {
                 "task_busy",
                 format!("task {id} has a pending or running execution; cancel it first"),
             ),
+            TaskError::UnknownAgent(id) => {
+                ApiError::validation("agent_id", format!("no agent with id {id}"))
+            }
             TaskError::Db(e) => e.into(),
         }
     }

@@ -25,6 +25,28 @@ pub type ServerSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 /// Read buffer per viewer (see the module doc).
 const READ_BUFFER_BYTES: usize = 4096;
 
+/// The RFC 6455 close code and reason owed to a client whose frames broke the protocol:
+/// 1009 for a message or frame over the cap, 1007 for a text message that is not UTF-8, 1002
+/// for any other protocol violation (unmasked frame, RSV bits, bad opcode). `None` for
+/// failures that are not the client's protocol errors (a reset connection). Looks through
+/// wrappers such as `warp::Error`.
+pub fn close_for_error(err: &(dyn std::error::Error + 'static)) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::Error;
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(e) = e.downcast_ref::<Error>() {
+            return match e {
+                Error::Capacity(_) => Some((1009, "message too big")),
+                Error::Utf8(_) => Some((1007, "text message is not valid UTF-8")),
+                Error::Protocol(_) => Some((1002, "WebSocket protocol error")),
+                _ => None,
+            };
+        }
+        current = e.source();
+    }
+    None
+}
+
 /// A validated upgrade request, ready to be accepted.
 pub struct Upgrade {
     key: String,

@@ -31,6 +31,7 @@
 
 mod cgroup;
 mod child;
+pub mod env;
 mod lookup;
 mod master;
 mod signal;
@@ -118,8 +119,9 @@ pub struct PtyCommand {
     /// Arguments after `argv[0]`, passed as they are: no shell ever parses them.
     pub args: Vec<String>,
     pub cwd: PathBuf,
-    /// The session's own variables; they override the server's environment and the terminal
-    /// defaults (`TERM`, `COLORTERM`, `LANG`).
+    /// The session's own variables; they override the allow-listed part of the server's
+    /// environment and the terminal defaults (`TERM`, `COLORTERM`, `LANG`, `HISTFILE`); see
+    /// [`env`].
     pub env: Vec<(String, String)>,
     pub size: WindowSize,
     /// The session's cgroup (created empty): the child joins it before `exec`, so every

@@ -1,6 +1,7 @@
 //! Starting a child: allocating the pseudo-terminal, building the command (program, argv,
 //! cwd, environment) and the code that runs in the child between fork and exec (new session,
-//! controlling terminal, every fd ≥ 3 closed at exec). [`spawn_piped`] starts a headless child
+//! controlling terminal, every fd ≥ 3 closed at exec; the environment and limits a child
+//! inherits are decided in `env.rs`). [`spawn_piped`] starts a headless child
 //! the same way, with pipes instead of a terminal.
 
 use std::ffi::{CStr, CString};
@@ -15,24 +16,11 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 
+use super::env::prepare_child;
 use super::lookup::resolve_program;
 use super::master::{register_master, set_window_size};
 use super::{PtyChild, PtyCommand, PtyError, PtyReader, PtyWriter, WindowSize};
 
-/// `TERM` for every child: what xterm.js emulates.
-const CHILD_TERM: &str = "xterm-256color";
-/// `COLORTERM` for every child: xterm.js renders 24-bit colour.
-const CHILD_COLORTERM: &str = "truecolor";
-/// `LANG` when the server itself has none: output must be UTF-8 for the browser.
-const DEFAULT_LANG: &str = "C.UTF-8";
-/// Variables that describe the server's own fds or supervisor channel; a child holds none of
-/// those fds, so passing them on would only mislead it.
-const SERVER_ONLY_ENV: [&str; 4] = [
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-    "NOTIFY_SOCKET",
-];
 /// Upper bound for the fd loop used when `close_range` is unavailable (Linux < 5.11): the
 /// kernel's default `fs.nr_open`, so a huge `RLIMIT_NOFILE` cannot stall the child for minutes.
 const FALLBACK_MAX_FD_COUNT: libc::rlim_t = 1 << 20;
@@ -70,16 +58,8 @@ pub fn spawn(command: &PtyCommand) -> Result<SpawnedPty, PtyError> {
         child_command
             .arg0(&command.program)
             .args(&command.args)
-            .current_dir(&command.cwd)
-            .env("TERM", CHILD_TERM)
-            .env("COLORTERM", CHILD_COLORTERM);
-        for name in SERVER_ONLY_ENV {
-            child_command.env_remove(name);
-        }
-        if std::env::var_os("LANG").is_none() {
-            child_command.env("LANG", DEFAULT_LANG);
-        }
-        child_command.envs(command.env.iter().map(|(k, v)| (k, v)));
+            .current_dir(&command.cwd);
+        prepare_child(&mut child_command, &command.env);
         let stdio = |slave: &File| {
             slave
                 .try_clone()
@@ -142,13 +122,7 @@ pub fn spawn_piped(command: &PtyCommand) -> Result<SpawnedPiped, PtyError> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for name in SERVER_ONLY_ENV {
-        child_command.env_remove(name);
-    }
-    if std::env::var_os("LANG").is_none() {
-        child_command.env("LANG", DEFAULT_LANG);
-    }
-    child_command.envs(command.env.iter().map(|(k, v)| (k, v)));
+    prepare_child(&mut child_command, &command.env);
     let procs = cgroup_procs_path(command)?;
     // SAFETY: as in `spawn`: async-signal-safe system calls only, no allocation.
     unsafe {

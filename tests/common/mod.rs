@@ -325,9 +325,36 @@ impl ServerProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> ServerProcess {
+        Self::start_limited(data_dir, bind, extra, env, None).await
+    }
+
+    /// As [`ServerProcess::start_env`], with the server's open-file limit (soft and hard) set
+    /// to `nofile` when given, as `prlimit` or `LimitNOFILE=` would.
+    pub async fn start_limited(
+        data_dir: &Path,
+        bind: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> ServerProcess {
         let token = cli_token(data_dir, "admin").await;
         let mut cmd = tokio::process::Command::new(binary());
         cmd.envs(env.iter().copied());
+        if let Some(limit) = nofile {
+            // SAFETY: one async-signal-safe system call between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let rl = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
