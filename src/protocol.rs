@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 pub const CLOSE_NORMAL: u16 = 1000;
 /// The server is shutting down (RFC 6455 "going away"); reconnect to the next run.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// The client broke the WebSocket protocol: an unmasked frame, RSV bits, a bad opcode.
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// A text message that is not valid UTF-8 (RFC 6455 "invalid frame payload data").
+pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+/// A message or frame over the cap (RFC 6455 "message too big").
+pub const CLOSE_TOO_BIG: u16 = 1009;
 /// The session's actor went away under the viewer (RFC 6455 "internal error").
 pub const CLOSE_SESSION_GONE: u16 = 1011;
 /// The event bus restarted (RFC 6455 "service restart"); reconnect.

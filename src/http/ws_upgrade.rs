@@ -31,14 +31,15 @@ const READ_BUFFER_BYTES: usize = 4096;
 /// failures that are not the client's protocol errors (a reset connection). Looks through
 /// wrappers such as `warp::Error`.
 pub fn close_for_error(err: &(dyn std::error::Error + 'static)) -> Option<(u16, &'static str)> {
+    use crate::protocol::{CLOSE_INVALID_PAYLOAD, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG};
     use tokio_tungstenite::tungstenite::Error;
     let mut current = Some(err);
     while let Some(e) = current {
         if let Some(e) = e.downcast_ref::<Error>() {
             return match e {
-                Error::Capacity(_) => Some((1009, "message too big")),
-                Error::Utf8(_) => Some((1007, "text message is not valid UTF-8")),
-                Error::Protocol(_) => Some((1002, "WebSocket protocol error")),
+                Error::Capacity(_) => Some((CLOSE_TOO_BIG, "message too big")),
+                Error::Utf8(_) => Some((CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8")),
+                Error::Protocol(_) => Some((CLOSE_PROTOCOL_ERROR, "WebSocket protocol error")),
                 _ => None,
             };
         }

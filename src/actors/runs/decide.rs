@@ -5,13 +5,38 @@
 
 use std::path::PathBuf;
 
-use super::{prompt_for, RunError, RunRequest, RunsState};
+use super::{RunError, RunsState};
 use crate::agent_cli;
+use crate::db::tasks::Task;
 use crate::db::{agents, tasks, DbError};
 use crate::error::ApiError;
 use crate::isolation::{self, WorktreeRequest};
 use crate::validate::check_dir;
 use serde_json::Value;
+
+/// What a run of `task` is asked: its title, then its description if it has one.
+pub fn prompt_for(task: &Task) -> String {
+    if task.description.trim().is_empty() {
+        task.title.clone()
+    } else {
+        format!("{}\n\n{}", task.title, task.description)
+    }
+}
+
+/// A validated request to run a task with an agent.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub task_id: i64,
+    pub priority: i64,
+    pub agent_id: i64,
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    /// Written to the CLI's stdin, never put in argv.
+    pub prompt: String,
+    /// Run in its own git worktree (`isolation: "worktree"`), made when the run is recorded.
+    pub worktree: Option<crate::isolation::WorktreeRequest>,
+}
 
 /// `POST /api/tasks/{id}/run` as the route parsed it.
 #[derive(Debug, Clone)]

@@ -15,6 +15,7 @@ mod decide;
 mod outcome;
 mod run;
 pub mod stream;
+mod worktree;
 
 use crate::actors::events::EventType;
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use slog::{error, info, Logger};
 
-pub use decide::RunAsk;
+pub use decide::{prompt_for, RunAsk, RunRequest};
 pub use run::RunDeps;
 use run::{move_task, RunActor, RunArgs, RunMsg, StopReason};
 
@@ -34,37 +35,12 @@ use crate::db::agents;
 use crate::db::executions::{
     self, ExecutionStatus, ExecutionSummary, ExecutionType, Finish, NewExecution,
 };
-use crate::db::tasks::{self, Task, TaskStatus};
+use crate::db::tasks::{self, TaskStatus};
 use crate::db::DbError;
-use crate::isolation;
 use crate::pty::{self, PtyCommand, WindowSize};
 
 /// Runs waiting at most; more is 429 (each holds its prompt in memory).
 const QUEUED_MAX: usize = 1000;
-
-/// What a run of `task` is asked: its title, then its description if it has one.
-pub fn prompt_for(task: &Task) -> String {
-    if task.description.trim().is_empty() {
-        task.title.clone()
-    } else {
-        format!("{}\n\n{}", task.title, task.description)
-    }
-}
-
-/// A validated request to run a task with an agent.
-#[derive(Debug, Clone)]
-pub struct RunRequest {
-    pub task_id: i64,
-    pub priority: i64,
-    pub agent_id: i64,
-    pub argv: Vec<String>,
-    pub cwd: PathBuf,
-    pub env: Vec<(String, String)>,
-    /// Written to the CLI's stdin, never put in argv.
-    pub prompt: String,
-    /// Run in its own git worktree (`isolation: "worktree"`), made when the run is recorded.
-    pub worktree: Option<crate::isolation::WorktreeRequest>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -151,32 +127,8 @@ impl RunsState {
             .deps
             .events
             .publish(EventType::ExecutionCreated, &row);
-        if let Some(wanted) = request.worktree.take() {
-            let deps = &self.args.deps;
-            let made =
-                isolation::isolate_run(&deps.db, &deps.events, &wanted, request.task_id, row.id)
-                    .await;
-            match made {
-                Ok(cwd) => {
-                    row.cwd = Some(cwd.display().to_string());
-                    request.cwd = cwd;
-                }
-                Err(e) => {
-                    let reason = format!("could not create its git worktree: {e}");
-                    error!(self.log, "creating a run's worktree failed"; "execution_id" => row.id, "error" => %e);
-                    self.record_end(
-                        row.id,
-                        Some(request.task_id),
-                        ExecutionStatus::Failed,
-                        reason,
-                    )
-                    .await;
-                    let id = row.id;
-                    let db = &self.args.deps.db;
-                    let now = db.read(move |c| executions::get_summary(c, id)).await?;
-                    return Ok(now.unwrap_or(row));
-                }
-            }
+        if let Some(ended) = self.give_worktree(&mut row, &mut request).await? {
+            return Ok(ended);
         }
         self.pending.push(Queued {
             execution_id: row.id,
