@@ -18,6 +18,10 @@ use warp::http::StatusCode;
 
 use crate::error::ApiError;
 
+/// hyper's bare refusal heads are a status line and two or three headers; anything longer is
+/// one of our responses or WebSocket traffic.
+const HYPER_HEAD_MAX_BYTES: usize = 512;
+
 /// The statuses hyper produces on its own for a request it could not read.
 fn parser_error(status: StatusCode) -> Option<ApiError> {
     let err = match status.as_u16() {
@@ -63,6 +67,11 @@ fn parser_error(status: StatusCode) -> Option<ApiError> {
 
 /// The JSON replacement for `head` if it is one of hyper's own bodiless error responses.
 fn rewrite(head: &[u8], peer: SocketAddr, log: &Logger) -> Option<Vec<u8>> {
+    // Every write passes here, terminal output included: decide on the first bytes and the
+    // length before looking at the text. hyper's own refusals are a short head.
+    if head.len() > HYPER_HEAD_MAX_BYTES || !head.starts_with(b"HTTP/1.") {
+        return None;
+    }
     let text = std::str::from_utf8(head).ok()?;
     if !text.starts_with("HTTP/1.") || !text.ends_with("\r\n\r\n") {
         return None;
