@@ -128,6 +128,10 @@ async fn status_follows_the_state_machine() {
 #[tokio::test]
 async fn list_filters_and_orders_newest_first() {
     let s = TestServer::start().await;
+    // A task's agent must exist (422 otherwise): the filter test uses a real one.
+    let agent = s.post("/api/agents", json!({"name": "filter-agent"})).await;
+    assert_eq!(agent.status, 201, "{}", agent.text);
+    let agent_id = agent.body["id"].as_i64().unwrap();
     let mut ids = vec![];
     for i in 0..12 {
         let tags = if i % 3 == 0 {
@@ -136,7 +140,7 @@ async fn list_filters_and_orders_newest_first() {
             json!(["other"])
         };
         let status = if i % 2 == 0 { "draft" } else { "pending" };
-        let agent = if i < 4 { json!(7) } else { Value::Null };
+        let agent = if i < 4 { json!(agent_id) } else { Value::Null };
         let t = create(
             &s,
             json!({"title": format!("task {i} needle_{}", i % 4), "status": status, "tags": tags,
@@ -178,7 +182,8 @@ async fn list_filters_and_orders_newest_first() {
     assert_eq!(count("status=draft").await, (6, 6));
     assert_eq!(count("tag=even3").await, (4, 4));
     assert_eq!(count("tag=even3&status=draft").await, (2, 2));
-    assert_eq!(count("agent_id=7").await, (4, 4));
+    let by_agent: &'static str = Box::leak(format!("agent_id={agent_id}").into_boxed_str());
+    assert_eq!(count(by_agent).await, (4, 4));
     assert_eq!(count("q=needle_1").await, (3, 3));
     assert_eq!(
         count("q=NEEDLE_1").await,

@@ -113,6 +113,8 @@ pub struct ExecutionSummary {
     pub meta: Value,
     /// The title of its task, when it has one (read with the row, for lists that name tasks).
     pub task_title: Option<String>,
+    /// An isolated run: it has a git worktree, so its diff can be reviewed.
+    pub isolated: bool,
 }
 
 /// The full row: the summary plus the stored output tail (lossy UTF-8 for JSON).
@@ -181,7 +183,8 @@ pub(super) const SUMMARY_COLUMNS: &str =
     "id, task_id, agent_id, type, status, reason, boot_id, session_id, pid,
     pid_start_time, pgid, cwd, command, exit_code, exit_signal, created_at, started_at, finished_at,
     last_activity_at, bytes_out, result, cost_usd, usage, meta, cgroup,
-    (SELECT t.title FROM tasks t WHERE t.id = executions.task_id)";
+    (SELECT t.title FROM tasks t WHERE t.id = executions.task_id),
+    EXISTS (SELECT 1 FROM worktrees w WHERE w.execution_id = executions.id)";
 
 pub(super) fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
     let kind: String = row.get(3)?;
@@ -217,6 +220,7 @@ pub(super) fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionSumma
         cgroup: row.get(24)?,
         meta: serde_json::from_str(&meta).unwrap_or(Value::Object(Default::default())),
         task_title: row.get(25)?,
+        isolated: row.get(26)?,
     })
 }
 

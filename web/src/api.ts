@@ -128,6 +128,8 @@ export interface Usage {
 /** A row of `/api/executions` (src/db/executions.rs); the single GET adds the output tail. */
 export interface Execution {
   id: number;
+  /** An isolated run with a git worktree (its diff can be reviewed). */
+  isolated?: boolean;
   task_id: number | null;
   agent_id: number | null;
   type: ExecType;

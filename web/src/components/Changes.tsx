@@ -52,7 +52,12 @@ function useWide(): boolean {
  */
 export function WithChanges(props: { x: Execution; children: ComponentChildren }) {
   const id = props.x.id;
-  const diff = useLoad(() => api.get<Diff>(`/api/executions/${id}/diff`).catch(notIsolated), [id]);
+  const isolated = props.x.isolated === true;
+  // Only an isolated run has a diff: asking for any other's would be a 409 in the console.
+  const diff = useLoad(
+    () => (isolated ? api.get<Diff>(`/api/executions/${id}/diff`).catch(notIsolated) : Promise.resolve(null)),
+    [id, isolated],
+  );
   // A run that ends, merges or is discarded changes what the diff says.
   useRefetchOn(
     (e) =>
