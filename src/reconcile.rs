@@ -122,6 +122,13 @@ pub fn remove_leftover_cgroups(conn: &Conn, root: &CgroupRoot, boot_id: &str) ->
 /// Finishes the stop of trees that got SIGHUP: SIGTERM after 2 s, SIGKILL after 2 s more, each
 /// only to what is left (start-time checked), then removes their emptied cgroups.
 pub async fn escalate(trees: Vec<ProcessTree>, log: Logger) {
+    // Every stopped tree's cgroup goes at the end, including those that ended on SIGHUP or SIGTERM
+    // (they leave `left` early, and the start-up sweep ran while they still had processes).
+    let with_cgroup: Vec<ProcessTree> = trees
+        .iter()
+        .filter(|t| t.cgroup.is_some())
+        .cloned()
+        .collect();
     let mut left = trees;
     let mut sent = Signal::SIGHUP;
     while let Some(signal) = next_stop_signal(sent).filter(|_| !left.is_empty()) {
@@ -139,7 +146,7 @@ pub async fn escalate(trees: Vec<ProcessTree>, log: Logger) {
             warn!(log, "process trees of an earlier run got SIGKILL"; "trees" => left.len());
         }
     }
-    for tree in &left {
+    for tree in &with_cgroup {
         if let Err(e) = tree.kill_and_remove().await {
             warn!(log, "removing an earlier run's cgroup failed"; "error" => %e);
         }
