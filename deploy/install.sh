@@ -71,7 +71,7 @@ if ! grep -Eq '^[[:space:]]*data_dir[[:space:]]*=' "$CONF_DIR/config.toml"; then
     printf '\n# Added by install.sh: where the database and logs live.\ndata_dir = "%s"\n' \
         "$DATA_DIR" >>"$CONF_DIR/config.toml"
 fi
-install -d -o "$USER_NAME" -g "$USER_NAME" -m 0750 "$DATA_DIR"
+install -d -o "$USER_NAME" -g "$USER_NAME" -m 0700 "$DATA_DIR"
 
 # An upgrade: stop the old server before its database is migrated, so that only the new binary
 # ever migrates it and no two versions run on it at once. Sessions are recorded as interrupted.
