@@ -108,8 +108,17 @@ impl Git {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, so that hooks and filters it started end with it.
+            .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| GitError::Missing(e.to_string()))?;
+        let group = child.id().and_then(|pid| i32::try_from(pid).ok());
+        // Before the child is reaped its pid (the group's id) cannot be reused.
+        let end_group = move || {
+            if let Some(pgid) = group {
+                let _ = crate::pty::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+            }
+        };
         let (Some(mut out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(GitError::Missing("no pipes".into()));
         };
@@ -140,8 +149,8 @@ impl Git {
                 }
             };
             if truncated {
-                // The rest is not wanted: stop git instead of draining it.
-                let _ = child.start_kill();
+                // The rest is not wanted: stop git (and what it started) instead of draining it.
+                end_group();
             }
             let status = child.wait().await?;
             let stderr = stderr_task.await.unwrap_or_default();
@@ -158,7 +167,10 @@ impl Git {
         };
         match tokio::time::timeout(GIT_TIMEOUT, work).await {
             Ok(r) => r,
-            Err(_) => Err(GitError::Timeout(shown, GIT_TIMEOUT.as_secs())),
+            Err(_) => {
+                end_group();
+                Err(GitError::Timeout(shown, GIT_TIMEOUT.as_secs()))
+            }
         }
     }
 

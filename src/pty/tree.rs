@@ -43,26 +43,10 @@ impl ProcessTree {
     pub fn signal(&self, signal: Signal) -> Result<SignalOutcome, PtyError> {
         match &self.cgroup {
             Some(dir) if dir.is_dir() => self.signal_cgroup(dir, signal),
-            _ => self.signal_session(signal),
-        }
-    }
-
-    /// Live (not zombie) processes of the tree now.
-    pub fn members(&self) -> Vec<i32> {
-        match &self.cgroup {
-            Some(dir) if dir.is_dir() => cgroup::procs(dir)
-                .into_iter()
-                .filter(|pid| read_stat(*pid).is_some_and(|s| !s.zombie))
-                .collect(),
-            _ => self.session_members().unwrap_or_default(),
-        }
-    }
-
-    /// Whether the tree has no live process left.
-    pub fn is_empty(&self) -> bool {
-        match &self.cgroup {
-            Some(dir) if dir.is_dir() => !cgroup::populated(dir),
-            _ => self.members().is_empty(),
+            // A removed cgroup was empty (rmdir of a populated one fails): no /proc walk, which
+            // every session end would otherwise pay once more when its child is dropped.
+            Some(_) => Ok(SignalOutcome::NoSuchGroup),
+            None => self.signal_session(signal),
         }
     }
 
