@@ -5,6 +5,9 @@
 //! Route labels are templates (`/api/tasks/{id}`), never raw paths, so a scan of random URLs
 //! cannot blow up the number of series.
 
+use crate::protocol::{
+    CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_TOO_MANY_VIEWERS, CLOSE_TOO_SLOW,
+};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 /// Every route the server has, as label templates. A path that matches none is `other`
@@ -68,7 +71,13 @@ pub const WEBSOCKET_KINDS: &[&str] = &["events", "terminal", "agent", "run_event
 
 /// Close codes the server sends a terminal or agent viewer (DESIGN "Terminal WebSocket
 /// protocol"); each starts at 0 so `rate()` and alerts see the series before the first close.
-pub const VIEWER_CLOSE_CODES: &[u16] = &[1000, 1001, 4008, 4404, 4429];
+pub const VIEWER_CLOSE_CODES: &[u16] = &[
+    CLOSE_NORMAL,
+    CLOSE_GOING_AWAY,
+    CLOSE_TOO_SLOW,
+    CLOSE_NOT_FOUND,
+    CLOSE_TOO_MANY_VIEWERS,
+];
 
 /// Counters bumped while serving; the rest of `/metrics` is read at scrape time.
 pub struct HttpMetrics {

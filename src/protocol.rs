@@ -75,12 +75,19 @@ impl<T: Serialize> ServerMsg<'_, T> {
 /// `ServerMsg` without a payload type (every message but `attached`).
 pub type Control<'a> = ServerMsg<'a, ()>;
 
-/// JSON text frames a terminal viewer sends.
-#[derive(Debug, Deserialize)]
+/// JSON text frames a terminal viewer sends (and the command-line client writes).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ClientMsg {
     Resize { cols: i64, rows: i64 },
     Ping,
+}
+
+impl ClientMsg {
+    pub fn to_text(&self) -> String {
+        // Two integers or a bare tag: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

@@ -6,10 +6,13 @@
 //! written, so after a dropped connection it reconnects with `since=<that offset>` and the
 //! screen continues with no gap and no repeat.
 
+use crate::protocol::{
+    ClientMsg, CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_SESSION_GONE, CLOSE_TOO_MANY_VIEWERS,
+};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -236,17 +239,17 @@ fn on_close(code: Option<CloseCode>) -> Step {
         return Step::Reconnect("closed without a code".into());
     };
     match u16::from(code) {
-        1000 => Step::Done(Ok(Ended::Exited(None))),
-        4404 => Step::Done(Err(ClientError::Api {
+        CLOSE_NORMAL => Step::Done(Ok(Ended::Exited(None))),
+        CLOSE_NOT_FOUND => Step::Done(Err(ClientError::Api {
             status: 404,
             code: "not_found".into(),
             message: "the session is gone".into(),
             hint: "; `claude-manager ls` lists what exists",
         })),
-        4429 => Step::Done(Err(ClientError::Failed(
+        CLOSE_TOO_MANY_VIEWERS => Step::Done(Err(ClientError::Failed(
             "the session has too many viewers; detach one and try again".into(),
         ))),
-        1011 => Step::Done(Err(ClientError::Failed(
+        CLOSE_SESSION_GONE => Step::Done(Err(ClientError::Failed(
             "the session failed on the server (see the server log)".into(),
         ))),
         // 1001 (server restarting), 4008 (we fell behind), anything else: resume.
@@ -256,7 +259,11 @@ fn on_close(code: Option<CloseCode>) -> Step {
 
 async fn send_size(ws: &mut Ws) {
     if let Some((cols, rows)) = window_size() {
-        let msg = json!({"type": "resize", "cols": cols, "rows": rows}).to_string();
+        let msg = ClientMsg::Resize {
+            cols: cols.into(),
+            rows: rows.into(),
+        }
+        .to_text();
         let _ = ws.send(Message::Text(msg.into())).await;
     }
 }
