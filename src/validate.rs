@@ -1,7 +1,7 @@
 //! Checks shared by routes and actors (a session's directory, a run's project directory): one
 //! place, so a terminal and a run agree on what an allowed directory is.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::ApiError;
 use crate::pty;
@@ -23,7 +23,7 @@ pub fn check_dir(field: &str, dir: Option<&str>, roots: &[PathBuf]) -> Result<Pa
             format!("{shown:?} is not a directory"),
         ));
     }
-    if !roots.iter().any(|root| canonical.starts_with(root)) {
+    if !inside_roots(&canonical, roots) {
         let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
         return Err(ApiError::validation(
             field,
@@ -39,7 +39,7 @@ pub fn check_dir(field: &str, dir: Option<&str>, roots: &[PathBuf]) -> Result<Pa
 /// The directory a session starts in when the client named none.
 fn default_dir(field: &str, roots: &[PathBuf]) -> Result<PathBuf, ApiError> {
     let home = std::fs::canonicalize(pty::home_dir()).ok();
-    let inside = |d: &PathBuf| d.is_dir() && roots.iter().any(|root| d.starts_with(root));
+    let inside = |d: &PathBuf| d.is_dir() && inside_roots(d, roots);
     if let Some(home) = home.filter(inside) {
         return Ok(home);
     }
@@ -51,4 +51,10 @@ fn default_dir(field: &str, roots: &[PathBuf]) -> Result<PathBuf, ApiError> {
              directory inside the allowed roots; pass it explicitly",
         )),
     }
+}
+
+/// Whether a canonical `path` lies inside one of the allowed `roots` (component-wise: `/srv/a`
+/// is not inside `/srv/ab`). The one test every route and actor uses.
+pub fn inside_roots(path: &Path, roots: &[PathBuf]) -> bool {
+    roots.iter().any(|root| path.starts_with(root))
 }

@@ -17,6 +17,7 @@ use warp::{Filter, Rejection};
 use super::json::{ok_json, raw_query, reject, Query};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::validate::inside_roots;
 
 /// Text returned at most; the rest is cut and flagged.
 const TEXT_MAX_BYTES: u64 = 1 << 20;
@@ -79,10 +80,6 @@ fn roots(state: &AppState) -> Vec<PathBuf> {
     roots
 }
 
-fn inside(path: &Path, roots: &[PathBuf]) -> bool {
-    roots.iter().any(|r| path.starts_with(r))
-}
-
 fn outside(shown: &str) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
@@ -101,13 +98,8 @@ async fn files(state: AppState, raw: String) -> Result<Response, Rejection> {
         ));
     };
     let download = matches!(q.str("download"), Some("1" | "true"));
-    let roots = tokio::task::spawn_blocking({
-        let state = state.clone();
-        move || roots(&state)
-    })
-    .await
-    .map_err(|e| reject(ApiError::bad_request(format!("aborted: {e}"))))?;
-    let found = tokio::task::spawn_blocking(move || look(&path, &roots, download))
+    // One blocking hop for both: the roots are canonicalised, the path looked up.
+    let found = tokio::task::spawn_blocking(move || look(&path, &roots(&state), download))
         .await
         .map_err(|e| reject(ApiError::bad_request(format!("aborted: {e}"))))?
         .map_err(reject)?;
@@ -146,7 +138,7 @@ fn look(path: &str, roots: &[PathBuf], download: bool) -> Result<Found, ApiError
     let canonical = match std::fs::canonicalize(path) {
         Ok(p) => p,
         // Say "outside" rather than "missing" for what lies outside: no probing beyond the roots.
-        Err(_) if !inside(Path::new(path), roots) => return Err(outside(path)),
+        Err(_) if !inside_roots(Path::new(path), roots) => return Err(outside(path)),
         Err(_) => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -155,7 +147,7 @@ fn look(path: &str, roots: &[PathBuf], download: bool) -> Result<Found, ApiError
             ))
         }
     };
-    if !inside(&canonical, roots) {
+    if !inside_roots(&canonical, roots) {
         return Err(outside(path));
     }
     let shown = canonical.display().to_string();
@@ -168,7 +160,7 @@ fn look(path: &str, roots: &[PathBuf], download: bool) -> Result<Found, ApiError
     use std::os::fd::AsRawFd;
     let opened = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .map_err(|e| ApiError::forbidden(format!("{shown:?}: {e}")))?;
-    if !inside(&opened, roots) {
+    if !inside_roots(&opened, roots) {
         return Err(outside(path));
     }
     let meta = file
@@ -245,7 +237,10 @@ fn list(dir: &Path, roots: &[PathBuf]) -> Result<Listing, ApiError> {
         let Ok(ft) = entry.file_type() else { continue };
         let (kind, inside_roots) = if ft.is_symlink() {
             let target = std::fs::canonicalize(entry.path());
-            ("symlink", Some(target.is_ok_and(|t| inside(&t, roots))))
+            (
+                "symlink",
+                Some(target.is_ok_and(|t| inside_roots(&t, roots))),
+            )
         } else if ft.is_dir() {
             ("dir", None)
         } else if ft.is_file() {
@@ -268,7 +263,7 @@ fn list(dir: &Path, roots: &[PathBuf]) -> Result<Listing, ApiError> {
     entries.sort_by(|a, b| (a.kind != "dir", &a.name).cmp(&(b.kind != "dir", &b.name)));
     let parent = dir
         .parent()
-        .filter(|p| inside(p, roots))
+        .filter(|p| inside_roots(p, roots))
         .map(|p| p.display().to_string());
     Ok(Listing::Dir {
         path: shown,

@@ -140,7 +140,7 @@ pub async fn locate(field: &str, cwd: &Path, roots: &[PathBuf]) -> Result<RepoAt
     let root = tokio::fs::canonicalize(&top)
         .await
         .map_err(|e| ApiError::validation(field, format!("repository {top:?}: {e}")))?;
-    if !roots.iter().any(|r| root.starts_with(r)) {
+    if !crate::validate::inside_roots(&root, roots) {
         return Err(ApiError::validation(
             field,
             format!(
