@@ -61,30 +61,44 @@ pub(super) async fn snapshot(dir: &Path) -> Result<String, IsolationError> {
         .args(["rev-parse", "--path-format=absolute", "--git-path", "index"])
         .line()
         .await?;
-    let scratch = format!("{index}.cm-review-{}", uuid::Uuid::new_v4().simple());
+    let guard = ScratchIndex(format!(
+        "{index}.cm-review-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let scratch = guard.0.as_str();
     // A copy of the real index keeps its stat cache: only files that changed are hashed again.
-    if tokio::fs::copy(&index, &scratch).await.is_err() {
+    if tokio::fs::copy(&index, scratch).await.is_err() {
         Git::new(dir)
-            .env("GIT_INDEX_FILE", &scratch)
+            .env("GIT_INDEX_FILE", scratch)
             .args(["read-tree", "HEAD"])
             .run()
             .await?;
     }
     let tree = async {
         Git::new(dir)
-            .env("GIT_INDEX_FILE", &scratch)
+            .env("GIT_INDEX_FILE", scratch)
             .args(["add", "--all", "--", "."])
             .run()
             .await?;
         Git::new(dir)
-            .env("GIT_INDEX_FILE", &scratch)
+            .env("GIT_INDEX_FILE", scratch)
             .args(["write-tree"])
             .line()
             .await
     }
     .await;
-    let _ = tokio::fs::remove_file(&scratch).await;
     Ok(tree?)
+}
+
+/// The scratch index of one snapshot, removed however the snapshot ends (a cancelled request
+/// included), so none is left in the worktree's git directory.
+struct ScratchIndex(String);
+
+impl Drop for ScratchIndex {
+    fn drop(&mut self) {
+        // One unlink of a small file: not worth a blocking-pool hop.
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn status_word(code: &str) -> &'static str {
@@ -168,6 +182,13 @@ pub async fn diff(w: &Worktree) -> Result<Diff, IsolationError> {
         .args(range)
         .run()
         .await?;
+    if name_status.truncated || numstat.truncated {
+        // The file list is promised complete; a list past git's output cap is an error, not a
+        // silently shorter list.
+        return Err(IsolationError::Io(std::io::Error::other(
+            "the list of changed files is larger than the server reads from git",
+        )));
+    }
     let patch = Git::new(dir)
         .args(["diff", "--no-ext-diff", "--no-color", "-M"])
         .args(range)
