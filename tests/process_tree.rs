@@ -15,17 +15,48 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 /// Makes every test's `sleep` arguments unique, so no test sees another's processes.
-fn markers() -> [String; 3] {
+fn markers() -> Jobs {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let base = format!("{}{:03}", std::process::id() % 100_000, n);
-    ["1", "2", "3"].map(|k| format!("9{base}{k}"))
+    Jobs(["1", "2", "3"].map(|k| format!("9{base}{k}")).to_vec())
+}
+
+/// The markers of a test's background jobs. When the test ends — above all when it fails
+/// because a job escaped — whatever is still running under them is killed, so a failing test
+/// never leaves centuries-long `sleep`s behind.
+struct Jobs(Vec<String>);
+
+impl Jobs {
+    /// The first `n` markers, now guarded by the returned value instead.
+    fn take(mut self, n: usize) -> Vec<String> {
+        let mut all = std::mem::take(&mut self.0);
+        all.truncate(n);
+        all
+    }
+}
+
+impl std::ops::Deref for Jobs {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        for m in &self.0 {
+            for pid in sleeping(m) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
 }
 
 /// A shell with job control (so each background job has a process group of its own) that
 /// starts a `nohup` job, a job that ignores SIGHUP and SIGTERM, and — when `setsid` — a job in
 /// a session of its own; then waits in the foreground.
-fn shell_with_jobs(m: &[String; 3], setsid: bool) -> Vec<String> {
+fn shell_with_jobs(m: &[String], setsid: bool) -> Vec<String> {
     let escapee = if setsid {
         format!("setsid sleep {} & ", m[2])
     } else {
@@ -154,7 +185,7 @@ async fn the_idle_reaper_ends_background_jobs() {
 }
 
 /// An agent whose "CLI" starts the same background jobs and then works for a long time.
-async fn agent_with_jobs(s: &TestServer, m: &[String; 3]) -> i64 {
+async fn agent_with_jobs(s: &TestServer, m: &[String]) -> i64 {
     let a = s
         .post(
             "/api/agents",
@@ -189,8 +220,16 @@ async fn cancelling_a_run_ends_its_background_jobs() {
 }
 
 /// A real server with a terminal and a run, each with background jobs; returns the markers.
-async fn server_with_jobs(dir: &std::path::Path, extra: &[&str]) -> (ServerProcess, Vec<String>) {
-    let p = ServerProcess::start(dir, "127.0.0.1:0", extra).await;
+async fn server_with_jobs(dir: &std::path::Path, extra: &[&str]) -> (ServerProcess, Jobs) {
+    server_with_jobs_env(dir, extra, &[]).await
+}
+
+async fn server_with_jobs_env(
+    dir: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (ServerProcess, Jobs) {
+    let p = ServerProcess::start_env(dir, "127.0.0.1:0", extra, env).await;
     let http = reqwest::Client::builder().timeout(WAIT).build().unwrap();
     let post = |path: &str, body: Value| {
         http.post(format!("{}{path}", p.base))
@@ -230,8 +269,9 @@ async fn server_with_jobs(dir: &std::path::Path, extra: &[&str]) -> (ServerProce
         .unwrap();
     assert_eq!(r.status(), 202);
     let n = if cgroups { 3 } else { 2 };
-    let mut jobs: Vec<String> = term[..n].to_vec();
-    jobs.extend_from_slice(&run[..n]);
+    let mut jobs = term.take(n);
+    jobs.extend(run.take(n));
+    let jobs = Jobs(jobs);
     all_running(&jobs).await;
     (p, jobs)
 }
@@ -248,8 +288,27 @@ async fn sigterm_ends_the_background_jobs_of_terminals_and_runs() {
 #[tokio::test]
 async fn a_second_sigterm_ends_the_background_jobs_too() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut p, jobs) = server_with_jobs(dir.path(), &["--session-cgroups", "off"]).await;
+    // The server says STOPPING=1 once it is in the shutdown that a second SIGTERM cuts short;
+    // signalling twice back to back would let tokio merge both into one.
+    let notify_path = dir.path().join("notify.sock");
+    let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
+    let (mut p, jobs) = server_with_jobs_env(
+        dir.path(),
+        &["--session-cgroups", "off"],
+        &[("NOTIFY_SOCKET", notify_path.to_str().unwrap())],
+    )
+    .await;
     p.signal(Signal::SIGTERM);
+    let mut buf = [0u8; 512];
+    loop {
+        let n = tokio::time::timeout(WAIT, notify.recv(&mut buf))
+            .await
+            .expect("STOPPING=1 in time")
+            .unwrap();
+        if buf[..n].starts_with(b"STOPPING=1") {
+            break;
+        }
+    }
     p.signal(Signal::SIGTERM);
     assert_eq!(p.wait().await.code(), Some(0));
     all_gone(&jobs).await;
@@ -261,7 +320,7 @@ async fn kill_9_then_restart_ends_every_job(extra: &[&str]) {
     p.signal(Signal::SIGKILL);
     p.wait().await;
     // The crash left them running: only the next start can end them.
-    for m in &jobs {
+    for m in jobs.iter() {
         assert!(!sleeping(m).is_empty(), "sleep {m} died with the server");
     }
     let mut p2 = ServerProcess::start(dir.path(), "127.0.0.1:0", extra).await;

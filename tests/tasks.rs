@@ -125,6 +125,16 @@ async fn status_follows_the_state_machine() {
     s.stop().await;
 }
 
+/// `(total, items on this page)` of `GET /api/tasks?q`.
+async fn count(s: &TestServer, q: &str) -> (i64, usize) {
+    let r = s.get(&format!("/api/tasks?{q}")).await;
+    assert_eq!(r.status, 200, "{q}: {}", r.text);
+    (
+        r.body["total"].as_i64().unwrap(),
+        r.body["items"].as_array().unwrap().len(),
+    )
+}
+
 #[tokio::test]
 async fn list_filters_and_orders_newest_first() {
     let s = TestServer::start().await;
@@ -168,32 +178,20 @@ async fn list_filters_and_orders_newest_first() {
         assert_eq!(item, &one);
     }
 
-    let count = |q: &'static str| {
-        let s = &s;
-        async move {
-            let r = s.get(&format!("/api/tasks?{q}")).await;
-            assert_eq!(r.status, 200, "{q}: {}", r.text);
-            (
-                r.body["total"].as_i64().unwrap(),
-                r.body["items"].as_array().unwrap().len(),
-            )
-        }
-    };
-    assert_eq!(count("status=draft").await, (6, 6));
-    assert_eq!(count("tag=even3").await, (4, 4));
-    assert_eq!(count("tag=even3&status=draft").await, (2, 2));
-    let by_agent: &'static str = Box::leak(format!("agent_id={agent_id}").into_boxed_str());
-    assert_eq!(count(by_agent).await, (4, 4));
-    assert_eq!(count("q=needle_1").await, (3, 3));
+    assert_eq!(count(&s, "status=draft").await, (6, 6));
+    assert_eq!(count(&s, "tag=even3").await, (4, 4));
+    assert_eq!(count(&s, "tag=even3&status=draft").await, (2, 2));
+    assert_eq!(count(&s, &format!("agent_id={agent_id}")).await, (4, 4));
+    assert_eq!(count(&s, "q=needle_1").await, (3, 3));
     assert_eq!(
-        count("q=NEEDLE_1").await,
+        count(&s, "q=NEEDLE_1").await,
         (3, 3),
         "substring match ignores ASCII case"
     );
-    assert_eq!(count("q=100%25").await, (1, 1), "% is literal");
-    assert_eq!(count("q=special_").await, (1, 1), "_ is literal");
-    assert_eq!(count("q=nothing-matches").await, (0, 0));
-    assert_eq!(count("tag=missing").await, (0, 0));
+    assert_eq!(count(&s, "q=100%25").await, (1, 1), "% is literal");
+    assert_eq!(count(&s, "q=special_").await, (1, 1), "_ is literal");
+    assert_eq!(count(&s, "q=nothing-matches").await, (0, 0));
+    assert_eq!(count(&s, "tag=missing").await, (0, 0));
     s.stop().await;
 }
 

@@ -277,7 +277,9 @@ pub async fn run_cli(args: &[&str]) -> (i32, String, String) {
 
 /// Runs `cmd` with no stdin to completion, within [`WAIT`]: (exit code, stdout, stderr).
 pub async fn run_to_end(cmd: &mut tokio::process::Command) -> (i32, String, String) {
-    let out = tokio::time::timeout(WAIT, cmd.stdin(Stdio::null()).output())
+    // kill_on_drop: a command that overruns (a server that should have refused to start) is
+    // not left running when the timeout drops it.
+    let out = tokio::time::timeout(WAIT, cmd.stdin(Stdio::null()).kill_on_drop(true).output())
         .await
         .expect("command finishes in time")
         .expect("command runs");
