@@ -77,4 +77,18 @@ await run("changes", async ({ newPage }) => {
   await shot(page, "changes-merged");
   if (!readFileSync(path.join(repo, "app.py"), "utf8").includes("hello there")) throw new Error("merge did not land");
   if (git("status", "--porcelain").trim()) throw new Error("checkout left dirty");
+
+  // A second run, discarded (asked twice): the tab says so, with nothing left to merge or
+  // discard, and no failed request reaches the console.
+  const y = await apiCall("POST", `/api/tasks/${task.id}/run`, {});
+  await until("the second run ends", async () => (await apiCall("GET", `/api/executions/${y.id}`)).status === "succeeded");
+  await page.goto(`${env.base}/executions/${y.id}`);
+  await page.getByRole("tab", { name: /Changes/ }).click();
+  await changes.getByRole("button", { name: "Discard" }).click();
+  await changes.getByText("Delete the worktree and its work?").waitFor();
+  await changes.getByRole("button", { name: /^Yes/ }).click();
+  await changes.locator(".notice", { hasText: "Discarded" }).waitFor();
+  await changes.locator(".badge", { hasText: "discarded" }).waitFor();
+  if (await changes.getByRole("button", { name: "Discard" }).count()) throw new Error("Discard still offered after a discard");
+  if (await changes.getByRole("button", { name: "Merge" }).count()) throw new Error("Merge still offered after a discard");
 });

@@ -20,7 +20,7 @@ const PAGES = (ids) => [
 ];
 
 await run("executions", async ({ newPage }) => {
-  const { page } = await newPage({ label: "executions", allow: [/status of 409/] });
+  const { page } = await newPage({ label: "executions" });
   await login(page, "/");
 
   const agent = await apiCall("POST", "/api/agents", { name: "runner", command: [env.fakeClaude], project_dir: env.workDir });
@@ -135,7 +135,7 @@ await run("executions", async ({ newPage }) => {
     for (const [name, path] of PAGES(ids)) {
       await p.goto(env.base + path);
       await p.locator("main.page h1, main.page .term-view, main.page .term-form").first().waitFor();
-      await p.locator("text=Loading…").first().waitFor({ state: "detached" }).catch(() => {});
+      await p.locator("text=Loading…").first().waitFor({ state: "detached" });
       await shot(p, `page-${name}-${size}`);
       const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       if (overflow > 0) throw new Error(`${name} at ${size} overflows sideways by ${overflow} px`);

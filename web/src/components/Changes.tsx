@@ -4,8 +4,9 @@
 
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { api, ApiError, type Execution } from "../api";
+import { api, type Execution } from "../api";
 import { useRefetchOn } from "./live";
+import { useEvents } from "../events";
 import "./changes.css";
 import { ConfirmButton, ErrorBanner, Link, useAction, useLoad } from "../ui";
 
@@ -55,16 +56,22 @@ export function WithChanges(props: { x: Execution; children: ComponentChildren }
   const isolated = props.x.isolated === true;
   // Only an isolated run has a diff: asking for any other's would be a 409 in the console.
   const diff = useLoad(
-    () => (isolated ? api.get<Diff>(`/api/executions/${id}/diff`).catch(notIsolated) : Promise.resolve(null)),
+    () => (isolated ? api.get<Diff>(`/api/executions/${id}/diff`) : Promise.resolve(null)),
     [id, isolated],
   );
-  // A run that ends, merges or is discarded changes what the diff says.
+  // A run that ends or is merged (here or elsewhere) changes what the diff says. A discarded
+  // one has no diff left to fetch (409 worktree_removed): it is shown as discarded instead.
   useRefetchOn(
     (e) =>
       (e.type === "execution.finished" && e.data?.id === id) ||
-      (e.type.startsWith("worktree.") && e.data?.execution_id === id),
+      (e.type === "worktree.merged" && e.data?.execution_id === id),
     diff.reload,
   );
+  const discarded = () =>
+    diff.setData((d) => d && { ...d, state: "discarded", files: [], diff: "", truncated: false });
+  useEvents((e) => {
+    if (e.type === "worktree.discarded" && e.data?.execution_id === id) discarded();
+  });
   const [tab, setTab] = useState<"run" | "changes">("run");
   if (diff.data === null || (diff.data === undefined && !diff.error)) return <>{props.children}</>;
   const n = diff.data?.files.length;
@@ -86,7 +93,7 @@ export function WithChanges(props: { x: Execution; children: ComponentChildren }
       {tab === "run" ? (
         props.children
       ) : diff.data ? (
-        <Changes x={props.x} d={diff.data} reload={diff.reload} />
+        <Changes x={props.x} d={diff.data} onDiscarded={discarded} />
       ) : (
         <ErrorBanner error={diff.error} />
       )}
@@ -94,13 +101,7 @@ export function WithChanges(props: { x: Execution; children: ComponentChildren }
   );
 }
 
-/** A run without a worktree (409 not_isolated): no tab. Removed worktrees still get one. */
-function notIsolated(e: unknown): null {
-  if (e instanceof ApiError && e.code === "not_isolated") return null;
-  throw e;
-}
-
-function Changes(props: { x: Execution; d: Diff; reload: () => void }) {
+function Changes(props: { x: Execution; d: Diff; onDiscarded: () => void }) {
   const { x, d } = props;
   const { busy, error, setError, act } = useAction();
   const [done, setDone] = useState<string | null>(null);
@@ -117,13 +118,13 @@ function Changes(props: { x: Execution; d: Diff; reload: () => void }) {
           ? `Nothing to merge: ${m.branch} already has these changes.`
           : `Merged into ${m.branch} (${m.fast_forward ? "fast-forward" : "merge commit"} ${m.commit.slice(0, 10)}).`,
       );
-      props.reload();
+      // The worktree.merged event refetches the diff.
     });
   const discard = () =>
     act(async () => {
       await api.post(`/api/executions/${x.id}/discard`);
       setDone("Discarded: the worktree and its branch are deleted.");
-      props.reload();
+      props.onDiscarded();
     });
   const parts = splitDiff(d.diff);
   return (

@@ -28,11 +28,14 @@ export function useRefetchOn(relevant: (e: ServerEvent) => boolean, reload: () =
   });
 }
 
-/** Event types that change an execution row or the set of live sessions. */
+/**
+ * Event types that change an execution's state or the set of live sessions. Not
+ * `execution.updated`: a live terminal's activity tick (every 5 s), which changes only
+ * `last_activity_at` and `bytes_out` — lists show neither, so they do not refetch for it.
+ */
 export const isExecutionChange = (e: ServerEvent) =>
   e.type === "execution.created" ||
   e.type === "execution.started" ||
-  e.type === "execution.updated" ||
   e.type === "execution.finished" ||
   e.type === "session.exited" ||
   e.type === "agent_session.restarting" ||

@@ -22,7 +22,11 @@ const isActive = (x: Execution) => x.status === "pending" || x.status === "runni
 
 export function ExecutionDetail(props: { id: string }) {
   const x = useLoad(() => api.get<Execution>(`/api/executions/${encodeURIComponent(props.id)}`), [props.id]);
-  useRefetchOn((e) => isExecutionChange(e) && String(e.data?.id) === props.id, x.reload);
+  // This page shows bytes and last activity too, so the activity tick counts here.
+  useRefetchOn(
+    (e) => (isExecutionChange(e) || e.type === "execution.updated") && String(e.data?.id) === props.id,
+    x.reload,
+  );
   const d = x.data;
   if (!d) {
     return (
