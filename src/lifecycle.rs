@@ -44,6 +44,21 @@ pub fn next_stop_signal(sent: Signal) -> Option<Signal> {
     }
 }
 
+/// One step of the stop ladder, for any session's actor: `send(signal)` now, and `next` with
+/// the following signal `STOP_STEP` later (SIGHUP → SIGTERM → SIGKILL). The actor's handler
+/// for `next` calls this again while the child is still there.
+pub fn stop_step<M: ractor::Message>(
+    me: &ractor::ActorRef<M>,
+    signal: Signal,
+    send: impl FnOnce(Signal),
+    next: fn(Signal) -> M,
+) {
+    send(signal);
+    if let Some(following) = next_stop_signal(signal) {
+        me.send_after(STOP_STEP, move || next(following));
+    }
+}
+
 /// Whether the exit drain goes on: bytes still unread or arriving, within [`DRAIN_MAX`] of the exit.
 pub fn keep_draining(exited_at: Instant, last_output: Instant, unread_bytes: usize) -> bool {
     (unread_bytes > 0 || last_output.elapsed() < DRAIN_QUIET) && exited_at.elapsed() < DRAIN_MAX

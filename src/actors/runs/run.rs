@@ -28,7 +28,7 @@ use crate::actors::events::{EventType, Events};
 use crate::db::execution_events::{self, ExecutionEvent};
 use crate::db::executions::{self, ExecutionStatus, Finish};
 use crate::db::tasks::{self, TaskPatch, TaskStatus};
-use crate::lifecycle::{self, Lifecycle, STOP_STEP};
+use crate::lifecycle::{self, Lifecycle};
 use crate::pty::{ExitInfo, ProcessTree, SpawnedPiped};
 use crate::time::format_ts;
 
@@ -204,16 +204,17 @@ impl Actor for RunActor {
                 if state.exit.is_none() && state.stop.is_none() {
                     state.stop = Some(reason);
                     info!(state.log, "stopping run"; "reason" => ?reason);
-                    state.signal(Signal::SIGHUP);
-                    me.send_after(STOP_STEP, || RunMsg::Escalate(Signal::SIGTERM));
+                    lifecycle::stop_step(
+                        &me,
+                        Signal::SIGHUP,
+                        |s| state.signal(s),
+                        RunMsg::Escalate,
+                    );
                 }
             }
             RunMsg::Escalate(signal) => {
                 if state.exit.is_none() {
-                    state.signal(signal);
-                    if let Some(next) = lifecycle::next_stop_signal(signal) {
-                        me.send_after(STOP_STEP, move || RunMsg::Escalate(next));
-                    }
+                    lifecycle::stop_step(&me, signal, |s| state.signal(s), RunMsg::Escalate);
                 }
             }
         }

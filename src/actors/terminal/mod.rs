@@ -32,7 +32,7 @@ use super::session_types::{Activity, SessionInfo, SessionSpec};
 use super::sessions::SessionsMsg;
 use super::viewers::{CloseReason, ViewerQueue};
 use crate::db::executions::ExecutionStatus;
-use crate::lifecycle::{self, Lifecycle, STOP_STEP};
+use crate::lifecycle::{self, Lifecycle};
 use crate::protocol::CLOSE_SESSION_GONE;
 use crate::pty::{ExitInfo, ProcessTree, PtyReader, PtyResizer, SpawnedPty, WindowSize};
 use crate::replay::ReplayBuffer;
@@ -358,10 +358,7 @@ impl Actor for TerminalActor {
             TerminalMsg::Panic => panic!("fault injection: session actor panicked"),
             TerminalMsg::Escalate(signal) => {
                 if state.exit.is_none() {
-                    state.signal(signal);
-                    if let Some(next) = lifecycle::next_stop_signal(signal) {
-                        me.send_after(STOP_STEP, move || TerminalMsg::Escalate(next));
-                    }
+                    lifecycle::stop_step(&me, signal, |s| state.signal(s), TerminalMsg::Escalate);
                 }
             }
         }
@@ -421,8 +418,12 @@ impl TerminalState {
             self.stop_requested = true;
             info!(self.log, "stopping session"; "pid" => self.pid,
                   "reason" => self.stop_reason.as_deref().unwrap_or("requested"));
-            self.signal(Signal::SIGHUP);
-            me.send_after(STOP_STEP, || TerminalMsg::Escalate(Signal::SIGTERM));
+            lifecycle::stop_step(
+                me,
+                Signal::SIGHUP,
+                |s| self.signal(s),
+                TerminalMsg::Escalate,
+            );
         }
     }
 
