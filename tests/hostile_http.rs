@@ -131,7 +131,7 @@ async fn slow_bodies_get_408_and_silent_or_idle_connections_are_closed() {
     let s = TestServer::start_with(|c| {
         c.header_read_timeout = std::time::Duration::from_secs(1);
         c.body_read_timeout = std::time::Duration::from_secs(1);
-        c.keep_alive_timeout = std::time::Duration::from_secs(1);
+        c.keep_alive_timeout = std::time::Duration::from_secs(4);
     })
     .await;
     let token = s.token.clone().unwrap();
@@ -156,6 +156,34 @@ async fn slow_bodies_get_408_and_silent_or_idle_connections_are_closed() {
             assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
         }
     }
+
+    // Between requests the keep-alive limit (4 s) applies, not the header one (1 s): an idle
+    // keep-alive connection is still open 2 s after its response.
+    let mut tcp = TcpStream::connect(s.addr).await.unwrap();
+    tcp.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    while !got.ends_with(b"}") {
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed before the response ended");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    let early = tokio::time::timeout(std::time::Duration::from_secs(2), tcp.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "closed before the keep-alive timeout: {early:?}"
+    );
+    assert_eq!(
+        read_all(&mut tcp).await,
+        "",
+        "closed after it, with nothing sent"
+    );
     s.stop().await;
 }
 

@@ -64,8 +64,8 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes; larger gets 413 [default: 1048576].
     #[arg(long, env = "CM_BODY_LIMIT_BYTES", value_name = "BYTES")]
     pub body_limit_bytes: Option<String>,
-    /// Seconds a new connection may take to send its first request's headers; also the limit
-    /// for any request's headers [default: 10].
+    /// Seconds a new connection may take to send its first request's headers (later requests on
+    /// it are bounded by the keep-alive timeout) [default: 10].
     #[arg(long, env = "CM_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
     pub header_read_timeout_secs: Option<String>,
     /// Seconds a request body may take to arrive after its headers; slower gets 408 [default: 30].

@@ -10,6 +10,8 @@
 //!   host still gets through while strangers hold the cap.
 //! - [`ConnectionClock`] — slowloris: a connection with no request in flight is closed after the
 //!   header timeout (before its first request) or the keep-alive timeout (between requests).
+//! - [`BusyBody`] — a response body still being written keeps its connection busy (its
+//!   [`InFlight`] goes with the body), so a slow reader is never cut off as idle.
 //! - [`DeadlineBody`] — a slow or short body: reading it fails after the body timeout and the
 //!   server envelope answers 408.
 //! - [`AcceptBackoff`] — `EMFILE`: accepting pauses (10 ms doubling to 1 s) instead of spinning,
@@ -357,6 +359,42 @@ impl AcceptBackoff {
         }
         tokio::time::sleep(self.delay).await;
         self.delay = (self.delay * 2).min(ACCEPT_BACKOFF_MAX);
+    }
+}
+
+/// A response body that holds its request's [`InFlight`] until hyper has written it all (or
+/// dropped it), so the idle clock does not run while a large body is still going out.
+pub struct BusyBody<B> {
+    inner: B,
+    _in_flight: InFlight,
+}
+
+impl<B> BusyBody<B> {
+    pub fn new(inner: B, in_flight: InFlight) -> BusyBody<B> {
+        BusyBody {
+            inner,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for BusyBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -36,8 +36,8 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::connections::{
-    trim_memory_after_floods, AcceptBackoff, ConnectionClock, ConnectionGate, DeadlineBody,
-    InFlight, Refusal,
+    trim_memory_after_floods, AcceptBackoff, BusyBody, ConnectionClock, ConnectionGate,
+    DeadlineBody, Refusal,
 };
 use super::errors;
 use super::parser_errors::JsonParserErrors;
@@ -108,20 +108,29 @@ pub async fn serve<F>(
         let parser_log = log.clone();
         let (log, metrics, conn_clock) = (log.clone(), metrics.clone(), clock.clone());
         let conn_service = hyper::service::service_fn(move |req| {
+            // Busy until the response body is written, not only produced: a slow reader of a
+            // large body is not "idle".
+            let in_flight = conn_clock.request_started();
             let request = Request {
                 peer,
                 log: log.clone(),
                 metrics: metrics.clone(),
-                in_flight: conn_clock.request_started(),
                 body_timeout: limits.body_read_timeout,
             };
-            envelope(service.clone(), req, request)
+            let response = envelope(service.clone(), req, request);
+            async move {
+                let resp = response.await?;
+                Ok::<_, Infallible>(resp.map(|body| BusyBody::new(body, in_flight)))
+            }
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(gate.limits().header_read_timeout);
+            // hyper's own header timer re-arms between keep-alive requests, so it would close
+            // every idle keep-alive connection after the header timeout instead of the
+            // keep-alive one: the connection's clock (`idle_expired` below) owns both limits.
+            .header_read_timeout(None);
         let io = JsonParserErrors::new(TokioIo::new(stream), peer, parser_log);
         let conn = builder
             .serve_connection_with_upgrades(io, conn_service)
@@ -198,8 +207,6 @@ struct Request {
     peer: SocketAddr,
     log: Logger,
     metrics: Arc<HttpMetrics>,
-    /// Held until the response is produced, so the connection is not closed as idle meanwhile.
-    in_flight: InFlight,
     body_timeout: Duration,
 }
 
@@ -218,7 +225,6 @@ where
         peer,
         log,
         metrics,
-        in_flight,
         body_timeout,
     } = conn;
     let started = Instant::now();
@@ -306,7 +312,6 @@ where
         "bytes" => bytes,
         "peer" => %peer.ip(),
     );
-    drop(in_flight);
     Ok(resp)
 }
 
