@@ -30,11 +30,6 @@ fn parser_error(status: StatusCode) -> Option<ApiError> {
             "bad_request",
             "malformed HTTP request (request line, headers or framing)",
         ),
-        408 => ApiError::new(
-            status,
-            "request_timeout",
-            "request headers not received in time",
-        ),
         413 => ApiError::new(
             status,
             "payload_too_large",
@@ -73,7 +68,7 @@ fn rewrite(head: &[u8], peer: SocketAddr, log: &Logger) -> Option<Vec<u8>> {
         return None;
     }
     let text = std::str::from_utf8(head).ok()?;
-    if !text.starts_with("HTTP/1.") || !text.ends_with("\r\n\r\n") {
+    if !text.ends_with("\r\n\r\n") {
         return None;
     }
     let lower = text.to_ascii_lowercase();
@@ -162,6 +157,28 @@ impl<T: Write + Unpin> Write for JsonParserErrors<T> {
             }
         }
         Poll::Ready(Ok(buf.len()))
+    }
+
+    // Forwarded, so that hyper keeps writing head and body as separate slices instead of
+    // copying every body into its head buffer. hyper's bodiless refusals are one slice, which
+    // goes through `poll_write` and its rewrite.
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let mut non_empty = bufs.iter().filter(|b| !b.is_empty());
+        let first = non_empty.next();
+        if this.pending.is_some() || non_empty.next().is_none() {
+            let one = first.map_or(&[][..], |b| &b[..]);
+            return Pin::new(this).poll_write(cx, one);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
