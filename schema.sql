@@ -155,3 +155,12 @@ CREATE TABLE worktrees (
     removed_at    TEXT                     -- worktree directory and branch deleted
 );
 CREATE INDEX worktrees_live ON worktrees (removed_at, state);
+
+-- version: 12
+-- `failed_in_a_row` (/metrics) reads the newest finished agent runs at every scrape: walked in
+-- this index's order instead of sorting the whole table. An agent session's review routes find
+-- its execution by session id. Why a worktree was removed when it was not by merge or discard
+-- (its repository was moved or deleted, its directory deleted by hand): said once, kept here.
+CREATE INDEX executions_runs_finished ON executions (type, finished_at, id);
+CREATE INDEX executions_session ON executions (session_id) WHERE session_id IS NOT NULL;
+ALTER TABLE worktrees ADD COLUMN removed_reason TEXT;

@@ -5,46 +5,11 @@
 mod common;
 use std::path::{Path, PathBuf};
 
+use common::git::{cm_branches, ended_days_ago, git, repo};
+use common::runs::fake_claude;
 use common::term::{events, wait_event};
 use common::{TestServer, Ws};
 use serde_json::{json, Value};
-
-fn fake_claude() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-claude").to_string()
-}
-
-/// `git` in `dir` as the test's user (an identity only for the test's own commits: the server
-/// must bring its own fallback). Panics on failure; returns stdout.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .output()
-        .expect("git runs (install git 2.38 or newer: apt-get install git)");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A repository on branch `main` with `files` committed.
-fn repo(parent: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = parent.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    git(&dir, &["init", "--quiet", "-b", "main"]);
-    for (path, text) in files {
-        std::fs::write(dir.join(path), text).unwrap();
-    }
-    git(&dir, &["add", "--all"]);
-    git(&dir, &["commit", "--quiet", "-m", "start"]);
-    dir
-}
 
 struct Env {
     s: TestServer,
@@ -158,10 +123,7 @@ async fn two_concurrent_runs_on_one_repo_never_see_each_others_files() {
     assert_ne!(ra["cwd"].as_str(), Some(repo.to_str().unwrap()));
     // The user's checkout saw neither; each run has its own branch.
     assert_eq!(git(&repo, &["status", "--porcelain"]), "");
-    let branches = git(
-        &repo,
-        &["branch", "--list", "cm/*", "--format=%(refname:short)"],
-    );
+    let branches = cm_branches(&repo);
     let task_a = ra["task_id"].as_i64().unwrap();
     assert!(branches.contains(&format!("cm/{task_a}-{a}")), "{branches}");
     assert_eq!(branches.lines().count(), 2, "{branches}");
@@ -486,24 +448,6 @@ async fn review_of_a_run_without_a_worktree_is_a_clear_409_and_unknown_is_404() 
     assert_eq!((r.status, r.code()), (404, "not_found"));
 }
 
-/// Pushes a run's end into the past, as if it ended `days` ago.
-async fn ended_days_ago(s: &TestServer, id: i64, days: i64) {
-    let at = (time::OffsetDateTime::now_utc() - time::Duration::days(days))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    s.state()
-        .db
-        .write(move |c| {
-            c.execute(
-                "UPDATE executions SET finished_at = ?2 WHERE id = ?1",
-                rusqlite::params![id, at],
-            )
-            .map_err(claude_manager::db::DbError::from)
-        })
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn the_reaper_removes_merged_and_stale_clean_worktrees_but_never_unmerged_work() {
     let mut e = start_with(|c| c.reap_interval = std::time::Duration::from_secs(1)).await;
@@ -536,10 +480,108 @@ async fn the_reaper_removes_merged_and_stale_clean_worktrees_but_never_unmerged_
     // Old but with uncommitted work: kept. Recent: kept.
     assert!(dir(&w).join("keep.txt").exists());
     assert!(dir(&f).exists());
-    let branches = git(
-        &repo,
-        &["branch", "--list", "cm/*", "--format=%(refname:short)"],
-    );
+    let branches = cm_branches(&repo);
     assert_eq!(branches.lines().count(), 2, "{branches}");
     assert!(e.diff(fresh).await["state"] == "active");
+}
+
+/// The JSON lines of the server's main log that carry `msg` about execution `id`.
+fn log_lines(s: &TestServer, msg: &str, id: i64) -> usize {
+    let text = std::fs::read_to_string(s.log_dir().join("claude-manager.log")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["msg"] == msg && v["execution_id"] == id)
+        .count()
+}
+
+/// Waits until the reaper has made `passes` more passes.
+async fn reaper_passes(s: &TestServer, passes: u64) {
+    let runs = |h: &Value| h["reaper"]["runs"].as_u64().unwrap_or(0);
+    let start = runs(&s.get("/api/system/health/detailed").await.body);
+    common::eventually("the reaper passes again", || async {
+        let h = s.get("/api/system/health/detailed").await.body;
+        (runs(&h) >= start + passes).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_worktrees_of_a_moved_or_deleted_repository_are_removed_and_recorded_once() {
+    let mut e = start_with(|c| c.reap_interval = std::time::Duration::from_secs(1)).await;
+    let moved = repo(&e.root(), "moved", &[("a.txt", "a\n")]);
+    let deleted = repo(&e.root(), "deleted", &[("a.txt", "a\n")]);
+    // Recent runs with uncommitted work: only the repository's disappearance removes them.
+    let (m, m_row) = e.run_done(&moved, "write m.txt m").await;
+    let (d, d_row) = e.run_done(&deleted, "write d.txt d").await;
+    let dir = |row: &Value| PathBuf::from(row["cwd"].as_str().unwrap());
+    std::fs::rename(&moved, e.root().join("moved-elsewhere")).unwrap();
+    std::fs::remove_dir_all(&deleted).unwrap();
+    common::eventually("both worktree directories deleted", || async {
+        (!dir(&m_row).exists() && !dir(&d_row).exists()).then_some(())
+    })
+    .await;
+    for id in [m, d] {
+        let r = e.s.get(&format!("/api/executions/{id}/diff")).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (409, "worktree_removed"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("no longer exists"), "{}", r.text);
+    }
+    // Said once, not on every pass; no failure logged.
+    reaper_passes(&e.s, 3).await;
+    for id in [m, d] {
+        assert_eq!(log_lines(&e.s, "a worktree was recorded removed", id), 1);
+        let failed = "removing a worktree failed (logged once; retried every pass)";
+        assert_eq!(log_lines(&e.s, failed, id), 0);
+    }
+    let h = e.s.get("/api/system/health/detailed").await.body;
+    assert_eq!(h["worktrees"]["count"], 0, "{h}");
+}
+
+#[tokio::test]
+async fn a_worktree_directory_deleted_by_hand_is_recorded_removed_keeping_unmerged_commits() {
+    let mut e = start_with(|c| c.reap_interval = std::time::Duration::from_secs(1)).await;
+    let repo = repo(&e.root(), "proj", &[("a.txt", "a\n")]);
+    let (clean, c_row) = e.run_done(&repo, "").await;
+    let (work, w_row) = e.run_done(&repo, "write keep.txt precious").await;
+    let dir = |row: &Value| PathBuf::from(row["cwd"].as_str().unwrap());
+    // The work is committed on the run's branch before its directory is deleted.
+    git(&dir(&w_row), &["add", "--all"]);
+    git(&dir(&w_row), &["commit", "--quiet", "-m", "precious"]);
+    std::fs::remove_dir_all(dir(&c_row)).unwrap();
+    std::fs::remove_dir_all(dir(&w_row)).unwrap();
+    common::eventually("both recorded removed", || async {
+        let a = e.s.get(&format!("/api/executions/{clean}/diff")).await;
+        let b = e.s.get(&format!("/api/executions/{work}/diff")).await;
+        (a.text.contains("deleted outside") && b.text.contains("deleted outside")).then_some((a, b))
+    })
+    .await;
+    // git forgot both; the branch with nothing unmerged is gone, the one with a commit stays.
+    let task_of = |row: &Value| row["task_id"].as_i64().unwrap();
+    let branches = cm_branches(&repo);
+    assert!(
+        !branches.contains(&format!("cm/{}-{clean}", task_of(&c_row))),
+        "{branches}"
+    );
+    assert!(
+        branches.contains(&format!("cm/{}-{work}", task_of(&w_row))),
+        "{branches}"
+    );
+    assert_eq!(
+        git(&repo, &["worktree", "list", "--porcelain"])
+            .matches("worktree ")
+            .count(),
+        1
+    );
+    let r = e.s.get(&format!("/api/executions/{work}/diff")).await;
+    assert!(
+        r.text.contains("kept: it has commits not merged"),
+        "{}",
+        r.text
+    );
+    reaper_passes(&e.s, 2).await;
+    assert_eq!(log_lines(&e.s, "a worktree was recorded removed", work), 1);
 }

@@ -129,6 +129,8 @@ pub struct ReaperState {
     ticker: JoinHandle<()>,
     /// When worktree disk use was last measured, and how many there were then.
     disk_measured: Option<(Instant, u64)>,
+    /// Worktrees whose failed removal was logged already (logged once, retried every pass).
+    worktrees_warned: std::collections::HashSet<i64>,
 }
 
 pub struct Reaper;
@@ -160,6 +162,7 @@ impl Actor for Reaper {
             args,
             ticker,
             disk_measured: None,
+            worktrees_warned: Default::default(),
         })
     }
 
@@ -191,7 +194,9 @@ impl Actor for Reaper {
 impl ReaperState {
     async fn worktrees(&mut self) {
         let a = &self.args;
-        let sweep = isolation::housekeeping::sweep(&a.db, a.worktree_retention, &a.log).await;
+        let warned = &mut self.worktrees_warned;
+        let sweep =
+            isolation::housekeeping::sweep(&a.db, a.worktree_retention, &a.log, warned).await;
         a.stats.worktrees_live.store(sweep.live, Ordering::Relaxed);
         a.stats
             .worktrees_removed

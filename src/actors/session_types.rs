@@ -67,6 +67,9 @@ pub struct SessionSpec {
     /// The reaper stops the session after this long without output or input (`None`: never).
     /// Terminals take `terminal_idle_timeout`; agent sessions their own (30 min by default).
     pub idle_timeout: Option<Duration>,
+    /// Agent sessions with `isolation: "worktree"`: the repository to give it a worktree of (the
+    /// session then runs there, not in `cwd`).
+    pub worktree: Option<crate::isolation::WorktreeRequest>,
 }
 
 /// When a session last saw output or input, in ms since the Unix epoch. Written by the session's
@@ -157,4 +160,6 @@ pub enum SessionError {
     Spawn(String),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
+    #[error("could not create its git worktree: {0}")]
+    Isolation(#[from] crate::isolation::IsolationError),
 }

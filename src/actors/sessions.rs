@@ -36,6 +36,7 @@ use crate::state::Metrics;
 
 mod handle;
 mod reap;
+mod worktree;
 pub use handle::Sessions;
 pub use reap::{ReapPolicy, ReapReport};
 
@@ -128,7 +129,7 @@ impl SessionsState {
     async fn create(
         &mut self,
         me: &ActorRef<SessionsMsg>,
-        spec: SessionSpec,
+        mut spec: SessionSpec,
     ) -> Result<SessionInfo, SessionError> {
         let live = self.live();
         if live >= self.args.max_sessions {
@@ -151,6 +152,7 @@ impl SessionsState {
             },
         };
         let row = db.write(move |c| executions::insert(c, &new)).await?;
+        self.give_worktree(row.id, &mut spec).await?;
         let command = PtyCommand {
             program: spec.argv[0].clone(),
             args: spec.argv[1..].to_vec(),

@@ -1,11 +1,55 @@
-//! The `worktrees` table: the git worktree an isolated run works in, and what became of it
-//! (`active` → `merged` | `discarded`; `removed_at` once the directory and branch are gone).
+//! The `worktrees` table: the git worktree an isolated run or agent session works in, and what
+//! became of it (`active` → `merged` | `discarded`; `removed_at` once the directory and branch
+//! are gone).
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use serde::Serialize;
 
 use super::DbError;
 use crate::time::now_rfc3339;
+
+/// What became of a worktree's work (the `state` column; its CHECK lists the same words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorktreeState {
+    Active,
+    Merged,
+    Discarded,
+}
+
+impl WorktreeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorktreeState::Active => "active",
+            WorktreeState::Merged => "merged",
+            WorktreeState::Discarded => "discarded",
+        }
+    }
+}
+
+impl std::fmt::Display for WorktreeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ToSql for WorktreeState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for WorktreeState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value.as_str()? {
+            "active" => Ok(WorktreeState::Active),
+            "merged" => Ok(WorktreeState::Merged),
+            "discarded" => Ok(WorktreeState::Discarded),
+            _ => Err(FromSqlError::InvalidType),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Worktree {
@@ -16,11 +60,13 @@ pub struct Worktree {
     pub branch: String,
     pub base_commit: String,
     pub base_branch: Option<String>,
-    pub state: String,
+    pub state: WorktreeState,
     pub merge_commit: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub removed_at: Option<String>,
+    /// Why it was removed when not by merge or discard (repository gone, directory deleted).
+    pub removed_reason: Option<String>,
 }
 
 /// A worktree the reaper may look at, with its run's status and end.
@@ -32,7 +78,7 @@ pub struct ReapCandidate {
 }
 
 const COLUMNS: &str = "execution_id, repo, path, subdir, branch, base_commit, base_branch, state, \
-                       merge_commit, created_at, updated_at, removed_at";
+                       merge_commit, created_at, updated_at, removed_at, removed_reason";
 
 fn from_row(r: &Row) -> rusqlite::Result<Worktree> {
     Ok(Worktree {
@@ -48,6 +94,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Worktree> {
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
         removed_at: r.get(11)?,
+        removed_reason: r.get(12)?,
     })
 }
 
@@ -75,6 +122,16 @@ pub fn insert(conn: &mut Connection, w: &Worktree, cwd: &str) -> Result<(), DbEr
     Ok(())
 }
 
+/// The execution of agent session `session_id` (its review routes name the session).
+pub fn session_execution(conn: &Connection, session_id: &str) -> Result<Option<i64>, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM executions WHERE session_id = ?1 AND type = 'agent_session'",
+        )?
+        .query_row([session_id], |r| r.get(0))
+        .optional()?)
+}
+
 pub fn get(conn: &Connection, execution_id: i64) -> Result<Option<Worktree>, DbError> {
     Ok(conn
         .prepare_cached(&format!(
@@ -88,7 +145,7 @@ pub fn get(conn: &Connection, execution_id: i64) -> Result<Option<Worktree>, DbE
 pub fn set_state(
     conn: &Connection,
     execution_id: i64,
-    state: &str,
+    state: WorktreeState,
     merge_commit: Option<&str>,
 ) -> Result<bool, DbError> {
     let n = conn
@@ -100,12 +157,18 @@ pub fn set_state(
     Ok(n == 1)
 }
 
-pub fn mark_removed(conn: &Connection, execution_id: i64) -> Result<(), DbError> {
+/// The directory and branch are gone; `reason` when that was not a merge or discard's doing.
+pub fn mark_removed(
+    conn: &Connection,
+    execution_id: i64,
+    reason: Option<&str>,
+) -> Result<(), DbError> {
     let now = now_rfc3339();
     conn.prepare_cached(
-        "UPDATE worktrees SET removed_at = ?2, updated_at = ?2 WHERE execution_id = ?1",
+        "UPDATE worktrees SET removed_at = ?2, updated_at = ?2, removed_reason = ?3
+          WHERE execution_id = ?1 AND removed_at IS NULL",
     )?
-    .execute(params![execution_id, now])?;
+    .execute(params![execution_id, now, reason])?;
     Ok(())
 }
 
@@ -125,8 +188,8 @@ pub fn live(conn: &Connection) -> Result<Vec<ReapCandidate>, DbError> {
     let rows = stmt.query_map([], |r| {
         Ok(ReapCandidate {
             worktree: from_row(r)?,
-            run_active: r.get(12)?,
-            finished_at: r.get(13)?,
+            run_active: r.get(13)?,
+            finished_at: r.get(14)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -1,20 +1,25 @@
 //! Agent sessions: `POST /api/agents/{id}/session` (the agent's live session, or a new one),
 //! `GET /api/agent-sessions`, `GET/DELETE /api/agent-sessions/{id}`; the WebSocket is the
-//! terminal protocol (`session_ws.rs`) at `/api/agent-sessions/{id}/ws`.
+//! terminal protocol (`session_ws.rs`) at `/api/agent-sessions/{id}/ws`. An isolated session's
+//! review routes (`…/{id}/diff|merge|discard`) are in `review.rs`.
 //!
-//! The handler loads the definition and checks its project dir; the get-or-create itself is one
-//! message to the sessions supervisor, which serialises it (see `actors/sessions/agent.rs`).
+//! The handler loads the definition and checks its project dir (and, for `isolation:
+//! "worktree"`, that it is in a git repository inside the allowed roots); the get-or-create
+//! itself is one message to the sessions supervisor, which serialises it (see
+//! `actors/sessions/agent.rs`).
 
+use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::agents::load;
-use super::json::{ok_json, reject, reply_json, Page};
+use super::json::{limited_body, ok_json, parse_json, reject, reply_json, Page};
 use super::terminals::{find, list_sessions, session_info, stop_session};
 use crate::actors::session_types::SessionKind;
 use crate::actors::sessions::AgentSessionRequest;
 use crate::error::ApiError;
+use crate::isolation::{self, WorktreeRequest};
 use crate::pty::WindowSize;
 use crate::state::AppState;
 use crate::validate::check_dir;
@@ -31,6 +36,7 @@ pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
     let start = warp::path!("api" / "agents" / i64 / "session")
         .and(warp::post())
         .and(with_state.clone())
+        .and(limited_body(state.config.body_limit_bytes))
         .and_then(get_or_create);
     let list = warp::path!("api" / "agent-sessions")
         .and(warp::get())
@@ -51,7 +57,25 @@ pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
-async fn get_or_create(agent_id: i64, state: AppState) -> Result<Response, Rejection> {
+/// The optional body of `POST /api/agents/{id}/session`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SessionBody {
+    /// `"worktree"` or `"none"`: overrides the agent's `isolation` for a session started now.
+    isolation: Option<String>,
+}
+
+async fn get_or_create(
+    agent_id: i64,
+    state: AppState,
+    body: Vec<u8>,
+) -> Result<Response, Rejection> {
+    let body: SessionBody = if body.iter().all(u8::is_ascii_whitespace) {
+        SessionBody::default()
+    } else {
+        parse_json(&body).map_err(reject)?
+    };
+    let asked = isolation::parse("isolation", body.isolation.as_deref()).map_err(reject)?;
     let agent = load(&state, agent_id).await.map_err(reject)?;
     let dir = agent.def.project_dir.clone();
     let roots = state.config.allowed_roots.clone();
@@ -59,11 +83,24 @@ async fn get_or_create(agent_id: i64, state: AppState) -> Result<Response, Rejec
         .await
         .map_err(|e| reject(ApiError::bad_request(format!("validation aborted: {e}"))))?
         .map_err(reject)?;
+    let isolated = asked.unwrap_or(agent.def.isolation.as_deref() == Some(isolation::WORKTREE));
+    let worktree = if isolated {
+        let roots = &state.config.allowed_roots;
+        Some(WorktreeRequest {
+            repo: isolation::locate("isolation", &cwd, roots)
+                .await
+                .map_err(reject)?,
+            worktrees_dir: isolation::worktrees_dir(&state.config.data_dir),
+        })
+    } else {
+        None
+    };
     let request = AgentSessionRequest {
         agent_id,
         def: agent.def,
         cwd,
         size: DEFAULT_SIZE,
+        worktree,
     };
     let (info, created) = state
         .sessions

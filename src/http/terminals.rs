@@ -88,6 +88,7 @@ impl From<SessionError> for ApiError {
                 err
             }
             SessionError::Db(db) => db.into(),
+            SessionError::Isolation(e) => e.into(),
         }
     }
 }
@@ -266,6 +267,7 @@ async fn create(state: AppState, body: CreateTerminal) -> Result<Response, Rejec
         agent_id: None,
         idle_timeout: state.config.terminal_idle_timeout,
         conversation_id: None,
+        worktree: None,
     };
     let info = state
         .sessions

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::review::snapshot;
 use super::IsolationError;
-use crate::db::worktrees::Worktree;
+use crate::db::worktrees::{Worktree, WorktreeState};
 use crate::git::{identity_args, Git, GitError};
 
 #[derive(Debug, Serialize)]
@@ -29,11 +29,11 @@ pub struct MergeOutcome {
 }
 
 fn closed_check(w: &Worktree) -> Result<(), IsolationError> {
-    if w.state != "active" {
-        return Err(IsolationError::Closed(w.execution_id, w.state.clone()));
+    if w.state != WorktreeState::Active {
+        return Err(IsolationError::Closed(w.execution_id, w.state));
     }
     if w.removed_at.is_some() || !Path::new(&w.path).is_dir() {
-        return Err(IsolationError::Removed(w.execution_id));
+        return Err(IsolationError::removed(w));
     }
     Ok(())
 }
@@ -244,8 +244,8 @@ async fn merge_in_checkout(
 
 /// Throws the run's work away: removes its worktree and deletes its branch.
 pub async fn discard(w: &Worktree) -> Result<(), IsolationError> {
-    if w.state != "active" {
-        return Err(IsolationError::Closed(w.execution_id, w.state.clone()));
+    if w.state != WorktreeState::Active {
+        return Err(IsolationError::Closed(w.execution_id, w.state));
     }
     remove(w).await
 }

@@ -1,6 +1,8 @@
-//! Isolated runs: a run that asks for `isolation: "worktree"` works in its own git worktree, on
-//! a new branch `cm/<task-id>-<execution-id>` made from the current `HEAD` of the repository at
-//! its cwd, so parallel runs never write into each other's files.
+//! Isolated runs and agent sessions: one that asks for `isolation: "worktree"` works in its own
+//! git worktree, on a new branch made from the current `HEAD` of the repository at its cwd —
+//! `cm/<task-id>-<execution-id>` for a run, `cm/session-<execution-id>` for an agent session — so
+//! parallel agents never write into each other's files. Both are recorded the same way (the
+//! `worktrees` row of their execution) and reviewed through the same functions.
 //!
 //! Two steps, at two moments: [`locate`] checks the request (the cwd is inside a repository with
 //! a commit, inside the allowed roots — else 422 naming the field) where the run's cwd is
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::actors::db::Db;
 use crate::actors::events::Events;
-use crate::db::worktrees::{self, Worktree};
+use crate::db::worktrees::{self, Worktree, WorktreeState};
 use crate::db::DbError;
 use crate::error::ApiError;
 use crate::git::{Git, GitError};
@@ -78,9 +80,9 @@ pub enum IsolationError {
     #[error("execution {0} is still running; cancel it or wait for it to end")]
     RunActive(i64),
     #[error("the worktree of execution {0} was already {1}")]
-    Closed(i64, String),
-    #[error("the worktree of execution {0} has been removed")]
-    Removed(i64),
+    Closed(i64, WorktreeState),
+    #[error("the worktree of execution {id} has been removed{}", removed_because(.why))]
+    Removed { id: i64, why: Option<String> },
     #[error("the run started on a detached HEAD: there is no branch to merge into")]
     NoBaseBranch,
     #[error("merging into {branch} conflicts in: {}", files.join(", "))]
@@ -96,6 +98,23 @@ pub enum IsolationError {
     Db(#[from] DbError),
 }
 
+fn removed_because(reason: &Option<String>) -> String {
+    reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default()
+}
+
+impl IsolationError {
+    /// The worktree `w` is gone (its row says so, or its directory is).
+    pub fn removed(w: &Worktree) -> IsolationError {
+        IsolationError::Removed {
+            id: w.execution_id,
+            why: w.removed_reason.clone(),
+        }
+    }
+}
+
 impl From<IsolationError> for ApiError {
     fn from(e: IsolationError) -> Self {
         use IsolationError::*;
@@ -104,7 +123,7 @@ impl From<IsolationError> for ApiError {
             NotIsolated(_) => ApiError::conflict("not_isolated", message),
             RunActive(_) => ApiError::conflict("run_active", message),
             Closed(..) => ApiError::conflict("worktree_closed", message),
-            Removed(_) => ApiError::conflict("worktree_removed", message),
+            Removed { .. } => ApiError::conflict("worktree_removed", message),
             NoBaseBranch => ApiError::conflict("no_base_branch", message),
             Conflict { .. } => ApiError::conflict("merge_conflict", message),
             LocalChanges { .. } => ApiError::conflict("local_changes", message),
@@ -166,12 +185,30 @@ pub async fn locate(field: &str, cwd: &Path, roots: &[PathBuf]) -> Result<RepoAt
     Ok(RepoAt { root, subdir })
 }
 
-/// Makes the run's worktree: branch `cm/<task>-<execution>` from the repository's `HEAD`, checked
-/// out at `<data_dir>/worktrees/<execution>`. Returns the row to record (the run's cwd is
-/// `path/subdir`).
+/// Whose worktree it is: names its branch.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner {
+    /// A headless run of this task: `cm/<task-id>-<execution-id>`.
+    Task(i64),
+    /// An agent session: `cm/session-<execution-id>`.
+    AgentSession,
+}
+
+impl Owner {
+    fn branch(self, execution_id: i64) -> String {
+        match self {
+            Owner::Task(task_id) => format!("cm/{task_id}-{execution_id}"),
+            Owner::AgentSession => format!("cm/session-{execution_id}"),
+        }
+    }
+}
+
+/// Makes the worktree of execution `execution_id`: a new branch ([`Owner::branch`]) from the
+/// repository's `HEAD`, checked out at `<data_dir>/worktrees/<execution>`. Returns the row to
+/// record (the execution's cwd is `path/subdir`).
 async fn create(
     request: &WorktreeRequest,
-    task_id: i64,
+    owner: Owner,
     execution_id: i64,
 ) -> Result<Worktree, IsolationError> {
     let repo = &request.repo;
@@ -189,7 +226,7 @@ async fn create(
     let dir = &request.worktrees_dir;
     tokio::fs::create_dir_all(dir).await?;
     let path = dir.join(execution_id.to_string());
-    let branch = format!("cm/{task_id}-{execution_id}");
+    let branch = owner.branch(execution_id);
     let path_arg = path.display().to_string();
     let mut attempt = 0;
     loop {
@@ -222,24 +259,26 @@ async fn create(
         branch,
         base_commit,
         base_branch,
-        state: "active".into(),
+        state: WorktreeState::Active,
         merge_commit: None,
         created_at: String::new(),
         updated_at: String::new(),
         removed_at: None,
+        removed_reason: None,
     })
 }
 
-/// Gives execution `execution_id` its worktree and records it; returns the directory the run
-/// works in (its cwd, recorded too). Called once, where the run's cwd is decided.
-pub async fn isolate_run(
+/// Gives execution `execution_id` (a run or an agent session) its worktree and records it;
+/// returns the directory it works in (its cwd, recorded too). Called once, where the cwd is
+/// decided, before the process starts.
+pub async fn isolate(
     db: &Db,
     events: &Events,
     request: &WorktreeRequest,
-    task_id: i64,
+    owner: Owner,
     execution_id: i64,
 ) -> Result<PathBuf, IsolationError> {
-    let w = create(request, task_id, execution_id).await?;
+    let w = create(request, owner, execution_id).await?;
     let cwd = run_dir(&w);
     let (row, shown) = (w.clone(), cwd.display().to_string());
     let recorded = db

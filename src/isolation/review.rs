@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::IsolationError;
-use crate::db::worktrees::Worktree;
+use crate::db::worktrees::{Worktree, WorktreeState};
 use crate::git::Git;
 
 /// The unified diff sent at most; the rest is cut at a file boundary and flagged.
@@ -42,7 +42,7 @@ pub struct Diff {
     pub branch: String,
     pub base_commit: String,
     pub base_branch: Option<String>,
-    pub state: String,
+    pub state: WorktreeState,
     pub worktree: String,
     /// The run's commits on its branch (newest first).
     pub commits: Vec<Commit>,
@@ -164,7 +164,7 @@ fn cut(mut diff: String, truncated: bool) -> (String, bool) {
 pub async fn diff(w: &Worktree) -> Result<Diff, IsolationError> {
     let dir = Path::new(&w.path);
     if w.removed_at.is_some() || !dir.is_dir() {
-        return Err(IsolationError::Removed(w.execution_id));
+        return Err(IsolationError::removed(w));
     }
     let tree = snapshot(dir).await?;
     let head_tree = Git::new(dir)
@@ -214,7 +214,7 @@ pub async fn diff(w: &Worktree) -> Result<Diff, IsolationError> {
         branch: w.branch.clone(),
         base_commit: w.base_commit.clone(),
         base_branch: w.base_branch.clone(),
-        state: w.state.clone(),
+        state: w.state,
         worktree: w.path.clone(),
         commits,
         uncommitted: tree != head_tree,

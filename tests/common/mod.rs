@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use claude_manager::app::Server;
 use claude_manager::config::Config;
 
+pub mod git;
 pub mod runs;
 pub mod term;
 

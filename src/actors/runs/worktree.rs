@@ -20,8 +20,8 @@ impl RunsState {
             return Ok(None);
         };
         let deps = &self.args.deps;
-        let made =
-            isolation::isolate_run(&deps.db, &deps.events, &wanted, request.task_id, row.id).await;
+        let owner = isolation::Owner::Task(request.task_id);
+        let made = isolation::isolate(&deps.db, &deps.events, &wanted, owner, row.id).await;
         match made {
             Ok(cwd) => {
                 row.cwd = Some(cwd.display().to_string());

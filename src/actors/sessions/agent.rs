@@ -32,6 +32,8 @@ pub struct AgentSessionRequest {
     /// Canonical, inside the allowed roots.
     pub cwd: PathBuf,
     pub size: WindowSize,
+    /// `isolation: "worktree"`: each session it starts (a restart too) gets its own worktree.
+    pub worktree: Option<crate::isolation::WorktreeRequest>,
 }
 
 impl From<AgentError> for SessionError {
@@ -84,6 +86,7 @@ impl SessionsState {
             // The agent's own idle timeout (1800 s unless its definition says otherwise); 0 = never.
             idle_timeout: (req.def.idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(req.def.idle_timeout_secs)),
+            worktree: req.worktree,
         };
         let info = self.create(me, spec).await?;
         if !resume {

@@ -1,4 +1,4 @@
-// The "Changes" tab of an isolated run: what the agent changed in its git worktree against the
+// The "Changes" tab of an isolated run or agent session: what the agent changed in its git worktree against the
 // commit it started from (uncommitted work included), file by file — side by side on a wide
 // screen, unified on a phone — with merge and discard, each asked twice.
 
@@ -48,10 +48,10 @@ function useWide(): boolean {
 }
 
 /**
- * Wraps a run's page: when the run has a worktree, tabs "Run" (the children) and "Changes";
- * otherwise just the children.
+ * Wraps a run's or an agent session's page: when it has a worktree, tabs `label` (the children)
+ * and "Changes"; otherwise just the children.
  */
-export function WithChanges(props: { x: Execution; children: ComponentChildren }) {
+export function WithChanges(props: { x: Execution; label: string; children: ComponentChildren }) {
   const id = props.x.id;
   const isolated = props.x.isolated === true;
   // Only an isolated run has a diff: asking for any other's would be a 409 in the console.
@@ -79,7 +79,7 @@ export function WithChanges(props: { x: Execution; children: ComponentChildren }
     <>
       <div class="tabs" role="tablist">
         <button role="tab" aria-selected={tab === "run"} class={tab === "run" ? "tab on" : "tab"} onClick={() => setTab("run")}>
-          Run
+          {props.label}
         </button>
         <button
           role="tab"
@@ -145,7 +145,7 @@ function Changes(props: { x: Execution; d: Diff; onDiscarded: () => void }) {
           </>
         ) : null}
       </div>
-      {!ended && open ? <p class="muted small">The run is still going: merge or discard once it ends.</p> : null}
+      {!ended && open ? <p class="muted small">It is still going: merge or discard once it ends.</p> : null}
       <ErrorBanner error={error} onClose={() => setError(null)} />
       {done ? <p class="notice">{done}</p> : null}
       <dl class="facts">

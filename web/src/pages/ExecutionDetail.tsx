@@ -41,14 +41,14 @@ export function ExecutionDetail(props: { id: string }) {
       <Header x={d} onChange={x.setData} />
       <ErrorBanner error={x.error} />
       {d.type === "agent_run" ? (
-        <WithChanges x={d}>
+        <WithChanges x={d} label="Run">
           <RunView x={d} />
         </WithChanges>
       ) : (
-        <>
+        <WithChanges x={d} label="Session">
           <Facts x={d} />
           <OutputView x={d} />
-        </>
+        </WithChanges>
       )}
     </div>
   );
