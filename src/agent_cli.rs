@@ -97,6 +97,8 @@ mod tests {
                 resume: vec!["--resume".into(), "{session_id}".into()],
             },
             isolation: None,
+            memory_max_bytes: None,
+            pids_max: None,
         }
     }
 

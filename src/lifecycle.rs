@@ -23,7 +23,8 @@ use crate::actors::events::{EventType, Events};
 use crate::db::executions::{self, ExecutionStatus, ExecutionSummary, Finish};
 use crate::db::DbError;
 use crate::pty::{
-    CgroupRoot, ExitInfo, ProcessTree, PtyChild, PtyCommand, PtyError, SpawnedPiped, SpawnedPty,
+    caps, CgroupRoot, ExitInfo, ProcessTree, PtyChild, PtyCommand, PtyError, SpawnedPiped,
+    SpawnedPty,
 };
 
 /// Pause between the steps of a stop (SIGHUP, SIGTERM, SIGKILL): DESIGN "Processes".
@@ -114,7 +115,7 @@ impl Lifecycle {
         mut command: PtyCommand,
         spawn: impl FnOnce(&PtyCommand) -> Result<S, PtyError>,
     ) -> Result<S, PtyError> {
-        let spawned = self.cgroup_for(id).and_then(|cgroup| {
+        let spawned = self.cgroup_for(id, &command.caps).and_then(|cgroup| {
             command.cgroup = cgroup;
             spawn(&command)
         });
@@ -153,16 +154,69 @@ impl Lifecycle {
         Ok(spawned)
     }
 
-    fn cgroup_for(&self, id: i64) -> Result<Option<std::path::PathBuf>, PtyError> {
+    /// The session's cgroup, created empty with its caps written; `None` without cgroups.
+    fn cgroup_for(
+        &self,
+        id: i64,
+        caps: &caps::Caps,
+    ) -> Result<Option<std::path::PathBuf>, PtyError> {
         let Some(root) = &self.cgroups else {
-            return Ok(None);
+            if caps.is_empty() {
+                return Ok(None);
+            }
+            // Refused before the session was recorded (`caps_unenforceable`); never run uncapped.
+            return Err(PtyError::Cgroup {
+                dir: std::path::PathBuf::new(),
+                source: std::io::Error::other("caps asked, but sessions run without cgroups"),
+            });
         };
-        root.create(&format!("{}-{id}", self.boot_id))
-            .map(Some)
+        let dir = root
+            .create(&format!("{}-{id}", self.boot_id))
             .map_err(|source| PtyError::Cgroup {
                 dir: root.dir().to_path_buf(),
                 source,
-            })
+            })?;
+        caps::apply(&dir, caps).map_err(|source| {
+            let _ = std::fs::remove_dir(&dir);
+            PtyError::Cgroup {
+                dir: dir.clone(),
+                source,
+            }
+        })?;
+        Ok(Some(dir))
+    }
+
+    /// Why `caps` cannot be enforced here, as `(field, message)`; `None` when they can (or
+    /// none is asked). Checked before a session is recorded, so the request is refused (422).
+    pub fn caps_unenforceable(&self, caps: &caps::Caps) -> Option<(&'static str, String)> {
+        let first = if caps.memory_max_bytes.is_some() {
+            "memory_max_bytes"
+        } else {
+            "pids_max"
+        };
+        match &self.cgroups {
+            _ if caps.is_empty() => None,
+            None => Some((
+                first,
+                "caps need session cgroups, and this server runs sessions without them \
+                 (session_cgroups; see docs/operations.md)"
+                    .into(),
+            )),
+            Some(root) => root
+                .controllers()
+                .missing_for(caps)
+                .map(|(field, controller)| {
+                    (
+                        field,
+                        format!(
+                        "the cgroup v2 {controller} controller is not delegated to this server's \
+                         session cgroups ({}), so this cap cannot be enforced (see \
+                         docs/operations.md)",
+                        root.dir().display()
+                    ),
+                    )
+                }),
+        }
     }
 
     /// Records how execution `id` ended (with `also`, in the same write), announces
@@ -174,7 +228,17 @@ impl Lifecycle {
         finish: Finish,
         also: impl FnOnce(&rusqlite::Connection) -> Result<(), DbError> + Send + 'static,
     ) -> Option<ExecutionSummary> {
-        self.live.remove(id);
+        let mut finish = finish;
+        // A cgroup left after the tree ended is the record of a cap kill (`ProcessTree::
+        // kill_and_remove`): say so unless the end already has a reason, then remove it.
+        if let Some(tree) = self.live.remove(id) {
+            if let Some(why) = tree.cgroup.as_deref().and_then(caps::cap_kill_reason) {
+                if finish.status == ExecutionStatus::Failed && finish.reason.is_none() {
+                    finish.reason = Some(why);
+                }
+                let _ = tree.remove_cgroup();
+            }
+        }
         let row = self
             .db
             .write(move |c| {
@@ -213,10 +277,8 @@ impl LiveTrees {
         }
     }
 
-    pub fn remove(&self, execution_id: i64) {
-        if let Ok(mut map) = self.0.lock() {
-            map.remove(&execution_id);
-        }
+    pub fn remove(&self, execution_id: i64) -> Option<ProcessTree> {
+        self.0.lock().ok()?.remove(&execution_id)
     }
 
     pub fn snapshot(&self) -> Vec<ProcessTree> {

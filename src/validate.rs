@@ -58,3 +58,30 @@ fn default_dir(field: &str, roots: &[PathBuf]) -> Result<PathBuf, ApiError> {
 pub fn inside_roots(path: &Path, roots: &[PathBuf]) -> bool {
     roots.iter().any(|root| path.starts_with(root))
 }
+
+/// `memory_max_bytes` and `pids_max` (a terminal request's, an agent definition's): positive
+/// integers within sane bounds (`pty::caps`); errors name the field. Whether this server can
+/// enforce them is decided where the session starts (`Lifecycle::caps_unenforceable`).
+pub fn check_caps(
+    memory_max_bytes: Option<i64>,
+    pids_max: Option<i64>,
+) -> Result<pty::Caps, ApiError> {
+    use pty::caps::{MEMORY_MAX_BYTES_MAX, MEMORY_MAX_BYTES_MIN, PIDS_MAX_MAX};
+    let within = |field: &str, v: Option<i64>, min: u64, max: u64| match v {
+        None => Ok(None),
+        Some(n) if n >= 0 && (min..=max).contains(&(n as u64)) => Ok(Some(n as u64)),
+        Some(n) => Err(ApiError::validation(
+            field,
+            format!("must be an integer from {min} to {max}, got {n}"),
+        )),
+    };
+    Ok(pty::Caps {
+        memory_max_bytes: within(
+            "memory_max_bytes",
+            memory_max_bytes,
+            MEMORY_MAX_BYTES_MIN,
+            MEMORY_MAX_BYTES_MAX,
+        )?,
+        pids_max: within("pids_max", pids_max, 1, PIDS_MAX_MAX)?,
+    })
+}

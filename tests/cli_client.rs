@@ -146,6 +146,7 @@ impl Screen {
             ],
             size,
             cgroup: None,
+            caps: Default::default(),
         })
         .expect("client on a pty");
         Screen {

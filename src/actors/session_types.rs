@@ -70,6 +70,8 @@ pub struct SessionSpec {
     /// Agent sessions with `isolation: "worktree"`: the repository to give it a worktree of (the
     /// session then runs there, not in `cwd`).
     pub worktree: Option<crate::isolation::WorktreeRequest>,
+    /// `memory_max_bytes` / `pids_max` for the session's cgroup (`pty/caps.rs`).
+    pub caps: crate::pty::Caps,
 }
 
 /// When a session last saw output or input, in ms since the Unix epoch. Written by the session's
@@ -160,6 +162,8 @@ pub enum SessionError {
     Spawn(String),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
+    #[error("{field}: {why}")]
+    CapUnavailable { field: &'static str, why: String },
     #[error("could not create its git worktree: {0}")]
     Isolation(#[from] crate::isolation::IsolationError),
 }

@@ -135,6 +135,9 @@ impl SessionsState {
         if live >= self.args.max_sessions {
             return Err(SessionError::TooMany { live });
         }
+        if let Some((field, why)) = self.args.deps.lifecycle.caps_unenforceable(&spec.caps) {
+            return Err(SessionError::CapUnavailable { field, why });
+        }
         let id = new_session_id();
         let db = self.args.deps.db.clone();
         let new = NewExecution {
@@ -160,6 +163,7 @@ impl SessionsState {
             env: spec.env.clone(),
             size: spec.size,
             cgroup: None,
+            caps: spec.caps,
         };
         let spawned = match self
             .args

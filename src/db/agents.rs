@@ -61,9 +61,15 @@ pub struct AgentDef {
     pub idle_timeout_secs: u64,
     pub restart: RestartPolicy,
     pub session_args: SessionArgs,
-    /// `"worktree"`: each headless run gets its own git worktree (`crate::isolation`).
+    /// `"worktree"`: each headless run and session gets its own git worktree
+    /// (`crate::isolation`).
     #[serde(default)]
     pub isolation: Option<String>,
+    /// Caps of each of its sessions' cgroup (`pty/caps.rs`); `None` = not capped.
+    #[serde(default)]
+    pub memory_max_bytes: Option<u64>,
+    #[serde(default)]
+    pub pids_max: Option<u64>,
 }
 
 /// A stored agent. `env` holds the real values: show it only through `auth::redact_env`.

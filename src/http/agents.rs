@@ -133,6 +133,8 @@ pub struct AgentInput {
     restart: Option<RestartInput>,
     session_args: Option<SessionArgsInput>,
     isolation: Option<String>,
+    memory_max_bytes: Option<i64>,
+    pids_max: Option<i64>,
     /// Read-only fields a client may send back from a GET; ignored.
     #[serde(default, rename = "id")]
     _id: Option<Value>,
@@ -278,6 +280,7 @@ impl AgentInput {
         check_argv("session_args.first", &session_args.first, 0)?;
         check_argv("session_args.resume", &session_args.resume, 0)?;
         crate::isolation::parse("isolation", self.isolation.as_deref())?;
+        let caps = crate::validate::check_caps(self.memory_max_bytes, self.pids_max)?;
         Ok(AgentDef {
             name,
             description,
@@ -293,6 +296,8 @@ impl AgentInput {
             restart,
             session_args,
             isolation: self.isolation,
+            memory_max_bytes: caps.memory_max_bytes,
+            pids_max: caps.pids_max,
         })
     }
 }

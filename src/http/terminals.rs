@@ -89,6 +89,7 @@ impl From<SessionError> for ApiError {
             }
             SessionError::Db(db) => db.into(),
             SessionError::Isolation(e) => e.into(),
+            SessionError::CapUnavailable { field, why } => ApiError::validation(field, why),
         }
     }
 }
@@ -110,6 +111,10 @@ pub struct CreateTerminal {
     name: Option<String>,
     #[serde(default)]
     task_id: Option<i64>,
+    #[serde(default)]
+    memory_max_bytes: Option<i64>,
+    #[serde(default)]
+    pids_max: Option<i64>,
 }
 
 fn check_cells(field: &str, v: Option<i64>, default: u16) -> Result<u16, ApiError> {
@@ -229,6 +234,7 @@ fn check_paths(
 
 async fn create(state: AppState, body: CreateTerminal) -> Result<Response, Rejection> {
     let (env, size) = check_shape(&body).map_err(reject)?;
+    let caps = crate::validate::check_caps(body.memory_max_bytes, body.pids_max).map_err(reject)?;
     if let Some(task_id) = body.task_id {
         let exists = state
             .db
@@ -268,6 +274,7 @@ async fn create(state: AppState, body: CreateTerminal) -> Result<Response, Rejec
         idle_timeout: state.config.terminal_idle_timeout,
         conversation_id: None,
         worktree: None,
+        caps,
     };
     let info = state
         .sessions

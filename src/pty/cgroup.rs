@@ -15,6 +15,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::caps::Controllers;
 use crate::config::CgroupSetting;
 
 /// The directory made in the server's own cgroup (`auto`) to hold one cgroup per session.
@@ -24,6 +25,8 @@ pub const SESSIONS_DIR: &str = "claude-manager-sessions";
 #[derive(Debug, Clone)]
 pub struct CgroupRoot {
     dir: PathBuf,
+    /// What the session cgroups can be capped with (`caps.rs`).
+    controllers: Controllers,
 }
 
 impl CgroupRoot {
@@ -39,11 +42,16 @@ impl CgroupRoot {
         if !dir.join("cgroup.procs").is_file() {
             return Err(format!("{} is not in a cgroup2 hierarchy", dir.display()));
         }
-        Ok(Some(CgroupRoot { dir }))
+        let controllers = Controllers::enable(&dir);
+        Ok(Some(CgroupRoot { dir, controllers }))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub fn controllers(&self) -> Controllers {
+        self.controllers
     }
 
     /// Creates the (empty) cgroup `name` for one session; the child joins it before `exec`.

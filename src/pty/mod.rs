@@ -29,6 +29,7 @@
 //! child ([`PtyChild`]); `signal.rs` is the one place that signals process groups; `lookup.rs`
 //! finds the executable a command names; `user.rs` reads the user's login shell and home.
 
+pub mod caps;
 mod cgroup;
 mod child;
 pub mod env;
@@ -48,6 +49,7 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
+pub use caps::Caps;
 pub use cgroup::CgroupRoot;
 pub use child::PtyChild;
 pub use lookup::resolve_command;
@@ -127,6 +129,8 @@ pub struct PtyCommand {
     /// The session's cgroup (created empty): the child joins it before `exec`, so every
     /// process it ever starts is in it.
     pub cgroup: Option<PathBuf>,
+    /// Written to the cgroup before the child joins it (`caps.rs`); none without a cgroup.
+    pub caps: Caps,
 }
 
 /// How a child ended: exactly one of the two is set.

@@ -20,6 +20,7 @@ pub(super) fn command(program: &str, args: &[&str]) -> PtyCommand {
         env: Vec::new(),
         size: SIZE,
         cgroup: None,
+        caps: super::Caps::default(),
     }
 }
 

@@ -70,6 +70,11 @@ impl ProcessTree {
         while cgroup::populated(dir) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(CGROUP_EMPTY_POLL).await;
         }
+        if super::caps::oom_kills(dir) > 0 {
+            // Its memory cap ended it: the (empty) cgroup is the record of that until the end
+            // is written (`Lifecycle::record_end` reads it, then removes it).
+            return Ok(());
+        }
         cgroup::remove(dir).map_err(|source| PtyError::Cgroup {
             dir: dir.clone(),
             source,

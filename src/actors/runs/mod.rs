@@ -263,6 +263,7 @@ impl RunsState {
             env: request.env.clone(),
             size: WindowSize { cols: 80, rows: 24 },
             cgroup: None,
+            caps: crate::pty::Caps::default(),
         };
         let deps = self.args.deps.clone();
         let spawned = match deps.lifecycle.launch(id, command, pty::spawn_piped).await {

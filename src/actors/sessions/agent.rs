@@ -87,6 +87,10 @@ impl SessionsState {
             idle_timeout: (req.def.idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(req.def.idle_timeout_secs)),
             worktree: req.worktree,
+            caps: crate::pty::Caps {
+                memory_max_bytes: req.def.memory_max_bytes,
+                pids_max: req.def.pids_max,
+            },
         };
         let info = self.create(me, spec).await?;
         if !resume {
