@@ -1,30 +1,41 @@
 //! How an agent definition becomes the argv of its CLI: one place, for interactive sessions and
-//! headless runs alike.
+//! headless runs alike, spelled per agent kind ([`kinds`]).
 //!
-//! Order: `command`, the flags derived from the definition (model, system prompt, permission
-//! mode, allowed tools — Claude Code's spelling), the session args with `{session_id}` expanded,
-//! then the definition's own `args`. A user's prompt is never part of argv: headless runs write
-//! it to stdin, so a message starting with `--` stays text.
+//! Order: `command`, in a headless run the kind's headless flags (Claude Code's print mode with
+//! stream-json, `codex exec --json`, …), the flags derived from the definition (model, system
+//! prompt, permission mode, allowed tools — each in the kind's own spelling), the session args
+//! with `{session_id}` expanded, then the definition's own `args`. A `command` agent gets no
+//! flag its user did not write. A user's prompt is never part of argv: headless runs write it
+//! to stdin, so a message starting with `--` stays text.
+
+mod kinds;
+
+pub use kinds::{all as all_kinds, owned, spec, AgentKind, KindSpec, OutputFormat};
 
 use crate::db::agents::AgentDef;
 
 /// Replaced by the conversation id in the session-args templates.
 pub const SESSION_ID_PLACEHOLDER: &str = "{session_id}";
 
+/// The definition's fields in its kind's flags. A field the kind cannot express was refused
+/// when the agent was saved; one read from an older record is left out here.
 fn definition_flags(def: &AgentDef) -> Vec<String> {
+    let kind = spec(def.kind);
     let mut argv = Vec::new();
-    if let Some(model) = &def.model {
-        argv.extend(["--model".to_string(), model.clone()]);
+    if let (Some(flag), Some(model)) = (kind.model_flag, &def.model) {
+        argv.extend([flag.to_string(), model.clone()]);
     }
-    if let Some(prompt) = &def.system_prompt {
-        argv.extend(["--append-system-prompt".to_string(), prompt.clone()]);
+    if let (Some(flag), Some(prompt)) = (kind.system_prompt_flag, &def.system_prompt) {
+        argv.extend([flag.to_string(), prompt.clone()]);
     }
     if let Some(mode) = &def.permission_mode {
-        argv.extend(["--permission-mode".to_string(), mode.clone()]);
+        if let Some((_, flags)) = kind.permission_modes.iter().find(|(m, _)| m == mode) {
+            argv.extend(owned(flags));
+        }
     }
-    if !def.allowed_tools.is_empty() {
+    if let (Some(flag), false) = (kind.allowed_tools_flag, def.allowed_tools.is_empty()) {
         // One comma-separated value: tool patterns may contain spaces (`Bash(git log:*)`).
-        argv.extend(["--allowedTools".to_string(), def.allowed_tools.join(",")]);
+        argv.extend([flag.to_string(), def.allowed_tools.join(",")]);
     }
     argv
 }
@@ -50,18 +61,26 @@ pub fn session_argv(def: &AgentDef, conversation: &str, resume: bool) -> Vec<Str
     argv
 }
 
-/// argv of a headless run (Claude Code's print mode with streamed JSON events); `resume`
-/// continues an earlier conversation.
+/// The flags that continue conversation `id` in a headless run, or `None` when the agent's
+/// kind has no way to (the run is refused, naming `resume`).
+pub fn run_resume_args(def: &AgentDef, id: &str) -> Option<Vec<String>> {
+    let kind = spec(def.kind);
+    let template = match kind.run_resume {
+        Some(t) => owned(t),
+        None if kind.resume_from_session_args => def.session_args.resume.clone(),
+        None => Vec::new(),
+    };
+    (!template.is_empty()).then(|| expand(&template, id))
+}
+
+/// argv of a headless run (the kind's machine-readable print mode); `resume` continues an
+/// earlier conversation, and must be one the kind can continue ([`run_resume_args`]).
 pub fn run_argv(def: &AgentDef, resume: Option<&str>) -> Vec<String> {
     let mut argv = def.command.clone();
-    argv.extend(
-        ["-p", "--output-format", "stream-json", "--verbose"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    argv.extend(owned(spec(def.kind).headless_args));
     argv.extend(definition_flags(def));
     if let Some(conversation) = resume {
-        argv.extend(expand(&def.session_args.resume, conversation));
+        argv.extend(run_resume_args(def, conversation).unwrap_or_default());
     }
     argv.extend(def.args.iter().cloned());
     argv
@@ -75,6 +94,7 @@ mod tests {
     fn def() -> AgentDef {
         AgentDef {
             name: "a".into(),
+            kind: AgentKind::Claude,
             description: String::new(),
             command: vec!["claude".into()],
             args: vec!["--x".into()],
@@ -138,5 +158,112 @@ mod tests {
                 "--verbose"
             ]
         );
+    }
+
+    /// `def()` as an agent of `kind` with that kind's default command and session args, and
+    /// only the fields the kind can express.
+    fn of_kind(kind: AgentKind) -> AgentDef {
+        let s = spec(kind);
+        let mut d = def();
+        d.kind = kind;
+        d.command = if s.default_command.is_empty() {
+            vec!["my-agent".into()]
+        } else {
+            owned(s.default_command)
+        };
+        d.args = vec![];
+        d.model = s.model_flag.map(|_| "m1".into());
+        d.allowed_tools = vec![];
+        d.session_args = crate::db::agents::SessionArgs {
+            first: owned(s.session_first),
+            resume: owned(s.session_resume),
+        };
+        d
+    }
+
+    #[test]
+    fn each_kind_spells_its_headless_run_its_own_way() {
+        let run = |k| run_argv(&of_kind(k), None);
+        assert_eq!(
+            run(AgentKind::Codex),
+            ["codex", "exec", "--json", "--model", "m1"]
+        );
+        assert_eq!(
+            run(AgentKind::Gemini),
+            ["gemini", "--output-format", "stream-json", "--model", "m1"]
+        );
+        assert_eq!(
+            run(AgentKind::Aider),
+            [
+                "aider",
+                "--message-file",
+                "/dev/stdin",
+                "--yes-always",
+                "--no-pretty",
+                "--model",
+                "m1"
+            ]
+        );
+        assert_eq!(
+            run(AgentKind::Opencode),
+            ["opencode", "run", "--model", "m1"]
+        );
+        assert_eq!(run(AgentKind::Command), ["my-agent"]);
+    }
+
+    #[test]
+    fn runs_resume_with_the_kinds_own_flags_or_not_at_all() {
+        let resume = |k| run_resume_args(&of_kind(k), "c1");
+        assert_eq!(resume(AgentKind::Claude).unwrap(), ["--resume", "c1"]);
+        assert_eq!(resume(AgentKind::Codex).unwrap(), ["resume", "c1", "-"]);
+        assert_eq!(resume(AgentKind::Gemini).unwrap(), ["--resume", "c1"]);
+        assert_eq!(resume(AgentKind::Opencode).unwrap(), ["--session", "c1"]);
+        assert_eq!(
+            resume(AgentKind::Command),
+            None,
+            "no flags the user did not write"
+        );
+        let argv = run_argv(&of_kind(AgentKind::Codex), Some("c1"));
+        assert_eq!(argv[3..], ["--model", "m1", "resume", "c1", "-"]);
+    }
+
+    #[test]
+    fn a_command_agent_gets_only_what_its_user_wrote() {
+        let mut d = of_kind(AgentKind::Command);
+        assert_eq!(session_argv(&d, "u1", false), ["my-agent"]);
+        assert_eq!(session_argv(&d, "u1", true), ["my-agent"]);
+        d.args = vec!["--flag".into()];
+        d.session_args.resume = vec!["--thread".into(), "{session_id}".into()];
+        assert_eq!(
+            session_argv(&d, "u1", true),
+            ["my-agent", "--thread", "u1", "--flag"]
+        );
+        // A model stored before kinds existed is not turned into a flag it never asked for.
+        d.model = Some("sonnet".into());
+        assert_eq!(run_argv(&d, None), ["my-agent", "--flag"]);
+    }
+
+    #[test]
+    fn permission_modes_map_to_each_kinds_flags() {
+        let with_mode = |k, m: &str| {
+            let mut d = of_kind(k);
+            d.model = None;
+            d.permission_mode = Some(m.into());
+            session_argv(&d, "u", false)
+        };
+        assert_eq!(
+            with_mode(AgentKind::Codex, "plan")[1..],
+            ["--sandbox", "read-only"]
+        );
+        assert_eq!(
+            with_mode(AgentKind::Gemini, "acceptEdits")[1..3],
+            ["--approval-mode", "auto_edit"]
+        );
+        assert_eq!(
+            with_mode(AgentKind::Aider, "bypassPermissions")[1..],
+            ["--yes-always"]
+        );
+        let first = session_argv(&of_kind(AgentKind::Gemini), "u", false);
+        assert_eq!(first[3..], ["--session-id", "u"]);
     }
 }

@@ -162,7 +162,7 @@ async fn deleting_an_agent_with_a_live_session_is_409() {
 }
 
 #[tokio::test]
-async fn a_missing_agent_cli_is_a_clear_400_and_unknown_agents_404() {
+async fn a_missing_agent_cli_is_refused_when_saved_and_unknown_agents_404() {
     let s = TestServer::start().await;
     let r = s
         .post(
@@ -170,12 +170,8 @@ async fn a_missing_agent_cli_is_a_clear_400_and_unknown_agents_404() {
             json!({"name": "ghost", "command": ["no-such-agent-cli-xyz"]}),
         )
         .await;
-    let agent = r.body["id"].as_i64().unwrap();
-    let r = s
-        .post(&format!("/api/agents/{agent}/session"), json!({}))
-        .await;
-    assert_eq!(r.status, 400, "{}", r.text);
-    assert_eq!(r.code(), "command_not_found");
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.body["error"]["field"], "command");
     assert_eq!(
         s.post("/api/agents/999/session", json!({})).await.status,
         404

@@ -2,10 +2,16 @@
 //! values never shown, unique names, and deleting a busy agent refused.
 
 mod common;
+use common::runs::fake_claude;
 use common::TestServer;
 use serde_json::{json, Value};
 
-async fn create_agent(s: &TestServer, body: Value) -> Value {
+/// Creates an agent; one that names no command runs the fake Claude Code (the real `claude`
+/// is not on the tests' PATH, and a command is checked when it is saved).
+async fn create_agent(s: &TestServer, mut body: Value) -> Value {
+    if body.get("command").is_none() {
+        body["command"] = json!([fake_claude()]);
+    }
     let r = s.post("/api/agents", body).await;
     assert_eq!(r.status, 201, "create agent: {}", r.text);
     r.body
@@ -14,8 +20,20 @@ async fn create_agent(s: &TestServer, body: Value) -> Value {
 #[tokio::test]
 async fn defaults_are_claude_code_with_resumable_session_args() {
     let s = TestServer::start().await;
-    let a = create_agent(&s, json!({"name": "coder"})).await;
+    // `claude` found on the agent's own PATH: a directory holding it (the fake).
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(fake_claude(), bin.path().join("claude")).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.path().display());
+    let r = s
+        .post(
+            "/api/agents",
+            json!({"name": "coder", "env": {"PATH": path}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let a = r.body;
     assert_eq!(a["command"], json!(["claude"]));
+    assert_eq!(a["kind"], "claude");
     assert_eq!(a["idle_timeout_secs"], 1800);
     assert_eq!(a["restart"]["policy"], "never");
     assert_eq!(a["restart"]["backoff_initial_ms"], 1000);
@@ -105,7 +123,10 @@ async fn validation_names_the_field() {
             "restart.backoff_initial_ms",
         ),
     ];
-    for (body, field) in cases {
+    for (mut body, field) in cases {
+        if body.get("command").is_none() {
+            body["command"] = json!([fake_claude()]);
+        }
         let r = s.post("/api/agents", body.clone()).await;
         assert_eq!(r.status, 422, "{body}: {}", r.text);
         assert_eq!(r.body["error"]["field"], field, "{body}: {}", r.text);
@@ -132,7 +153,12 @@ async fn names_are_unique_on_create_and_patch() {
     let s = TestServer::start().await;
     create_agent(&s, json!({"name": "one"})).await;
     let two = create_agent(&s, json!({"name": "two"})).await;
-    let r = s.post("/api/agents", json!({"name": "one"})).await;
+    let r = s
+        .post(
+            "/api/agents",
+            json!({"name": "one", "command": [fake_claude()]}),
+        )
+        .await;
     assert_eq!(r.status, 409);
     assert_eq!(r.code(), "name_taken");
     let r = s

@@ -3,7 +3,7 @@
 //! cancel and timeout killing the group, and the queue's limit and priority.
 
 mod common;
-use common::runs::{agent, run, task};
+use common::runs::{agent, event_stream, run, task};
 use common::term::{events, wait_event};
 use common::{TestServer, Ws};
 use futures_util::StreamExt;
@@ -11,27 +11,6 @@ use serde_json::{json, Value};
 
 async fn finished(ev: &mut Ws, id: i64) -> Value {
     wait_event(ev, "execution.finished", |d| d["id"] == id).await
-}
-
-/// Every message of the run's event socket until it closes.
-async fn event_stream(s: &TestServer, id: i64, since: i64) -> Vec<Value> {
-    let mut ws = s
-        .ws(&format!("/api/executions/{id}/events?since={since}"))
-        .await;
-    let mut out = Vec::new();
-    loop {
-        let msg = tokio::time::timeout(common::WAIT, ws.next())
-            .await
-            .expect("in time");
-        match msg {
-            Some(Ok(m)) if m.is_text() => {
-                out.push(serde_json::from_str(m.to_text().unwrap()).unwrap())
-            }
-            Some(Ok(m)) if m.is_close() => return out,
-            Some(Ok(_)) => {}
-            _ => return out,
-        }
-    }
 }
 
 /// Waits (bounded) until task `t` has `status`: the task moves just after its run is recorded

@@ -139,7 +139,12 @@ async fn count(s: &TestServer, q: &str) -> (i64, usize) {
 async fn list_filters_and_orders_newest_first() {
     let s = TestServer::start().await;
     // A task's agent must exist (422 otherwise): the filter test uses a real one.
-    let agent = s.post("/api/agents", json!({"name": "filter-agent"})).await;
+    let agent = s
+        .post(
+            "/api/agents",
+            json!({"name": "filter-agent", "command": [common::runs::fake_claude()]}),
+        )
+        .await;
     assert_eq!(agent.status, 201, "{}", agent.text);
     let agent_id = agent.body["id"].as_i64().unwrap();
     let mut ids = vec![];

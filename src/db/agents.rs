@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
 use super::DbError;
+use crate::agent_cli::{self, AgentKind};
 use crate::time::now_rfc3339;
 
 /// `never` (default) or `on_failure` with exponential backoff and an intensity limit.
@@ -46,6 +47,9 @@ pub struct SessionArgs {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentDef {
     pub name: String,
+    /// Which CLI `command` is, so its flags are spelled its way (`crate::agent_cli`). A stored
+    /// definition from before kinds existed gets [`AgentKind::default_for`] when read.
+    pub kind: AgentKind,
     pub description: String,
     /// argv of the agent CLI (`["claude"]` by default).
     pub command: Vec<String>,
@@ -105,9 +109,12 @@ const SELECT: &str = "SELECT id, definition, conversation_id, created_at, update
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
     let def: String = row.get(1)?;
-    let def = serde_json::from_str(&def).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let def = serde_json::from_str(&def)
+        .map(with_kind)
+        .and_then(serde_json::from_value)
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+        })?;
     Ok(Agent {
         id: row.get(0)?,
         def,
@@ -115,6 +122,36 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
         created_at: row.get(3)?,
         updated_at: row.get(4)?,
     })
+}
+
+/// A definition stored before kinds existed: its kind is the default for its command, and a
+/// non-Claude kind loses the Claude Code session args it was given by default then (they were
+/// never its user's choice) for its kind's own.
+fn with_kind(mut def: serde_json::Value) -> serde_json::Value {
+    let Some(obj) = def.as_object_mut() else {
+        return def;
+    };
+    if obj.contains_key("kind") {
+        return def;
+    }
+    let command: Vec<String> = obj
+        .get("command")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default();
+    let kind = AgentKind::default_for(&command);
+    let claude = agent_cli::spec(AgentKind::Claude);
+    let claude_defaults = serde_json::json!({
+        "first": claude.session_first, "resume": claude.session_resume,
+    });
+    if kind != AgentKind::Claude && obj.get("session_args") == Some(&claude_defaults) {
+        let spec = agent_cli::spec(kind);
+        obj.insert(
+            "session_args".into(),
+            serde_json::json!({"first": spec.session_first, "resume": spec.session_resume}),
+        );
+    }
+    obj.insert("kind".into(), serde_json::json!(kind.as_str()));
+    def
 }
 
 fn unique_violation(e: &rusqlite::Error) -> bool {

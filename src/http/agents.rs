@@ -15,8 +15,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::agent_kinds::{check_command, check_kind_fields, command_cwd};
 use super::json::{json_body, ok_json, parse_json, raw_query, reject, reply_json, Page, Query};
 use super::terminals::check_env;
+use crate::agent_cli::{self, owned, AgentKind};
 use crate::auth::{redact_env, REDACTED};
 use crate::db::agents::{
     self, Agent, AgentDef, AgentError, RestartPolicy, RestartPolicyKind, SessionArgs,
@@ -32,14 +34,6 @@ const MODEL_MAX_CHARS: usize = 200;
 const SYSTEM_PROMPT_MAX_CHARS: usize = 100_000;
 const TOOLS_MAX: usize = 128;
 const TOOL_MAX_CHARS: usize = 200;
-/// Claude Code's `--permission-mode` choices.
-const PERMISSION_MODES: [&str; 5] = [
-    "default",
-    "acceptEdits",
-    "bypassPermissions",
-    "plan",
-    "dontAsk",
-];
 /// 30 min, as the previous system; 0 = never stopped for idleness.
 pub const IDLE_TIMEOUT_DEFAULT_SECS: u64 = 1800;
 const IDLE_TIMEOUT_MAX_SECS: u64 = 30 * 24 * 3600;
@@ -120,6 +114,7 @@ struct SessionArgsInput {
 #[serde(deny_unknown_fields)]
 pub struct AgentInput {
     name: String,
+    kind: Option<AgentKind>,
     description: Option<String>,
     command: Option<Vec<String>>,
     args: Option<Vec<String>>,
@@ -179,7 +174,7 @@ fn check_text(field: &str, v: Option<String>, max: usize) -> Result<Option<Strin
 }
 
 impl AgentInput {
-    /// Every rule but the filesystem one (`project_dir`, checked by [`check_project_dir`]).
+    /// Every rule but the filesystem ones (`project_dir` and the command, [`check_paths`]).
     fn validate(self) -> Result<AgentDef, ApiError> {
         let name = self.name.trim().to_string();
         let n = name.chars().count();
@@ -191,8 +186,22 @@ impl AgentInput {
         }
         let description =
             check_text("description", self.description, DESCRIPTION_MAX_CHARS)?.unwrap_or_default();
-        let command = self.command.unwrap_or_else(|| vec!["claude".into()]);
+        let command = match (self.command, self.kind) {
+            (Some(c), _) => c,
+            (None, Some(AgentKind::Command)) => {
+                return Err(ApiError::validation(
+                    "command",
+                    "a command agent needs its command (the program and its arguments)",
+                ))
+            }
+            (None, kind) => {
+                owned(agent_cli::spec(kind.unwrap_or(AgentKind::Claude)).default_command)
+            }
+        };
         check_argv("command", &command, 1)?;
+        let kind = self
+            .kind
+            .unwrap_or_else(|| AgentKind::default_for(&command));
         if command[0].trim().is_empty() {
             return Err(ApiError::validation(
                 "command",
@@ -207,16 +216,8 @@ impl AgentInput {
         }
         let system_prompt =
             check_text("system_prompt", self.system_prompt, SYSTEM_PROMPT_MAX_CHARS)?;
-        let permission_mode = match self.permission_mode {
-            None => None,
-            Some(m) if PERMISSION_MODES.contains(&m.as_str()) => Some(m),
-            Some(m) => {
-                return Err(ApiError::validation(
-                    "permission_mode",
-                    format!("must be one of {}, got {m:?}", PERMISSION_MODES.join(", ")),
-                ))
-            }
-        };
+        // Which modes are accepted depends on the kind (`agent_kinds::check_kind_fields`).
+        let permission_mode = check_text("permission_mode", self.permission_mode, MODEL_MAX_CHARS)?;
         let env = self.env.unwrap_or_default();
         check_env(&env)?;
         let allowed_tools = self.allowed_tools.unwrap_or_default();
@@ -269,20 +270,18 @@ impl AgentInput {
             ));
         }
         let s = self.session_args.unwrap_or_default();
+        let spec = agent_cli::spec(kind);
         let session_args = SessionArgs {
-            first: s
-                .first
-                .unwrap_or_else(|| vec!["--session-id".into(), "{session_id}".into()]),
-            resume: s
-                .resume
-                .unwrap_or_else(|| vec!["--resume".into(), "{session_id}".into()]),
+            first: s.first.unwrap_or_else(|| owned(spec.session_first)),
+            resume: s.resume.unwrap_or_else(|| owned(spec.session_resume)),
         };
         check_argv("session_args.first", &session_args.first, 0)?;
         check_argv("session_args.resume", &session_args.resume, 0)?;
         crate::isolation::parse("isolation", self.isolation.as_deref())?;
         let caps = crate::validate::check_caps(self.memory_max_bytes, self.pids_max)?;
-        Ok(AgentDef {
+        let def = AgentDef {
             name,
+            kind,
             description,
             command,
             args,
@@ -298,22 +297,26 @@ impl AgentInput {
             isolation: self.isolation,
             memory_max_bytes: caps.memory_max_bytes,
             pids_max: caps.pids_max,
-        })
+        };
+        check_kind_fields(&def)?;
+        Ok(def)
     }
 }
 
-/// Canonicalises `project_dir` inside the allowed roots (on a blocking thread).
-async fn check_project_dir(state: &AppState, mut def: AgentDef) -> Result<AgentDef, ApiError> {
-    let Some(dir) = def.project_dir.clone() else {
-        return Ok(def);
-    };
+/// The filesystem rules, on a blocking thread: `project_dir` canonical inside the allowed
+/// roots, and the command's program found and executable (`agent_kinds::check_command`).
+async fn check_paths(state: &AppState, mut def: AgentDef) -> Result<AgentDef, ApiError> {
     let roots: Vec<PathBuf> = state.config.allowed_roots.clone();
-    let canonical =
-        tokio::task::spawn_blocking(move || check_dir("project_dir", Some(&dir), &roots))
-            .await
-            .map_err(|e| ApiError::bad_request(format!("validation aborted: {e}")))??;
-    def.project_dir = Some(canonical.display().to_string());
-    Ok(def)
+    tokio::task::spawn_blocking(move || {
+        if let Some(dir) = def.project_dir.clone() {
+            let canonical = check_dir("project_dir", Some(&dir), &roots)?;
+            def.project_dir = Some(canonical.display().to_string());
+        }
+        check_command(&def, &command_cwd(&def))?;
+        Ok(def)
+    })
+    .await
+    .map_err(|e| ApiError::bad_request(format!("validation aborted: {e}")))?
 }
 
 /// An agent as responses show it: secret-looking env values redacted.
@@ -344,7 +347,7 @@ async fn list(state: AppState, raw: String) -> Result<Response, Rejection> {
 
 async fn create(state: AppState, body: AgentInput) -> Result<Response, Rejection> {
     let def = body.validate().map_err(reject)?;
-    let def = check_project_dir(&state, def).await.map_err(reject)?;
+    let def = check_paths(&state, def).await.map_err(reject)?;
     let agent = state
         .db
         .write(move |c| agents::insert(c, &def))
@@ -401,7 +404,7 @@ async fn patch(id: i64, state: AppState, body: Map<String, Value>) -> Result<Res
     let merged = merge(&current.def, body).map_err(reject)?;
     let input: AgentInput = parse_json(&merged).map_err(reject)?;
     let def = input.validate().map_err(reject)?;
-    let def = check_project_dir(&state, def).await.map_err(reject)?;
+    let def = check_paths(&state, def).await.map_err(reject)?;
     let agent = state
         .db
         .write(move |c| agents::update(c, id, &def))

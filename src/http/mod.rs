@@ -6,6 +6,7 @@
 //! step (`errors::recover`) turns rejections into JSON errors, so an unknown `/api/...` path is a
 //! JSON 404 and nothing falls through to a default warp body.
 
+pub mod agent_kinds;
 pub mod agent_sessions;
 pub mod agents;
 pub mod assets;
@@ -51,6 +52,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(terminals::routes(state))
         .unify()
         .or(agents::routes(state))
+        .unify()
+        .or(agent_kinds::routes())
         .unify()
         .or(agent_sessions::routes(state))
         .unify()

@@ -91,9 +91,11 @@ struct RunBody {
 
 fn is_conversation_id(s: &str) -> bool {
     // Starts with a letter or digit: it follows `--resume` in argv and must not read as a flag.
+    // `_`: opencode's ids (`ses_…`).
     (1..=64).contains(&s.len())
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 async fn run(task_id: i64, state: AppState, body: Vec<u8>) -> Result<Response, Rejection> {
@@ -106,7 +108,7 @@ async fn run(task_id: i64, state: AppState, body: Vec<u8>) -> Result<Response, R
         if !is_conversation_id(r) {
             return Err(reject(ApiError::validation(
                 "resume",
-                "must be a conversation id (1-64 letters, digits, '-'; not starting with '-')",
+                "must be a conversation id (1-64 letters, digits, '-', '_'; not starting with '-')",
             )));
         }
     }

@@ -1,6 +1,7 @@
 //! Headless agent runs with the fake Claude Code (tests/fixtures/fake-claude): an agent, a task,
 //! a run — each asserting the server accepted it.
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::TestServer;
@@ -36,4 +37,25 @@ pub async fn run(s: &TestServer, task: i64) -> i64 {
     assert_eq!(r.status, 202, "{}", r.text);
     assert_eq!(r.body["type"], "agent_run");
     r.body["id"].as_i64().unwrap()
+}
+
+/// Every message of the run's event socket until it closes.
+pub async fn event_stream(s: &TestServer, id: i64, since: i64) -> Vec<Value> {
+    let mut ws = s
+        .ws(&format!("/api/executions/{id}/events?since={since}"))
+        .await;
+    let mut out = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(super::WAIT, ws.next())
+            .await
+            .expect("in time");
+        match msg {
+            Some(Ok(m)) if m.is_text() => {
+                out.push(serde_json::from_str(m.to_text().unwrap()).unwrap())
+            }
+            Some(Ok(m)) if m.is_close() => return out,
+            Some(Ok(_)) => {}
+            _ => return out,
+        }
+    }
 }

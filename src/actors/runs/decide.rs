@@ -34,6 +34,8 @@ pub struct RunRequest {
     pub env: Vec<(String, String)>,
     /// Written to the CLI's stdin, never put in argv.
     pub prompt: String,
+    /// How the CLI's stdout is read (its kind's format).
+    pub output: agent_cli::OutputFormat,
     /// Run in its own git worktree (`isolation: "worktree"`), made when the run is recorded.
     pub worktree: Option<crate::isolation::WorktreeRequest>,
 }
@@ -105,6 +107,17 @@ impl RunsState {
             }
             Some((_, Some(agent))) => agent,
         };
+        if let Some(id) = ask.resume.as_deref() {
+            if agent_cli::run_resume_args(&agent.def, id).is_none() {
+                return Err(RunError::Invalid(ApiError::validation(
+                    "resume",
+                    format!(
+                        "{} agents cannot continue a conversation in a headless run",
+                        agent_cli::spec(agent.def.kind).label
+                    ),
+                )));
+            }
+        }
         let dir = task.project_path.clone().or(agent.def.project_dir.clone());
         let roots = self.args.allowed_roots.clone();
         let cwd: PathBuf =
@@ -129,6 +142,7 @@ impl RunsState {
             agent_id: agent.id,
             argv: agent_cli::run_argv(&agent.def, ask.resume.as_deref()),
             cwd,
+            output: agent_cli::spec(agent.def.kind).output,
             env: agent.def.env.into_iter().collect(),
             prompt: prompt_for(&task),
             worktree,

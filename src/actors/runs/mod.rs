@@ -31,6 +31,7 @@ pub use run::RunDeps;
 use run::{move_task, RunActor, RunArgs, RunMsg, StopReason};
 
 use crate::actors::slot::ActorSlot;
+use crate::agent_cli;
 use crate::db::agents;
 use crate::db::executions::{
     self, ExecutionStatus, ExecutionSummary, ExecutionType, Finish, NewExecution,
@@ -174,6 +175,7 @@ impl RunsState {
                         cwd: PathBuf::from(cwd),
                         env: agent.def.env.into_iter().collect(),
                         prompt: prompt_for(&task),
+                        output: agent_cli::spec(agent.def.kind).output,
                         worktree: None,
                     }
                 }
@@ -281,6 +283,7 @@ impl RunsState {
             execution_id: id,
             task_id: request.task_id,
             prompt: request.prompt,
+            output: request.output,
             spawned,
             deps,
             queue: me.clone(),

@@ -48,6 +48,16 @@ pub fn ended(result: Option<&RunResult>, exit: ExitInfo) -> (ExecutionStatus, Op
     }
 }
 
+/// The status and reason of a plain-text agent's run that ended by itself: it prints no result
+/// event, so its exit code alone decides.
+pub fn ended_plain(exit: ExitInfo) -> (ExecutionStatus, Option<String>) {
+    if exit.code == Some(0) && exit.signal.is_none() {
+        (ExecutionStatus::Succeeded, None)
+    } else {
+        (ExecutionStatus::Failed, Some(exit_words(exit)))
+    }
+}
+
 /// `text` on one line, cut at [`QUOTED_MAX_CHARS`] with an ellipsis.
 fn quote(text: &str) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");

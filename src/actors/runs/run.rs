@@ -21,10 +21,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use super::outcome;
-use super::stream::{parse_line, RunResult};
+use super::stream::{OutputReader, RunResult};
 use super::RunsMsg;
 use crate::actors::db::Db;
 use crate::actors::events::{EventType, Events};
+use crate::agent_cli::OutputFormat;
 use crate::db::execution_events::{self, ExecutionEvent};
 use crate::db::executions::{self, ExecutionStatus, Finish};
 use crate::db::tasks::{self, TaskPatch, TaskStatus};
@@ -67,6 +68,8 @@ pub struct RunArgs {
     pub execution_id: i64,
     pub task_id: i64,
     pub prompt: String,
+    /// How its stdout is read: its agent kind's format.
+    pub output: OutputFormat,
     pub spawned: SpawnedPiped,
     pub deps: RunDeps,
     pub queue: ActorRef<RunsMsg>,
@@ -82,6 +85,7 @@ pub struct RunState {
     next_seq: i64,
     dropped_events: u64,
     bytes_out: i64,
+    reader: OutputReader,
     result: Option<RunResult>,
     exit: Option<ExitInfo>,
     /// When the leader's exit was seen, and when stdout last gave a line (the exit drain).
@@ -143,6 +147,7 @@ impl Actor for RunActor {
             next_seq: 1,
             dropped_events: 0,
             bytes_out: 0,
+            reader: OutputReader::new(args.output),
             result: None,
             exit: None,
             exited_at: None,
@@ -321,7 +326,7 @@ pub async fn move_task(db: &Db, events: &Events, task_id: i64, to: TaskStatus) {
 impl RunState {
     async fn on_line(&mut self, line: &[u8]) {
         self.bytes_out += line.len() as i64 + 1;
-        let Some(parsed) = parse_line(line) else {
+        let Some(parsed) = self.reader.line(line) else {
             return;
         };
         if let Some(result) = parsed.result {
@@ -381,6 +386,7 @@ impl RunState {
                 ExecutionStatus::Interrupted,
                 Some("server shut down".into()),
             ),
+            None if self.reader.text_result().is_some() => outcome::ended_plain(exit),
             None => outcome::ended(self.result.as_ref(), exit),
         }
     }
@@ -392,6 +398,9 @@ impl RunState {
         self.recorded = true;
         for task in &self.tasks {
             task.abort();
+        }
+        if let Some(text) = self.reader.text_result() {
+            self.result = Some(text);
         }
         let (status, reason) = self.outcome();
         let stderr = match self.stderr.take() {
