@@ -67,6 +67,22 @@ pub fn run_argv(def: &AgentDef, resume: Option<&str>) -> Vec<String> {
     argv
 }
 
+/// Claude Code's flags for "agents that ask" (issue 16), appended after the rest of argv:
+/// `--settings` with the hooks that report attention and permission requests, and for headless
+/// runs the MCP config and the permission prompt tool (`crate::approvals::setup` builds both).
+pub fn claude_attention_flags(settings_json: &str, mcp: Option<(&str, &str)>) -> Vec<String> {
+    let mut argv = vec!["--settings".to_string(), settings_json.to_string()];
+    if let Some((config, tool)) = mcp {
+        argv.extend([
+            "--mcp-config".to_string(),
+            config.to_string(),
+            "--permission-prompt-tool".to_string(),
+            tool.to_string(),
+        ]);
+    }
+    argv
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +113,8 @@ mod tests {
                 resume: vec!["--resume".into(), "{session_id}".into()],
             },
             isolation: None,
+            approval_timeout_secs: 600,
+            approval_rules: Default::default(),
         }
     }
 

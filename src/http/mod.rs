@@ -8,6 +8,7 @@
 
 pub mod agent_sessions;
 pub mod agents;
+pub mod approvals;
 pub mod assets;
 pub mod auth;
 pub mod connections;
@@ -61,6 +62,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(review::routes(state))
         .unify()
         .or(files::routes(state))
+        .unify()
+        .or(approvals::routes(state))
         .unify()
         .or(assets::routes())
         .unify();

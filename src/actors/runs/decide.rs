@@ -36,6 +36,8 @@ pub struct RunRequest {
     pub prompt: String,
     /// Run in its own git worktree (`isolation: "worktree"`), made when the run is recorded.
     pub worktree: Option<crate::isolation::WorktreeRequest>,
+    /// The agent's `approval_timeout_secs` (its permission prompts, issue 16).
+    pub approval_timeout_secs: u64,
 }
 
 /// `POST /api/tasks/{id}/run` as the route parsed it.
@@ -132,6 +134,7 @@ impl RunsState {
             env: agent.def.env.into_iter().collect(),
             prompt: prompt_for(&task),
             worktree,
+            approval_timeout_secs: agent.def.approval_timeout_secs,
         })
     }
 }

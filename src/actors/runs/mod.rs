@@ -175,6 +175,7 @@ impl RunsState {
                         env: agent.def.env.into_iter().collect(),
                         prompt: prompt_for(&task),
                         worktree: None,
+                        approval_timeout_secs: agent.def.approval_timeout_secs,
                     }
                 }
                 (Err(e), _) => {
@@ -256,18 +257,32 @@ impl RunsState {
             request,
             ..
         } = queued;
+        let deps = self.args.deps.clone();
+        // Not part of the recorded argv: the secret and the MCP file belong to this start only.
+        let hooks = deps
+            .approvals
+            .prepare(request.agent_id, request.approval_timeout_secs, true)
+            .await;
+        let (mut args, mut env) = (request.argv[1..].to_vec(), request.env.clone());
+        if let Some(h) = &hooks {
+            args.extend(h.args.iter().cloned());
+            env.extend(h.env.iter().cloned());
+            deps.approvals.started(h, id, None).await;
+        }
         let command = PtyCommand {
             program: request.argv[0].clone(),
-            args: request.argv[1..].to_vec(),
+            args,
             cwd: request.cwd.clone(),
-            env: request.env.clone(),
+            env,
             size: WindowSize { cols: 80, rows: 24 },
             cgroup: None,
         };
-        let deps = self.args.deps.clone();
         let spawned = match deps.lifecycle.launch(id, command, pty::spawn_piped).await {
             Ok(s) => s,
             Err(e) => {
+                if let Some(h) = hooks {
+                    deps.approvals.ended(h, Some(id)).await;
+                }
                 // Recorded `failed` by the launch; the task follows.
                 error!(self.log, "could not start the agent"; "execution_id" => id, "error" => %e);
                 move_task(&deps.db, &deps.events, request.task_id, TaskStatus::Failed).await;
@@ -283,6 +298,7 @@ impl RunsState {
             spawned,
             deps,
             queue: me.clone(),
+            hooks,
         };
         match Actor::spawn_linked(None, RunActor, args, me.get_cell()).await {
             Ok((actor, _)) => {
