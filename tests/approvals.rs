@@ -405,3 +405,35 @@ async fn hooks_set_attention_and_the_channel_refuses_strangers() {
     assert_eq!(row.body["attention"], "input", "a stranger changed nothing");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_command_line_client_lists_and_answers_requests() {
+    let s = TestServer::start().await;
+    let a = agent(&s, "cli", json!({})).await;
+    let mut ev = events(&s).await;
+    let (sess, mut ws, mut seen) = session(&s, a).await;
+    let exec = sess["execution_id"].as_i64().unwrap();
+    let asked = ask_bash(&mut ev, &mut ws, exec, "make release").await;
+    let id = asked["id"].as_i64().unwrap().to_string();
+    let cli = |args: Vec<String>| {
+        let mut cmd = tokio::process::Command::new(common::binary());
+        cmd.args(args)
+            .env("CM_URL", &s.base)
+            .env("CM_TOKEN", s.token.clone().unwrap());
+        cmd
+    };
+    let (code, out, err) = common::run_to_end(&mut cli(vec!["approve".into()])).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("make release") && out.contains(&id), "{out}");
+    let deny = vec!["approve", &id, "--deny", "-m", "not today"];
+    let (code, out, err) =
+        common::run_to_end(&mut cli(deny.iter().map(|s| s.to_string()).collect())).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("denied"), "{out}");
+    read_until_output(&mut ws, &mut seen, "denied: Bash: not today").await;
+    let again = vec!["approve".to_string(), id.clone()];
+    let (code, _, err) = common::run_to_end(&mut cli(again)).await;
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("approval_decided"), "{err}");
+    s.stop().await;
+}

@@ -15,10 +15,13 @@
 //! a key of its own, so after a server restart it reconnects to the same request; requests whose
 //! agent is gone are closed `cancelled`, never left pending forever.
 
+pub mod attention;
 pub mod channel;
 pub mod client;
 pub mod rules;
 pub mod setup;
+
+pub use attention::{publish_settled, Attention, AttentionChanged};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -46,58 +49,6 @@ pub const ENV_TIMEOUT: &str = "CM_APPROVAL_TIMEOUT_SECS";
 pub const TOKEN_PREFIX: &str = "cmh_";
 /// Default of an agent's `approval_timeout_secs`: 10 min, as the issue asks.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
-
-/// `attention` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Attention {
-    Input,
-    Approval,
-    Done,
-}
-
-impl Attention {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Attention::Input => "input",
-            Attention::Approval => "approval",
-            Attention::Done => "done",
-        }
-    }
-}
-
-/// The `attention.changed` event (the push notifier relies on these three fields).
-#[derive(Debug, Serialize)]
-pub struct AttentionChanged<'a> {
-    pub session_id: Option<&'a str>,
-    pub execution_id: Option<i64>,
-    pub attention: Option<Attention>,
-    pub agent_id: Option<i64>,
-}
-
-/// `attention.changed` for an agent session or run that just ended (see
-/// `db::approvals::settle_attention`).
-pub fn publish_settled(events: &Events, row: &crate::db::executions::ExecutionSummary) {
-    use crate::db::executions::ExecutionType;
-    if row.kind == ExecutionType::Terminal {
-        return;
-    }
-    let attention = match row.attention.as_deref() {
-        Some("done") => Some(Attention::Done),
-        _ => None,
-    };
-    events.publish_about(
-        EventType::AttentionChanged,
-        Some(row.id),
-        None,
-        &AttentionChanged {
-            session_id: row.session_id.as_deref(),
-            execution_id: Some(row.id),
-            attention,
-            agent_id: row.agent_id,
-        },
-    );
-}
 
 /// A user's (or a rule's, or the clock's) answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -176,6 +127,14 @@ impl Approvals {
 
     pub(crate) fn log(&self) -> &Logger {
         &self.inner.log
+    }
+
+    fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    fn events(&self) -> &Events {
+        &self.inner.events
     }
 
     /// A fresh secret for an agent's session or run, and the env that carries it to the hooks.
@@ -264,32 +223,6 @@ impl Approvals {
             .flatten()
     }
 
-    /// Sets an execution's attention; publishes `attention.changed` when it changed.
-    pub async fn set_attention(&self, owner: &TokenOwner, attention: Option<Attention>) {
-        let Some(id) = owner.execution_id else { return };
-        let value = attention.map(Attention::as_str);
-        match self
-            .inner
-            .db
-            .write(move |c| store::set_attention(c, id, value))
-            .await
-        {
-            Ok(true) => self.inner.events.publish_about(
-                EventType::AttentionChanged,
-                Some(id),
-                None,
-                &AttentionChanged {
-                    session_id: owner.session_id.as_deref(),
-                    execution_id: Some(id),
-                    attention,
-                    agent_id: owner.agent_id,
-                },
-            ),
-            Ok(false) => {}
-            Err(e) => warn!(self.inner.log, "recording attention failed"; "error" => %e),
-        }
-    }
-
     /// Records a request (or finds it again under its key), applies the agent's rules, and
     /// returns the channel its answer comes on.
     pub async fn ask(
@@ -354,8 +287,10 @@ impl Approvals {
             if let Some((decision, pattern)) = rules.verdict(&row.tool_name, &row.tool_input) {
                 info!(self.inner.log, "approval decided by a rule"; "approval_id" => row.id,
                       "rule" => &pattern);
+                let message = (decision == Decision::Deny)
+                    .then(|| format!("denied by the agent's approval rule {pattern}"));
                 let _ = self
-                    .decide(row.id, decision, None, format!("rule:{pattern}"))
+                    .decide(row.id, decision, message, format!("rule:{pattern}"))
                     .await;
                 return Ok((id, rx));
             }

@@ -27,6 +27,14 @@ pub struct AgentHooks {
     mcp_file: Option<PathBuf>,
 }
 
+impl AgentHooks {
+    /// Adds the flags to an agent's argv (after the rest) and the channel to its environment.
+    pub fn apply(&self, args: &mut Vec<String>, env: &mut Vec<(String, String)>) {
+        args.extend(self.args.iter().cloned());
+        env.extend(self.env.iter().cloned());
+    }
+}
+
 /// `'…'` for `sh -c`: hook commands are run by a shell.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))

@@ -258,15 +258,12 @@ impl RunsState {
             ..
         } = queued;
         let deps = self.args.deps.clone();
-        // Not part of the recorded argv: the secret and the MCP file belong to this start only.
-        let hooks = deps
-            .approvals
-            .prepare(request.agent_id, request.approval_timeout_secs, true)
-            .await;
+        // Not in the recorded argv: the secret and the MCP file belong to this start only.
+        let (agent, timeout) = (request.agent_id, request.approval_timeout_secs);
+        let hooks = deps.approvals.prepare(agent, timeout, true).await;
         let (mut args, mut env) = (request.argv[1..].to_vec(), request.env.clone());
         if let Some(h) = &hooks {
-            args.extend(h.args.iter().cloned());
-            env.extend(h.env.iter().cloned());
+            h.apply(&mut args, &mut env);
             deps.approvals.started(h, id, None).await;
         }
         let command = PtyCommand {

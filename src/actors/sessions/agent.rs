@@ -79,8 +79,7 @@ impl SessionsState {
         let mut argv = agent_cli::session_argv(&req.def, &conversation, resume);
         let mut env: Vec<(String, String)> = req.def.env.clone().into_iter().collect();
         if let Some(h) = &hooks {
-            argv.extend(h.args.iter().cloned());
-            env.extend(h.env.iter().cloned());
+            h.apply(&mut argv, &mut env);
         }
         let spec = SessionSpec {
             kind: SessionKind::AgentSession,
