@@ -67,6 +67,17 @@ pub fn run_argv(def: &AgentDef, resume: Option<&str>) -> Vec<String> {
     argv
 }
 
+/// Whether the agent's CLI is Claude Code (or a stand-in named like it, as the tests' fake), so
+/// that it understands `--settings` hooks and the permission prompt tool. Until agents have a
+/// `kind` (the agent-kinds issue), the program's name decides: `claude`, `…/claude`,
+/// `fake-claude`, `npx @anthropic-ai/claude-code`. Anything else gets none of those flags.
+pub fn speaks_claude_hooks(def: &AgentDef) -> bool {
+    def.command.iter().take(3).any(|a| {
+        let name = a.rsplit('/').next().unwrap_or(a);
+        name == "claude" || name.ends_with("-claude") || name == "claude-code"
+    })
+}
+
 /// Claude Code's flags for "agents that ask" (issue 16), appended after the rest of argv:
 /// `--settings` with the hooks that report attention and permission requests, and for headless
 /// runs the MCP config and the permission prompt tool (`crate::approvals::setup` builds both).
@@ -154,5 +165,20 @@ mod tests {
                 "--verbose"
             ]
         );
+    }
+
+    #[test]
+    fn only_claude_code_gets_the_hook_flags() {
+        let mut d = def();
+        for (command, yes) in [
+            (vec!["claude"], true),
+            (vec!["/usr/local/bin/claude"], true),
+            (vec!["/src/tests/fixtures/fake-claude"], true),
+            (vec!["aider", "--no-auto-commits"], false),
+            (vec!["sleep", "600"], false),
+        ] {
+            d.command = command.iter().map(|s| s.to_string()).collect();
+            assert_eq!(speaks_claude_hooks(&d), yes, "{command:?}");
+        }
     }
 }

@@ -127,6 +127,15 @@ impl Approvals {
         })
     }
 
+    /// [`Approvals::prepare`] for a headless run whose agent takes hooks (`timeout_secs` set).
+    pub async fn prepare_run(
+        &self,
+        agent_id: i64,
+        timeout_secs: Option<u64>,
+    ) -> Option<AgentHooks> {
+        self.prepare(agent_id, timeout_secs?, true).await
+    }
+
     /// The session or run exists: its secret now names it.
     pub async fn started(&self, hooks: &AgentHooks, execution_id: i64, session_id: Option<String>) {
         self.bind(&hooks.token, execution_id, session_id).await;

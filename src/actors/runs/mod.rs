@@ -175,7 +175,7 @@ impl RunsState {
                         env: agent.def.env.into_iter().collect(),
                         prompt: prompt_for(&task),
                         worktree: None,
-                        approval_timeout_secs: agent.def.approval_timeout_secs,
+                        approval_timeout_secs: decide::approval_timeout(&agent.def),
                     }
                 }
                 (Err(e), _) => {
@@ -260,7 +260,7 @@ impl RunsState {
         let deps = self.args.deps.clone();
         // Not in the recorded argv: the secret and the MCP file belong to this start only.
         let (agent, timeout) = (request.agent_id, request.approval_timeout_secs);
-        let hooks = deps.approvals.prepare(agent, timeout, true).await;
+        let hooks = deps.approvals.prepare_run(agent, timeout).await;
         let (mut args, mut env) = (request.argv[1..].to_vec(), request.env.clone());
         if let Some(h) = &hooks {
             h.apply(&mut args, &mut env);

@@ -71,11 +71,13 @@ impl SessionsState {
             .write(move |c| agents::conversation(c, agent_id))
             .await
             .map_err(SessionError::from)?;
-        let hooks = self
-            .args
-            .approvals
-            .prepare(agent_id, req.def.approval_timeout_secs, false)
-            .await;
+        let hooks = match agent_cli::speaks_claude_hooks(&req.def) {
+            true => {
+                let timeout = req.def.approval_timeout_secs;
+                self.args.approvals.prepare(agent_id, timeout, false).await
+            }
+            false => None,
+        };
         let mut argv = agent_cli::session_argv(&req.def, &conversation, resume);
         let mut env: Vec<(String, String)> = req.def.env.clone().into_iter().collect();
         if let Some(h) = &hooks {
