@@ -156,6 +156,46 @@ CREATE TABLE worktrees (
 );
 CREATE INDEX worktrees_live ON worktrees (removed_at, state);
 
+-- version: 8
+-- Agents that ask (issue 16). `attention` on an execution: NULL (working or idle), 'input'
+-- (waiting for the user), 'approval' (a permission prompt is pending) or 'done'.
+ALTER TABLE executions ADD COLUMN attention TEXT
+    CHECK (attention IS NULL OR attention IN ('input','approval','done'));
+
+-- Permission prompts of agent sessions (PermissionRequest hook) and runs (permission prompt
+-- tool). `request_key` is chosen by the asking hook process, so an asker that reconnects after
+-- a server restart finds its own request instead of making a second one. `deadline` is when the
+-- request is denied unanswered (the agent's approval_timeout_secs after `created_at`).
+CREATE TABLE approvals (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_key   TEXT    NOT NULL UNIQUE CHECK (length(request_key) BETWEEN 1 AND 128),
+    execution_id  INTEGER REFERENCES executions(id) ON DELETE CASCADE,
+    session_id    TEXT,
+    agent_id      INTEGER,
+    source        TEXT    NOT NULL CHECK (source IN ('hook','mcp')),
+    tool_name     TEXT    NOT NULL,
+    tool_input    TEXT    NOT NULL DEFAULT '{}',   -- JSON object, as the agent sent it
+    status        TEXT    NOT NULL DEFAULT 'pending'
+                  CHECK (status IN ('pending','allowed','denied','cancelled')),
+    message       TEXT,                             -- the decider's message to the agent
+    decided_by    TEXT,                             -- 'token:<id>', 'rule:<pattern>', 'timeout', 'server'
+    created_at    TEXT    NOT NULL,
+    deadline      TEXT    NOT NULL,
+    decided_at    TEXT
+);
+CREATE INDEX approvals_status ON approvals (status, created_at);
+CREATE INDEX approvals_execution ON approvals (execution_id);
+
+-- The per-session secrets hook commands present on the local channel: only hashes are kept,
+-- so a reconnecting asker is recognised after a restart while its execution still runs.
+CREATE TABLE hook_tokens (
+    token_hash    BLOB    PRIMARY KEY,
+    execution_id  INTEGER REFERENCES executions(id) ON DELETE CASCADE,
+    session_id    TEXT,
+    agent_id      INTEGER,
+    created_at    TEXT    NOT NULL
+) WITHOUT ROWID;
+
 -- version: 12
 -- `failed_in_a_row` (/metrics) reads the newest finished agent runs at every scrape: walked in
 -- this index's order instead of sorting the whole table. An agent session's review routes find

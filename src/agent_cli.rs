@@ -86,6 +86,29 @@ pub fn run_argv(def: &AgentDef, resume: Option<&str>) -> Vec<String> {
     argv
 }
 
+/// Whether the agent's CLI is Claude Code, so that it understands `--settings` hooks and the
+/// permission prompt tool: its kind says so (`claude`, the default for `claude`, `…/claude`,
+/// `fake-claude`, `npx @anthropic-ai/claude-code`). Every other kind gets none of those flags.
+pub fn speaks_claude_hooks(def: &AgentDef) -> bool {
+    def.kind == AgentKind::Claude
+}
+
+/// Claude Code's flags for "agents that ask" (issue 16), appended after the rest of argv:
+/// `--settings` with the hooks that report attention and permission requests, and for headless
+/// runs the MCP config and the permission prompt tool (`crate::approvals::setup` builds both).
+pub fn claude_attention_flags(settings_json: &str, mcp: Option<(&str, &str)>) -> Vec<String> {
+    let mut argv = vec!["--settings".to_string(), settings_json.to_string()];
+    if let Some((config, tool)) = mcp {
+        argv.extend([
+            "--mcp-config".to_string(),
+            config.to_string(),
+            "--permission-prompt-tool".to_string(),
+            tool.to_string(),
+        ]);
+    }
+    argv
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +142,8 @@ mod tests {
             isolation: None,
             memory_max_bytes: None,
             pids_max: None,
+            approval_timeout_secs: 600,
+            approval_rules: Default::default(),
         }
     }
 
@@ -265,5 +290,13 @@ mod tests {
         );
         let first = session_argv(&of_kind(AgentKind::Gemini), "u", false);
         assert_eq!(first[3..], ["--session-id", "u"]);
+    }
+
+    #[test]
+    fn only_claude_code_gets_the_hook_flags() {
+        for kind in kinds::all() {
+            let yes = kind.kind == AgentKind::Claude;
+            assert_eq!(speaks_claude_hooks(&of_kind(kind.kind)), yes, "{:?}", kind.kind);
+        }
     }
 }

@@ -205,6 +205,13 @@ impl Server {
             cgroups,
             live: live_trees,
         };
+        let approvals = crate::approvals::Approvals::new(
+            db.clone(),
+            events.clone(),
+            log.clone(),
+            &config.data_dir,
+            config.hook_program.clone(),
+        );
         let sessions_args = SessionsArgs {
             deps: SessionDeps {
                 db: db.clone(),
@@ -219,6 +226,7 @@ impl Server {
             metrics: metrics.clone(),
             boot_id: boot_id.clone(),
             max_sessions: config.max_sessions,
+            approvals: approvals.clone(),
         };
         let reaper = Arc::new(ReaperStats::default());
         let reaper_args = ReaperArgs {
@@ -256,6 +264,7 @@ impl Server {
                         timeout: config.run_timeout,
                         events_max: config.run_events_max,
                         lifecycle: lifecycle.clone(),
+                        approvals: approvals.clone(),
                     },
                     boot_id: boot_id.clone(),
                     max_concurrent: config.max_concurrent_runs,
@@ -280,6 +289,12 @@ impl Server {
         })?;
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        // The hook channel, then the requests an earlier run left pending (their askers
+        // reconnect with their keys, or are gone and the request is closed).
+        crate::approvals::channel::serve(approvals.clone(), shutdown_rx.clone())
+            .await
+            .map_err(|e| StartError::Actors(format!("hook channel: {e}")))?;
+        approvals.resume().await;
         let state = AppState {
             config: config.clone(),
             db,
@@ -296,6 +311,7 @@ impl Server {
             sockets: Arc::new(Tracker::default()),
             http_metrics: Arc::new(crate::metrics::HttpMetrics::new()),
             login_limiter: Arc::default(),
+            approvals,
         };
         let routes = crate::http::routes(&state);
         let serve_task = tokio::spawn(crate::http::server::serve(

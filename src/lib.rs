@@ -12,6 +12,7 @@
 pub mod actors;
 pub mod agent_cli;
 pub mod app;
+pub mod approvals;
 pub mod auth;
 pub mod backup;
 pub mod client;

@@ -243,6 +243,7 @@ impl Lifecycle {
             .db
             .write(move |c| {
                 also(c)?;
+                crate::db::approvals::settle_attention(c, id)?;
                 if executions::finish(c, id, &finish)? {
                     executions::get_summary(c, id)
                 } else {
@@ -254,6 +255,7 @@ impl Lifecycle {
             Ok(Some(row)) => {
                 self.events
                     .publish_about(EventType::ExecutionFinished, Some(id), None, &row);
+                crate::approvals::publish_settled(&self.events, &row);
                 Some(row)
             }
             Ok(None) => None,

@@ -70,6 +70,15 @@ enum Command {
     /// Manage API tokens (works whether or not the server is running).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Report a Claude Code hook (JSON on stdin) to the server that started this agent; run by
+    /// the agent through the `--settings` the server gives it.
+    Hook {
+        /// The hook event: PermissionRequest, Notification, Stop, UserPromptSubmit, SessionStart.
+        event: String,
+    },
+    /// A stdio MCP server with the permission prompt tool of headless runs; run by the agent
+    /// through the `--mcp-config` the server gives it.
+    Mcp,
     #[command(flatten)]
     Client(claude_manager::client::ClientCommand),
 }
@@ -141,6 +150,10 @@ fn main() -> ExitCode {
         }),
         Command::Token(cmd) => token(cmd),
         Command::Client(cmd) => claude_manager::client::run(cmd),
+        Command::Hook { event } => {
+            ExitCode::from(claude_manager::approvals::client::hook(&event) as u8)
+        }
+        Command::Mcp => ExitCode::from(claude_manager::approvals::client::mcp() as u8),
     }
 }
 

@@ -42,6 +42,8 @@ pub struct AppState {
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
     /// Failed logins per client address (bounded).
     pub login_limiter: Arc<LoginLimiter>,
+    /// Attention and permission approvals of agents (issue 16).
+    pub approvals: crate::approvals::Approvals,
 }
 
 /// Live counters for health and metrics.

@@ -62,3 +62,71 @@ async fn real_claude_version_runs_in_an_agent_session() {
     assert!(tail.contains("Claude Code"), "{tail:?}");
     s.stop().await;
 }
+
+/// The real CLI accepts what the server gives it for "agents that ask" (docs/approvals.md):
+/// `--settings` with our hooks, `--mcp-config` with `claude-manager mcp` and
+/// `--permission-prompt-tool`. Without credentials the run ends with Claude Code's own
+/// not-logged-in result — but it must get that far: its init event is there, our MCP server
+/// connected, and no configuration error was printed.
+#[tokio::test]
+async fn real_claude_accepts_the_hook_settings_and_mcp_config() {
+    let Some(claude) = find_claude() else {
+        eprintln!("SKIPPED real_claude_accepts_the_hook_settings_and_mcp_config: no `claude`");
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let s = TestServer::start().await;
+    let r = s
+        .post(
+            "/api/agents",
+            json!({"name": "real-claude-run", "command": [claude.display().to_string()],
+                   // No user settings or credentials of whoever runs the tests.
+                   "env": {"HOME": home.path().display().to_string()}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let t = s
+        .post(
+            "/api/tasks",
+            json!({"title": "say hi", "agent_id": r.body["id"]}),
+        )
+        .await;
+    assert_eq!(t.status, 201, "{}", t.text);
+    let mut ev = events(&s).await;
+    let run = s
+        .post(&format!("/api/tasks/{}/run", t.body["id"]), json!({}))
+        .await;
+    assert_eq!(run.status, 202, "{}", run.text);
+    let exec = run.body["id"].as_i64().unwrap();
+    let done = common::term::wait_event(&mut ev, "execution.finished", |d| d["id"] == exec).await;
+    let events_of = s
+        .state()
+        .db
+        .read(move |c| claude_manager::db::execution_events::list_since(c, exec, 0, 1000))
+        .await
+        .unwrap();
+    let init = events_of
+        .iter()
+        .find(|e| e.kind == "system")
+        .unwrap_or_else(|| panic!("no init event: {done} {events_of:?}"));
+    let servers = init.data["mcp_servers"].to_string();
+    assert!(
+        servers.contains("claude_manager") && servers.contains("connected"),
+        "our MCP server is connected: {servers}"
+    );
+    let text = format!("{done} {}", serde_json::to_string(&events_of).unwrap());
+    for bad in [
+        "Invalid settings",
+        "settings file",
+        "Invalid MCP",
+        "mcp-config",
+        "Unknown option",
+    ] {
+        assert!(!text.contains(bad), "configuration error {bad:?}: {text}");
+    }
+    assert!(
+        events_of.iter().any(|e| e.kind == "result"),
+        "it reached its (not logged in) result: {text}"
+    );
+    s.stop().await;
+}

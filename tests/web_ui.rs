@@ -106,6 +106,11 @@ async fn phone_terminal_key_bar_and_layout() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn approval_cards_allow_and_deny_with_attention_badge_and_tab_title() {
+    browser_test("approvals").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn agent_session_in_the_terminal_view() {
     browser_test("agent_terminal").await;
 }

@@ -50,6 +50,13 @@ pub enum EventType {
     WorktreeMerged,
     #[serde(rename = "worktree.discarded")]
     WorktreeDiscarded,
+    /// An agent session or run needs its user, or no longer does (issue 16).
+    #[serde(rename = "attention.changed")]
+    AttentionChanged,
+    #[serde(rename = "approval.requested")]
+    ApprovalRequested,
+    #[serde(rename = "approval.decided")]
+    ApprovalDecided,
 }
 
 /// One event, serialised once for every subscriber (`json`: `{"type":…,"data":…}`), with the

@@ -81,6 +81,8 @@ pub struct SessionsArgs {
     pub metrics: Arc<Metrics>,
     pub boot_id: Arc<str>,
     pub max_sessions: usize,
+    /// Hooks of agent sessions report here (issue 16).
+    pub approvals: crate::approvals::Approvals,
 }
 
 struct Entry {

@@ -73,6 +73,16 @@ pub async fn dispatch(cmd: ClientCommand) -> Result<u8, ClientError> {
             execution,
             json,
         } => logs(&Api::from_connection(&conn)?, execution, json).await,
+        ClientCommand::Approve {
+            conn,
+            id,
+            deny,
+            message,
+            json,
+        } => {
+            let api = Api::from_connection(&conn)?;
+            super::approve::approve(&api, id, deny, message, json).await
+        }
     }
 }
 

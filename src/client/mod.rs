@@ -6,6 +6,7 @@
 //! `docs/cli.md`.
 
 pub mod api;
+mod approve;
 pub mod attach;
 mod commands;
 mod term;
@@ -91,6 +92,22 @@ pub enum ClientCommand {
         /// The execution id.
         execution: i64,
         /// Print each run event as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List agents' pending permission requests, or answer one (allow, or --deny).
+    Approve {
+        #[command(flatten)]
+        conn: Connection,
+        /// The approval id (from the list); without it, the pending requests are listed.
+        id: Option<i64>,
+        /// Deny instead of allow.
+        #[arg(long, requires = "id")]
+        deny: bool,
+        /// A message for the agent with the decision.
+        #[arg(long, short, requires = "id")]
+        message: Option<String>,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },

@@ -95,6 +95,9 @@ pub struct Config {
     pub session_cgroups: CgroupSetting,
     /// No authentication at all; only ever on a loopback bind ([`Config::check_auth_binding`]).
     pub insecure_no_auth: bool,
+    /// The program agents run as their hook command and MCP server (`claude-manager hook`,
+    /// `claude-manager mcp`): this binary. Not a setting; tests point it at the built binary.
+    pub hook_program: PathBuf,
 }
 
 impl Config {

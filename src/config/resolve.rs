@@ -421,6 +421,7 @@ impl Config {
             session_ttl,
             session_cgroups,
             insecure_no_auth,
+            hook_program: std::env::current_exe().unwrap_or_else(|_| "claude-manager".into()),
         };
         config.check_auth_binding()?;
         Ok(config)

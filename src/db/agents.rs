@@ -74,6 +74,16 @@ pub struct AgentDef {
     pub memory_max_bytes: Option<u64>,
     #[serde(default)]
     pub pids_max: Option<u64>,
+    /// A permission prompt nobody answers within this is denied (issue 16).
+    #[serde(default = "default_approval_timeout")]
+    pub approval_timeout_secs: u64,
+    /// Applied before anyone is asked: `{"allow": ["Read"], "deny": ["Bash(rm *)"]}`.
+    #[serde(default)]
+    pub approval_rules: crate::approvals::rules::Rules,
+}
+
+fn default_approval_timeout() -> u64 {
+    crate::approvals::DEFAULT_TIMEOUT_SECS
 }
 
 /// A stored agent. `env` holds the real values: show it only through `auth::redact_env`.

@@ -26,6 +26,34 @@ pub fn insert(conn: &Connection, e: &ExecutionEvent) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Appends an event with the next sequence number of its execution (one writer at a time: the
+/// DB actor serialises writes), so a run's own events and the notes others add (an approval's
+/// request and decision) never take the same number. Returns the number given.
+pub fn append(
+    conn: &Connection,
+    execution_id: i64,
+    ts: &str,
+    kind: &str,
+    data: &Value,
+) -> Result<i64, DbError> {
+    let seq: i64 = conn
+        .prepare_cached(
+            "SELECT coalesce(max(seq), 0) + 1 FROM execution_events WHERE execution_id = ?1",
+        )?
+        .query_row([execution_id], |r| r.get(0))?;
+    insert(
+        conn,
+        &ExecutionEvent {
+            execution_id,
+            seq,
+            ts: ts.to_string(),
+            kind: kind.to_string(),
+            data: data.clone(),
+        },
+    )?;
+    Ok(seq)
+}
+
 /// Events after `since`, oldest first, at most `limit`.
 pub fn list_since(
     conn: &Connection,

@@ -115,6 +115,8 @@ pub struct ExecutionSummary {
     pub task_title: Option<String>,
     /// An isolated run: it has a git worktree, so its diff can be reviewed.
     pub isolated: bool,
+    /// Whether the agent needs its user: `null`, `input`, `approval` or `done` (issue 16).
+    pub attention: Option<String>,
 }
 
 /// The full row: the summary plus the stored output tail (lossy UTF-8 for JSON).
@@ -184,7 +186,7 @@ pub(super) const SUMMARY_COLUMNS: &str =
     pid_start_time, pgid, cwd, command, exit_code, exit_signal, created_at, started_at, finished_at,
     last_activity_at, bytes_out, result, cost_usd, usage, meta, cgroup,
     (SELECT t.title FROM tasks t WHERE t.id = executions.task_id),
-    EXISTS (SELECT 1 FROM worktrees w WHERE w.execution_id = executions.id)";
+    EXISTS (SELECT 1 FROM worktrees w WHERE w.execution_id = executions.id), attention";
 
 pub(super) fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
     let kind: String = row.get(3)?;
@@ -221,6 +223,7 @@ pub(super) fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionSumma
         meta: serde_json::from_str(&meta).unwrap_or(Value::Object(Default::default())),
         task_title: row.get(25)?,
         isolated: row.get(26)?,
+        attention: row.get(27)?,
     })
 }
 

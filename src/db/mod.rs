@@ -5,6 +5,7 @@
 //! One file per table (`agents.rs`, `tasks.rs`, `executions.rs`, `auth.rs`); `migrate.rs` applies `schema.sql`.
 
 pub mod agents;
+pub mod approvals;
 pub mod auth;
 pub mod execution_events;
 pub mod execution_list;

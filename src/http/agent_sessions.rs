@@ -115,8 +115,32 @@ async fn get_or_create(
     Ok(reply_json(status, &info))
 }
 
+/// Sessions as the API shows them: with their `attention` (issue 16), read from their
+/// executions in one query.
+async fn with_attention(
+    state: &AppState,
+    infos: Vec<crate::actors::session_types::SessionInfo>,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let ids: Vec<i64> = infos.iter().map(|i| i.execution_id).collect();
+    let found = state
+        .db
+        .read(move |c| crate::db::approvals::attention_of(c, &ids))
+        .await
+        .map_err(ApiError::from)?;
+    Ok(infos
+        .into_iter()
+        .map(|info| {
+            let attention = found.get(&info.execution_id).cloned();
+            let mut v = serde_json::to_value(&info).unwrap_or_default();
+            v["attention"] = serde_json::json!(attention);
+            v
+        })
+        .collect())
+}
+
 async fn list(state: AppState) -> Result<Response, Rejection> {
     let items = list_sessions(&state, KIND).await.map_err(reject)?;
+    let items = with_attention(&state, items).await.map_err(reject)?;
     let total = items.len() as i64;
     Ok(ok_json(&Page {
         items,
@@ -128,7 +152,9 @@ async fn list(state: AppState) -> Result<Response, Rejection> {
 
 async fn get(id: String, state: AppState) -> Result<Response, Rejection> {
     let actor = find(&state, KIND, &id).await.map_err(reject)?;
-    Ok(ok_json(&session_info(&actor).await.map_err(reject)?))
+    let info = session_info(&actor).await.map_err(reject)?;
+    let mut items = with_attention(&state, vec![info]).await.map_err(reject)?;
+    Ok(ok_json(&items.pop().unwrap_or_default()))
 }
 
 async fn delete(id: String, state: AppState) -> Result<Response, Rejection> {

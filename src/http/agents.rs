@@ -102,6 +102,9 @@ struct RestartInput {
     window_secs: Option<u64>,
 }
 
+/// A permission prompt waits at most a day for its user (`approval_timeout_secs`).
+const APPROVAL_TIMEOUT_MAX_SECS: u64 = 86_400;
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct SessionArgsInput {
@@ -130,6 +133,8 @@ pub struct AgentInput {
     isolation: Option<String>,
     memory_max_bytes: Option<i64>,
     pids_max: Option<i64>,
+    approval_timeout_secs: Option<u64>,
+    approval_rules: Option<crate::approvals::rules::Rules>,
     /// Read-only fields a client may send back from a GET; ignored.
     #[serde(default, rename = "id")]
     _id: Option<Value>,
@@ -278,6 +283,19 @@ impl AgentInput {
         check_argv("session_args.first", &session_args.first, 0)?;
         check_argv("session_args.resume", &session_args.resume, 0)?;
         crate::isolation::parse("isolation", self.isolation.as_deref())?;
+        let approval_timeout_secs = self
+            .approval_timeout_secs
+            .unwrap_or(crate::approvals::DEFAULT_TIMEOUT_SECS);
+        if !(1..=APPROVAL_TIMEOUT_MAX_SECS).contains(&approval_timeout_secs) {
+            return Err(ApiError::validation(
+                "approval_timeout_secs",
+                format!("must be 1-{APPROVAL_TIMEOUT_MAX_SECS}, got {approval_timeout_secs}"),
+            ));
+        }
+        let approval_rules = self.approval_rules.unwrap_or_default();
+        approval_rules
+            .check()
+            .map_err(|why| ApiError::validation("approval_rules", why))?;
         let caps = crate::validate::check_caps(self.memory_max_bytes, self.pids_max)?;
         let def = AgentDef {
             name,
@@ -295,6 +313,8 @@ impl AgentInput {
             restart,
             session_args,
             isolation: self.isolation,
+            approval_timeout_secs,
+            approval_rules,
             memory_max_bytes: caps.memory_max_bytes,
             pids_max: caps.pids_max,
         };

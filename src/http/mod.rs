@@ -9,6 +9,7 @@
 pub mod agent_kinds;
 pub mod agent_sessions;
 pub mod agents;
+pub mod approvals;
 pub mod assets;
 pub mod auth;
 pub mod connections;
@@ -64,6 +65,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(review::routes(state))
         .unify()
         .or(files::routes(state))
+        .unify()
+        .or(approvals::routes(state))
         .unify()
         .or(assets::routes())
         .unify();

@@ -82,7 +82,9 @@ impl TestServer {
         Self::start_config(config, dir).await
     }
 
-    pub async fn start_config(config: Config, dir: tempfile::TempDir) -> TestServer {
+    pub async fn start_config(mut config: Config, dir: tempfile::TempDir) -> TestServer {
+        // Agents' hooks run `claude-manager hook …`: the built binary, not this test binary.
+        config.hook_program = binary();
         let log = test_logger(&config.log_dir);
         let server = Server::start(config, log, Default::default())
             .await

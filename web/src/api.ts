@@ -128,6 +128,8 @@ export interface Usage {
 /** A row of `/api/executions` (src/db/executions.rs); the single GET adds the output tail. */
 export interface Execution {
   id: number;
+  /** Agent sessions and runs: whether the agent needs you (docs/approvals.md). */
+  attention?: Attention | null;
   /** An isolated run with a git worktree (its diff can be reviewed). */
   isolated?: boolean;
   task_id: number | null;
@@ -219,6 +221,28 @@ export interface SessionInfo {
   finished_at: string | null;
   agent_id?: number;
   conversation_id?: string;
+  /** Agent sessions: whether the agent needs you (docs/approvals.md). */
+  attention?: Attention | null;
+}
+
+/** Whether an agent session or run needs its user (docs/approvals.md). */
+export type Attention = "input" | "approval" | "done";
+
+/** A permission request of an agent (`/api/approvals`, src/db/approvals.rs). */
+export interface Approval {
+  id: number;
+  execution_id: number | null;
+  session_id: string | null;
+  agent_id: number | null;
+  source: "hook" | "mcp";
+  tool_name: string;
+  tool_input: any;
+  status: "pending" | "allowed" | "denied" | "cancelled";
+  message: string | null;
+  decided_by: string | null;
+  created_at: string;
+  deadline: string;
+  decided_at: string | null;
 }
 
 /** `GET /api/system/health/detailed`. */

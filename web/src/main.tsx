@@ -16,6 +16,7 @@ import { ExecutionDetail } from "./pages/ExecutionDetail";
 import { Files } from "./pages/Files";
 import { Executions } from "./pages/Executions";
 import { NotFound } from "./pages/NotFound";
+import { useTitleCount } from "./components/Attention";
 
 type Auth =
   | { state: "checking" }
@@ -36,6 +37,7 @@ function Shell(props: { scope: string; onLogout?: () => void }) {
   const [menu, setMenu] = useState(false);
   // A monitor token reads health only (docs/security.md): no page it cannot use, no live socket.
   const monitor = props.scope === "monitor";
+  useTitleCount(!monitor);
   const nav = monitor ? NAV.slice(0, 1) : NAV;
   let page;
   let m: Record<string, string> | null;

@@ -23,6 +23,11 @@ pub fn prompt_for(task: &Task) -> String {
     }
 }
 
+/// The agent's `approval_timeout_secs` if its CLI takes our hooks (Claude Code), else `None`.
+pub fn approval_timeout(def: &crate::db::agents::AgentDef) -> Option<u64> {
+    agent_cli::speaks_claude_hooks(def).then_some(def.approval_timeout_secs)
+}
+
 /// A validated request to run a task with an agent.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
@@ -38,6 +43,9 @@ pub struct RunRequest {
     pub output: agent_cli::OutputFormat,
     /// Run in its own git worktree (`isolation: "worktree"`), made when the run is recorded.
     pub worktree: Option<crate::isolation::WorktreeRequest>,
+    /// The agent's `approval_timeout_secs` (its permission prompts, issue 16); `None` when its
+    /// CLI is not Claude Code (`agent_cli::speaks_claude_hooks`): it gets no hooks.
+    pub approval_timeout_secs: Option<u64>,
 }
 
 /// `POST /api/tasks/{id}/run` as the route parsed it.
@@ -143,6 +151,7 @@ impl RunsState {
             argv: agent_cli::run_argv(&agent.def, ask.resume.as_deref()),
             cwd,
             output: agent_cli::spec(agent.def.kind).output,
+            approval_timeout_secs: approval_timeout(&agent.def),
             env: agent.def.env.into_iter().collect(),
             prompt: prompt_for(&task),
             worktree,

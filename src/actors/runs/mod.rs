@@ -173,6 +173,7 @@ impl RunsState {
                         agent_id: agent.id,
                         argv: run.command,
                         cwd: PathBuf::from(cwd),
+                        approval_timeout_secs: decide::approval_timeout(&agent.def),
                         env: agent.def.env.into_iter().collect(),
                         prompt: prompt_for(&task),
                         output: agent_cli::spec(agent.def.kind).output,
@@ -258,19 +259,30 @@ impl RunsState {
             request,
             ..
         } = queued;
+        let deps = self.args.deps.clone();
+        // Not in the recorded argv: the secret and the MCP file belong to this start only.
+        let (agent, timeout) = (request.agent_id, request.approval_timeout_secs);
+        let hooks = deps.approvals.prepare_run(agent, timeout).await;
+        let (mut args, mut env) = (request.argv[1..].to_vec(), request.env.clone());
+        if let Some(h) = &hooks {
+            h.apply(&mut args, &mut env);
+            deps.approvals.started(h, id, None).await;
+        }
         let command = PtyCommand {
             program: request.argv[0].clone(),
-            args: request.argv[1..].to_vec(),
+            args,
             cwd: request.cwd.clone(),
-            env: request.env.clone(),
+            env,
             size: WindowSize { cols: 80, rows: 24 },
             cgroup: None,
             caps: crate::pty::Caps::default(),
         };
-        let deps = self.args.deps.clone();
         let spawned = match deps.lifecycle.launch(id, command, pty::spawn_piped).await {
             Ok(s) => s,
             Err(e) => {
+                if let Some(h) = hooks {
+                    deps.approvals.ended(h, Some(id)).await;
+                }
                 // Recorded `failed` by the launch; the task follows.
                 error!(self.log, "could not start the agent"; "execution_id" => id, "error" => %e);
                 move_task(&deps.db, &deps.events, request.task_id, TaskStatus::Failed).await;
@@ -287,6 +299,7 @@ impl RunsState {
             spawned,
             deps,
             queue: me.clone(),
+            hooks,
         };
         match Actor::spawn_linked(None, RunActor, args, me.get_cell()).await {
             Ok((actor, _)) => {

@@ -62,6 +62,8 @@ pub struct RunDeps {
     pub timeout: Duration,
     pub events_max: usize,
     pub lifecycle: Lifecycle,
+    /// Where its permission prompts go (issue 16).
+    pub approvals: crate::approvals::Approvals,
 }
 
 pub struct RunArgs {
@@ -73,6 +75,8 @@ pub struct RunArgs {
     pub spawned: SpawnedPiped,
     pub deps: RunDeps,
     pub queue: ActorRef<RunsMsg>,
+    /// Its secret and MCP config, dropped when it ends.
+    pub hooks: Option<crate::approvals::setup::AgentHooks>,
 }
 
 pub struct RunState {
@@ -96,6 +100,7 @@ pub struct RunState {
     recorded: bool,
     stderr: Option<JoinHandle<Vec<u8>>>,
     tasks: Vec<JoinHandle<()>>,
+    hooks: Option<crate::approvals::setup::AgentHooks>,
 }
 
 pub struct RunActor;
@@ -157,6 +162,7 @@ impl Actor for RunActor {
             recorded: false,
             stderr: Some(stderr),
             tasks: vec![writer, reader],
+            hooks: args.hooks,
         })
     }
 
@@ -336,7 +342,7 @@ impl RunState {
             self.dropped_events += 1;
             return;
         }
-        let event = ExecutionEvent {
+        let mut event = ExecutionEvent {
             execution_id: self.execution_id,
             seq: self.next_seq,
             ts: format_ts(SystemTime::now().into()),
@@ -345,13 +351,22 @@ impl RunState {
         };
         self.next_seq += 1;
         let stored = event.clone();
-        if let Err(e) = self
+        match self
             .deps
             .db
-            .write(move |c| execution_events::insert(c, &stored))
+            .write(move |c| {
+                execution_events::append(
+                    c,
+                    stored.execution_id,
+                    &stored.ts,
+                    &stored.kind,
+                    &stored.data,
+                )
+            })
             .await
         {
-            warn!(self.log, "storing a run event failed"; "error" => %e);
+            Ok(seq) => event.seq = seq,
+            Err(e) => warn!(self.log, "storing a run event failed"; "error" => %e),
         }
         self.deps.events.publish_about(
             EventType::ExecutionEvent,
@@ -446,6 +461,9 @@ impl RunState {
             _ => TaskStatus::Failed,
         };
         move_task(&self.deps.db, &self.deps.events, self.task_id, task_status).await;
+        if let Some(h) = self.hooks.take() {
+            self.deps.approvals.ended(h, Some(self.execution_id)).await;
+        }
         let _ = self.queue.cast(RunsMsg::Finished(self.execution_id));
         me.stop(None);
     }

@@ -73,12 +73,24 @@ impl SessionsState {
             .write(move |c| agents::conversation(c, agent_id))
             .await
             .map_err(SessionError::from)?;
+        let hooks = match agent_cli::speaks_claude_hooks(&req.def) {
+            true => {
+                let timeout = req.def.approval_timeout_secs;
+                self.args.approvals.prepare(agent_id, timeout, false).await
+            }
+            false => None,
+        };
+        let mut argv = agent_cli::session_argv(&req.def, &conversation, resume);
+        let mut env: Vec<(String, String)> = req.def.env.clone().into_iter().collect();
+        if let Some(h) = &hooks {
+            h.apply(&mut argv, &mut env);
+        }
         let spec = SessionSpec {
             kind: SessionKind::AgentSession,
             name: Some(req.def.name.clone()),
-            argv: agent_cli::session_argv(&req.def, &conversation, resume),
+            argv,
             cwd: req.cwd,
-            env: req.def.env.clone().into_iter().collect(),
+            env,
             size: req.size,
             task_id: None,
             agent_id: Some(agent_id),
@@ -92,7 +104,21 @@ impl SessionsState {
                 pids_max: req.def.pids_max,
             },
         };
-        let info = self.create(me, spec).await?;
+        let info = match self.create(me, spec).await {
+            Ok(info) => info,
+            Err(e) => {
+                if let Some(h) = hooks {
+                    self.args.approvals.ended(h, None).await;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(h) = &hooks {
+            self.args
+                .approvals
+                .started(h, info.execution_id, Some(info.id.clone()))
+                .await;
+        }
         if !resume {
             if let Err(e) = db
                 .write(move |c| agents::mark_conversation_started(c, agent_id))

@@ -4,6 +4,7 @@
 
 import type { Execution } from "../api";
 import { sessionLabel } from "../term/api";
+import { AttentionBadge } from "./Attention";
 import { Ago, Badge, fmtCost, fmtDuration, Link } from "../ui";
 
 export const TYPE_LABEL: Record<Execution["type"], string> = {
@@ -52,7 +53,7 @@ export function ExecutionsTable(props: { items: Execution[]; empty: string; show
               ) : null}
               <td class={props.showTask ? "wide" : undefined}>{TYPE_LABEL[x.type] ?? x.type}</td>
               <td>
-                <Badge status={x.status} />
+                <Badge status={x.status} /> <AttentionBadge value={x.attention} />
               </td>
               <td class="wide">
                 <Ago at={x.created_at} />

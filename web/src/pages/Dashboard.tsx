@@ -4,6 +4,7 @@
 import { useEffect } from "preact/hooks";
 import { api, ApiError, query, type Execution, type HealthDetailed, type List, type SessionInfo } from "../api";
 import { ExecutionsTable } from "../components/ExecutionsTable";
+import { NeedsYouCard } from "../components/Attention";
 import { isExecutionChange, useRefetchOn } from "../components/live";
 import { sessionLabel } from "../term/api";
 import { Ago, Badge, ErrorBanner, fmtSecs, Link, plural, useLoad } from "../ui";
@@ -24,6 +25,7 @@ export function Dashboard(props: { healthOnly?: boolean }) {
   return (
     <div>
       <h1>Dashboard</h1>
+      <NeedsYouCard />
       <div class="grid">
         <HealthCard />
         <SessionsCard />

@@ -3,6 +3,7 @@
 // cost, usage) and its event timeline, replayed then live.
 
 import { api, type Agent, type Execution, type List, type RunEvent, type Task, type Usage } from "../api";
+import { AttentionBadge, PendingApprovals } from "../components/Attention";
 import { WithChanges } from "../components/Changes";
 import { ContinueActions, conversationOf } from "../components/ContinueActions";
 import { EventTimeline } from "../components/EventTimeline";
@@ -27,6 +28,7 @@ export function ExecutionDetail(props: { id: string }) {
     (e) => (isExecutionChange(e) || e.type === "execution.updated") && String(e.data?.id) === props.id,
     x.reload,
   );
+  useRefetchOn((e) => e.type === "attention.changed" && String(e.data?.execution_id) === props.id, x.reload);
   const d = x.data;
   if (!d) {
     return (
@@ -70,7 +72,7 @@ function Header(props: { x: Execution; onChange: (x: Execution) => void }) {
         <h1>
           {TYPE_LABEL[x.type] ?? x.type} #{x.id}
         </h1>
-        <Badge status={x.status} />
+        <Badge status={x.status} /> <AttentionBadge value={x.attention} />
         <span class="spacer" />
         {x.type === "agent_run" && isActive(x) ? (
           <ConfirmButton
@@ -82,6 +84,7 @@ function Header(props: { x: Execution; onChange: (x: Execution) => void }) {
         ) : null}
       </div>
       <ErrorBanner error={error} onClose={() => setError(null)} />
+      {isActive(x) ? <PendingApprovals executionId={x.id} /> : null}
     </>
   );
 }

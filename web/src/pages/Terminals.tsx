@@ -21,6 +21,7 @@ import {
 } from "../term/api";
 import type { Mode } from "../term/session";
 import { TermView } from "../term/TermView";
+import { AttentionBadge, PendingApprovals } from "../components/Attention";
 import { Badge, ConfirmButton, ErrorBanner, Field, Link, useLoad, val, useAction } from "../ui";
 
 /** Session events worth a refetch: a session started or ended (not the 5-second activity ticks). */
@@ -45,6 +46,7 @@ export function Terminals(props: { id?: string; kind?: SessionKind }) {
     current.reload();
   };
   useRefetchOn(touchesSessions, refresh);
+  useRefetchOn((e) => e.type === "attention.changed" && e.data?.session_id === id, current.reload);
   const gone = current.error instanceof ApiError && current.error.status === 404;
   const info = current.data;
 
@@ -87,6 +89,7 @@ export function Terminals(props: { id?: string; kind?: SessionKind }) {
       <ErrorBanner error={list.error} />
       <ErrorBanner error={current.error} />
       <ErrorBanner error={actionError} onClose={() => setActionError(null)} />
+      {id && kind === "agent" ? <PendingApprovals sessionId={id} /> : null}
       {id && !gone ? (
         <TermView
           key={`${kind}:${id}`}
@@ -131,6 +134,7 @@ function SessionStatus(props: { s: SessionInfo }) {
       <span title={exit || undefined}>
         <Badge status={s.status} />
       </span>
+      <AttentionBadge value={s.attention} />
     </>
   );
 }
