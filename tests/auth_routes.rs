@@ -58,6 +58,7 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/terminals/1", Admin),
     ("DELETE", "/api/terminals/1", Admin),
     ("WS", "/api/terminals/1/ws", Admin),
+    ("GET", "/api/agent-kinds", Admin),
     ("GET", "/api/agents", Admin),
     ("POST", "/api/agents", Admin),
     ("GET", "/api/agents/1", Admin),

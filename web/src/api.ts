@@ -179,9 +179,29 @@ export interface RestartPolicy {
 }
 
 /** An agent definition as the API shows it (secret-looking env values read `[redacted]`). */
+/** An agent CLI by kind (`GET /api/agent-kinds`, src/agent_cli/kinds.rs). */
+export type AgentKindName = "claude" | "codex" | "gemini" | "aider" | "opencode" | "command";
+
+export interface AgentKindInfo {
+  kind: AgentKindName;
+  label: string;
+  default_command: string[];
+  supports: {
+    model: boolean;
+    system_prompt: boolean;
+    permission_modes: string[];
+    allowed_tools: boolean;
+    session_resume: boolean;
+    run_resume: boolean;
+    headless_output: string;
+  };
+  session_args: { first: string[]; resume: string[] };
+}
+
 export interface Agent {
   id: number;
   name: string;
+  kind: AgentKindName;
   description: string;
   command: string[];
   args: string[];

@@ -53,11 +53,36 @@ await run("pages", async ({ newPage }) => {
   await page.goto(`${env.base}/agents`);
   await page.getByRole("button", { name: "New agent" }).click();
   await page.locator('form.agent-form input[name="name"]').fill("dash-agent");
+  await page.locator('form.agent-form input[name="command"]').fill(env.fakeClaude);
   await page.getByRole("button", { name: "Create agent" }).click();
   await page.locator(".error", { hasText: 'an agent named "dash-agent" already exists' }).waitFor();
   await page.locator(".error code", { hasText: "name_taken" }).waitFor();
   await page.locator(".field.invalid input[name='name']").waitFor();
   await shot(page, "pages-agent-error");
+
+  // The agent CLI's kind: choosing one fills in its command and session flags and hides the
+  // fields it has no flag for; a command that is not installed is refused, naming `command`.
+  const af = page.locator("form.agent-form");
+  await af.locator('input[name="command"]').fill("");
+  await af.locator('select[name="kind"]').selectOption("codex");
+  if ((await af.locator('input[name="command"]').inputValue()) !== "codex") throw new Error("codex's command not filled in");
+  if ((await af.locator('input[name="session_resume"]').inputValue()) !== "resume --last") throw new Error("codex's resume flags not filled in");
+  await af.locator('textarea[name="system_prompt"]').waitFor({ state: "detached" });
+  await af.locator('input[name="allowed_tools"]').waitFor({ state: "detached" });
+  await af.locator('input[name="name"]').fill("codex-agent");
+  await af.getByRole("button", { name: "Create agent" }).click();
+  await page.locator(".error", { hasText: "OpenAI Codex CLI" }).waitFor();
+  await page.locator(".field.invalid input[name='command']").waitFor();
+  await shot(page, "pages-agent-kind-codex");
+  await af.locator('select[name="kind"]').selectOption("command");
+  if ((await af.locator('input[name="command"]').inputValue()) !== "") throw new Error("codex's command kept for a plain command");
+  await af.locator('input[name="model"]').waitFor({ state: "detached" });
+  await af.locator('input[name="command"]').fill("sh -c 'echo hi'");
+  await af.getByRole("button", { name: "Create agent" }).click();
+  await page.locator("h1", { hasText: "codex-agent" }).waitFor();
+  const plain = (await apiCall("GET", "/api/agents")).items.find((a) => a.name === "codex-agent");
+  if (plain.kind !== "command" || JSON.stringify(plain.command) !== '["sh","-c","echo hi"]' || plain.session_args.first.length)
+    throw new Error(`plain command agent saved as ${JSON.stringify(plain)}`);
 
   // Editing: a secret env value comes back redacted and saving keeps it; restart policy numbers.
   const secret = await apiCall("POST", "/api/agents", {

@@ -1,13 +1,14 @@
 // Create or edit an agent definition. The form holds plain text; `toBody` turns it into the
 // API's shape (argv, env map, lists). Server errors are shown with their message and the field
 // they name is highlighted (docs/agents.md lists the rules; the server is the judge).
+// The kind (`GET /api/agent-kinds`) decides which fields are offered: one the CLI has no flag
+// for is hidden and sent empty; choosing a kind fills in its command and session flags where
+// they were empty or still the previous kind's defaults.
 
 import { useState } from "preact/hooks";
-import { api, ApiError, type Agent } from "../api";
-import { Field, fieldIs, FormActions, val, useAction } from "../ui";
+import { api, ApiError, type Agent, type AgentKindInfo, type AgentKindName } from "../api";
+import { Field, fieldIs, FormActions, val, useAction, useLoad } from "../ui";
 import { formatEnv, joinArgv, parseEnv, splitArgv, splitList } from "./text";
-
-const PERMISSION_MODES = ["default", "acceptEdits", "bypassPermissions", "plan", "dontAsk"];
 
 /** The server's defaults (src/http/agents.rs), shown in a new form. */
 const DEFAULTS = {
@@ -19,6 +20,7 @@ const DEFAULTS = {
 };
 
 interface FormState {
+  kind: AgentKindName;
   name: string;
   description: string;
   command: string;
@@ -42,6 +44,7 @@ interface FormState {
 function fromAgent(a?: Agent): FormState {
   if (!a)
     return {
+      kind: "claude",
       name: "",
       description: "",
       command: "claude",
@@ -59,6 +62,7 @@ function fromAgent(a?: Agent): FormState {
       ...DEFAULTS,
     };
   return {
+    kind: a.kind ?? "claude",
     name: a.name,
     description: a.description,
     command: joinArgv(a.command),
@@ -92,7 +96,7 @@ function int(text: string, field: string): number {
  * The request body. Empty optional texts are `null` (PATCH: clear; POST: the default), and
  * `[redacted]` env values go back unchanged so the server keeps the stored secret.
  */
-function toBody(f: FormState) {
+function toBody(f: FormState, kind?: AgentKindInfo) {
   let env: Record<string, string>;
   try {
     env = parseEnv(f.env);
@@ -108,17 +112,20 @@ function toBody(f: FormState) {
   };
   const command = argv(f.command, "command");
   const orNull = (s: string) => (s.trim() ? s : null);
+  // A field the kind has no flag for is sent empty (the server refuses it otherwise).
+  const can = kind?.supports;
   return {
+    kind: f.kind,
     name: f.name,
     description: f.description,
-    command: command.length ? command : ["claude"],
+    command: command.length ? command : (kind?.default_command ?? ["claude"]),
     args: argv(f.args, "args"),
     session_args: { first: argv(f.sessionFirst, "session_args.first"), resume: argv(f.sessionResume, "session_args.resume") },
-    model: orNull(f.model.trim()),
-    system_prompt: orNull(f.systemPrompt),
+    model: can && !can.model ? null : orNull(f.model.trim()),
+    system_prompt: can && !can.system_prompt ? null : orNull(f.systemPrompt),
     project_dir: orNull(f.projectDir.trim()),
-    permission_mode: orNull(f.permissionMode),
-    allowed_tools: splitList(f.allowedTools),
+    permission_mode: can && !can.permission_modes.includes(f.permissionMode) ? null : orNull(f.permissionMode),
+    allowed_tools: can && !can.allowed_tools ? [] : splitList(f.allowedTools),
     env,
     idle_timeout_secs: int(f.idle, "idle_timeout_secs"),
     restart: {
@@ -136,11 +143,28 @@ export function AgentForm(props: { agent?: Agent; onSaved: (a: Agent) => void; o
   const { busy, error, act } = useAction();
   const set = (k: keyof FormState) => (e: Event) => setF({ ...f, [k]: val(e) });
   const bad = (name: string) => fieldIs(error, name);
+  const kinds = useLoad(() => api.get<{ items: AgentKindInfo[] }>("/api/agent-kinds"), []).data?.items;
+  const kind = kinds?.find((k) => k.kind === f.kind);
+  const can = kind?.supports;
+
+  /** A new kind: its command and session flags replace empty ones or the old kind's defaults. */
+  const chooseKind = (e: Event) => {
+    const next = kinds?.find((k) => k.kind === val(e));
+    if (!next) return;
+    const was = (text: string, dflt?: string[]) => !text.trim() || (dflt && text === joinArgv(dflt));
+    setF({
+      ...f,
+      kind: next.kind,
+      command: was(f.command, kind?.default_command) ? joinArgv(next.default_command) : f.command,
+      sessionFirst: was(f.sessionFirst, kind?.session_args.first) ? joinArgv(next.session_args.first) : f.sessionFirst,
+      sessionResume: was(f.sessionResume, kind?.session_args.resume) ? joinArgv(next.session_args.resume) : f.sessionResume,
+    });
+  };
 
   const submit = async (e: Event) => {
     e.preventDefault();
     await act(async () => {
-      const body = toBody(f);
+      const body = toBody(f, kind);
       const saved = props.agent
         ? await api.patch<Agent>(`/api/agents/${props.agent.id}`, body)
         : await api.post<Agent>("/api/agents", body);
@@ -155,26 +179,46 @@ export function AgentForm(props: { agent?: Agent; onSaved: (a: Agent) => void; o
         <Field label="Name" invalid={bad("name")}>
           <input name="name" value={f.name} onInput={set("name")} required maxLength={64} />
         </Field>
+        <Field label="Agent CLI" invalid={bad("kind")} hint={kindHint(kind)}>
+          <select name="kind" value={f.kind} onChange={chooseKind}>
+            {(kinds ?? []).map((k) => (
+              <option value={k.kind}>{k.label}</option>
+            ))}
+            {kinds ? null : <option value={f.kind}>{f.kind}</option>}
+          </select>
+        </Field>
         <Field label="Command" invalid={bad("command")} hint="argv: words split on spaces; quote words with spaces">
-          <input name="command" class="mono" value={f.command} onInput={set("command")} />
+          <input
+            name="command"
+            class="mono"
+            value={f.command}
+            onInput={set("command")}
+            placeholder={kind?.default_command.length ? joinArgv(kind.default_command) : "program and its arguments"}
+          />
         </Field>
-        <Field label="Model" invalid={bad("model")} hint="optional, e.g. sonnet">
-          <input name="model" value={f.model} onInput={set("model")} />
-        </Field>
+        {can && !can.model ? null : (
+          <Field label="Model" invalid={bad("model")} hint="optional, e.g. sonnet">
+            <input name="model" value={f.model} onInput={set("model")} />
+          </Field>
+        )}
         <Field label="Project directory" invalid={bad("project_dir")} hint="default: the server user's home">
           <input name="project_dir" class="mono" value={f.projectDir} onInput={set("projectDir")} />
         </Field>
-        <Field label="Permission mode" invalid={bad("permission_mode")}>
-          <select name="permission_mode" value={f.permissionMode} onChange={set("permissionMode")}>
-            <option value="">(CLI default)</option>
-            {PERMISSION_MODES.map((m) => (
-              <option value={m}>{m}</option>
-            ))}
-          </select>
-        </Field>
-        <Field label="Allowed tools" invalid={bad("allowed_tools")} hint="comma-separated, e.g. Read, Edit, Bash(git log:*)">
-          <input name="allowed_tools" value={f.allowedTools} onInput={set("allowedTools")} />
-        </Field>
+        {can && !can.permission_modes.length ? null : (
+          <Field label="Permission mode" invalid={bad("permission_mode")}>
+            <select name="permission_mode" value={f.permissionMode} onChange={set("permissionMode")}>
+              <option value="">(CLI default)</option>
+              {(can?.permission_modes ?? []).map((m) => (
+                <option value={m}>{m}</option>
+              ))}
+            </select>
+          </Field>
+        )}
+        {can && !can.allowed_tools ? null : (
+          <Field label="Allowed tools" invalid={bad("allowed_tools")} hint="comma-separated, e.g. Read, Edit, Bash(git log:*)">
+            <input name="allowed_tools" value={f.allowedTools} onInput={set("allowedTools")} />
+          </Field>
+        )}
         <Field label="Idle timeout (s)" invalid={bad("idle_timeout_secs")} hint="a session idle this long is stopped; 0 = never">
           <input name="idle_timeout_secs" inputMode="numeric" value={f.idle} onInput={set("idle")} />
         </Field>
@@ -219,9 +263,11 @@ export function AgentForm(props: { agent?: Agent; onSaved: (a: Agent) => void; o
       <Field label="Description" invalid={bad("description")}>
         <textarea name="description" rows={2} value={f.description} onInput={set("description")} />
       </Field>
-      <Field label="System prompt" invalid={bad("system_prompt")} hint="appended to the CLI's own (--append-system-prompt)">
-        <textarea name="system_prompt" rows={3} value={f.systemPrompt} onInput={set("systemPrompt")} />
-      </Field>
+      {can && !can.system_prompt ? null : (
+        <Field label="System prompt" invalid={bad("system_prompt")} hint="appended to the CLI's own (--append-system-prompt)">
+          <textarea name="system_prompt" rows={3} value={f.systemPrompt} onInput={set("systemPrompt")} />
+        </Field>
+      )}
       <Field
         label="Environment"
         invalid={bad("env")}
@@ -232,4 +278,18 @@ export function AgentForm(props: { agent?: Agent; onSaved: (a: Agent) => void; o
       <FormActions error={error} busy={busy} submit={props.agent ? "Save" : "Create agent"} onCancel={props.onCancel} />
     </form>
   );
+}
+
+/** What the chosen kind does with the form: the fields it has no flag for, and its output. */
+function kindHint(k?: AgentKindInfo): string {
+  if (!k) return "";
+  if (k.kind === "command") return "any program: only the command, extra arguments and session flags you write";
+  const lacks = [
+    k.supports.model ? null : "model",
+    k.supports.system_prompt ? null : "system prompt",
+    k.supports.permission_modes.length ? null : "permission mode",
+    k.supports.allowed_tools ? null : "allowed tools",
+  ].filter(Boolean);
+  const output = k.supports.headless_output === "text" ? "plain-text output" : "JSON output parsed";
+  return `${lacks.length ? `no ${lacks.join(", ")} flag` : "every field"} · runs: ${output}`;
 }

@@ -6,10 +6,13 @@ import { api, type Execution, type RunEvent, type SessionInfo } from "../api";
 import { navigate } from "../router";
 import { ErrorBanner, useAction } from "../ui";
 
-/** The conversation a headless run had: Claude Code names it in its init and result events. */
+/**
+ * The conversation a headless run had: Claude Code and Gemini CLI name it `session_id` (init and
+ * result events), Codex `thread_id` (`thread.started`).
+ */
 export function conversationOf(events: RunEvent[]): string | null {
   for (let i = events.length - 1; i >= 0; i--) {
-    const id = events[i].data?.session_id;
+    const id = events[i].data?.session_id ?? events[i].data?.thread_id;
     if (typeof id === "string" && id) return id;
   }
   return null;
