@@ -131,6 +131,7 @@ impl RunsState {
             }),
             false => None,
         };
+        let approval_timeout_secs = approval_timeout(&agent.def);
         Ok(RunRequest {
             task_id,
             priority: task.priority,
@@ -140,7 +141,7 @@ impl RunsState {
             env: agent.def.env.into_iter().collect(),
             prompt: prompt_for(&task),
             worktree,
-            approval_timeout_secs: approval_timeout(&agent.def),
+            approval_timeout_secs,
         })
     }
 }

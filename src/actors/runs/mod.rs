@@ -166,6 +166,7 @@ impl RunsState {
                 .await;
             let request = match (found, run.cwd) {
                 (Ok((Some(task), Some(agent))), Some(cwd)) if !run.command.is_empty() => {
+                    let timeout = decide::approval_timeout(&agent.def);
                     RunRequest {
                         task_id: task.id,
                         priority: task.priority,
@@ -175,7 +176,7 @@ impl RunsState {
                         env: agent.def.env.into_iter().collect(),
                         prompt: prompt_for(&task),
                         worktree: None,
-                        approval_timeout_secs: decide::approval_timeout(&agent.def),
+                        approval_timeout_secs: timeout,
                     }
                 }
                 (Err(e), _) => {
