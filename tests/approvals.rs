@@ -388,8 +388,7 @@ async fn hooks_set_attention_and_the_channel_refuses_strangers() {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut stdin = stdin;
+        let mut stdin = child.stdin.take().unwrap();
         stdin
             .write_all(br#"{"hook_event_name":"Stop","stop_hook_active":false}"#)
             .unwrap();
@@ -425,7 +424,7 @@ async fn the_command_line_client_lists_and_answers_requests() {
     let (code, out, err) = common::run_to_end(&mut cli(vec!["approve".into()])).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("make release") && out.contains(&id), "{out}");
-    let deny = vec!["approve", &id, "--deny", "-m", "not today"];
+    let deny = ["approve", &id, "--deny", "-m", "not today"];
     let (code, out, err) =
         common::run_to_end(&mut cli(deny.iter().map(|s| s.to_string()).collect())).await;
     assert_eq!(code, 0, "{err}");

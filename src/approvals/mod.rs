@@ -129,10 +129,6 @@ impl Approvals {
         &self.inner.log
     }
 
-    fn db(&self) -> &Db {
-        &self.inner.db
-    }
-
     fn events(&self) -> &Events {
         &self.inner.events
     }

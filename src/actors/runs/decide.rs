@@ -144,6 +144,7 @@ impl RunsState {
             }),
             false => None,
         };
+        let approval_timeout_secs = approval_timeout(&agent.def);
         Ok(RunRequest {
             task_id,
             priority: task.priority,
@@ -151,10 +152,10 @@ impl RunsState {
             argv: agent_cli::run_argv(&agent.def, ask.resume.as_deref()),
             cwd,
             output: agent_cli::spec(agent.def.kind).output,
-            approval_timeout_secs: approval_timeout(&agent.def),
             env: agent.def.env.into_iter().collect(),
             prompt: prompt_for(&task),
             worktree,
+            approval_timeout_secs,
         })
     }
 }

@@ -167,17 +167,18 @@ impl RunsState {
                 .await;
             let request = match (found, run.cwd) {
                 (Ok((Some(task), Some(agent))), Some(cwd)) if !run.command.is_empty() => {
+                    let timeout = decide::approval_timeout(&agent.def);
                     RunRequest {
                         task_id: task.id,
                         priority: task.priority,
                         agent_id: agent.id,
                         argv: run.command,
                         cwd: PathBuf::from(cwd),
-                        approval_timeout_secs: decide::approval_timeout(&agent.def),
                         env: agent.def.env.into_iter().collect(),
                         prompt: prompt_for(&task),
                         output: agent_cli::spec(agent.def.kind).output,
                         worktree: None,
+                        approval_timeout_secs: timeout,
                     }
                 }
                 (Err(e), _) => {
