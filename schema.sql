@@ -155,3 +155,19 @@ CREATE TABLE worktrees (
     removed_at    TEXT                     -- worktree directory and branch deleted
 );
 CREATE INDEX worktrees_live ON worktrees (removed_at, state);
+
+-- version: 9
+-- Web Push subscriptions: one row per browser that asked for notifications (src/push/). The
+-- endpoint is the push service's URL for that browser; p256dh and auth are its encryption keys
+-- (base64url, RFC 8291). A push service answering 404/410 ends the row.
+CREATE TABLE push_subscriptions (
+    id               INTEGER PRIMARY KEY,
+    endpoint         TEXT NOT NULL UNIQUE,
+    p256dh           TEXT NOT NULL,
+    auth             TEXT NOT NULL,
+    user_agent       TEXT,
+    created_at       TEXT NOT NULL,
+    last_success_at  TEXT,
+    last_failure_at  TEXT,
+    last_error       TEXT
+);

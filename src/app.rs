@@ -50,6 +50,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("cannot create the first admin token: {0}")]
     Auth(#[from] crate::auth::AuthError),
+    #[error("notifications: {0}")]
+    Push(#[from] crate::push::PushError),
 }
 
 pub struct Server {
@@ -279,7 +281,21 @@ impl Server {
             source,
         })?;
 
+        let push = {
+            let (config, db, log) = (
+                config.clone(),
+                db.clone(),
+                log.new(slog::o!("task" => "push")),
+            );
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                crate::push::Notifier::start(&config, db, &runtime, log)
+            })
+            .await
+            .map_err(|e| StartError::Actors(e.to_string()))??
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        push.watch_events(events.clone(), shutdown_rx.clone());
         let state = AppState {
             config: config.clone(),
             db,
@@ -296,6 +312,7 @@ impl Server {
             sockets: Arc::new(Tracker::default()),
             http_metrics: Arc::new(crate::metrics::HttpMetrics::new()),
             login_limiter: Arc::default(),
+            push,
         };
         let routes = crate::http::routes(&state);
         let serve_task = tokio::spawn(crate::http::server::serve(

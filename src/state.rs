@@ -42,6 +42,8 @@ pub struct AppState {
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
     /// Failed logins per client address (bounded).
     pub login_limiter: Arc<LoginLimiter>,
+    /// Web Push and the webhook: the VAPID key and the queue to the sender (`src/push/`).
+    pub push: crate::push::Notifier,
 }
 
 /// Live counters for health and metrics.

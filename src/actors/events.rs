@@ -50,6 +50,9 @@ pub enum EventType {
     WorktreeMerged,
     #[serde(rename = "worktree.discarded")]
     WorktreeDiscarded,
+    /// An agent session's or run's `attention` changed: `{session_id, execution_id, attention}`.
+    #[serde(rename = "attention.changed")]
+    AttentionChanged,
 }
 
 /// One event, serialised once for every subscriber (`json`: `{"type":…,"data":…}`), with the

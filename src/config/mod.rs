@@ -12,6 +12,7 @@
 
 mod args;
 mod file;
+mod notifications;
 mod resolve;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use args::{CommonArgs, ServeArgs, SYSTEM_CONFIG};
+pub use notifications::{NotificationSettings, WebhookFormat};
 pub use resolve::{DEFAULT_BIND, DEFAULT_DATA_DIR};
 
 /// A setting that cannot be used. Displayed as the one line printed before exiting with code 2.
@@ -95,6 +97,8 @@ pub struct Config {
     pub session_cgroups: CgroupSetting,
     /// No authentication at all; only ever on a loopback bind ([`Config::check_auth_binding`]).
     pub insecure_no_auth: bool,
+    /// Web Push and the webhook (src/push/).
+    pub notifications: NotificationSettings,
 }
 
 impl Config {

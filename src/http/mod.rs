@@ -21,6 +21,7 @@ pub mod login;
 pub mod metrics;
 pub mod openapi;
 pub mod parser_errors;
+pub mod push;
 pub mod review;
 pub mod runs;
 pub mod server;
@@ -61,6 +62,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(review::routes(state))
         .unify()
         .or(files::routes(state))
+        .unify()
+        .or(push::routes(state))
         .unify()
         .or(assets::routes())
         .unify();
