@@ -103,11 +103,6 @@ impl Notifier {
         }
     }
 
-    /// Notifications dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
     /// Starts the listener: every event the bus carries is offered to [`notification_for`],
     /// until shutdown begins.
     pub fn watch_events(&self, events: Events, mut shutdown: watch::Receiver<bool>) {

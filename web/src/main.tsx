@@ -16,6 +16,8 @@ import { ExecutionDetail } from "./pages/ExecutionDetail";
 import { Files } from "./pages/Files";
 import { Executions } from "./pages/Executions";
 import { NotFound } from "./pages/NotFound";
+import { NotifyControl } from "./components/NotifyControl";
+import { registerServiceWorker } from "./push";
 
 type Auth =
   | { state: "checking" }
@@ -74,6 +76,7 @@ function Shell(props: { scope: string; onLogout?: () => void }) {
             {live ? "live" : "offline"}
           </span>
         )}
+        {monitor ? null : <NotifyControl />}
         <span class="scope" title="your access scope">
           {props.scope}
         </span>
@@ -135,3 +138,4 @@ function App() {
 
 const root = document.getElementById("app");
 if (root) render(<App />, root);
+registerServiceWorker();
