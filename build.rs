@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SOURCES: &[&str] = &[
+    "public",
     "scripts",
     "src",
     "index.html",

@@ -196,6 +196,22 @@ CREATE TABLE hook_tokens (
     created_at    TEXT    NOT NULL
 ) WITHOUT ROWID;
 
+-- version: 9
+-- Web Push subscriptions: one row per browser that asked for notifications (src/push/). The
+-- endpoint is the push service's URL for that browser; p256dh and auth are its encryption keys
+-- (base64url, RFC 8291). A push service answering 404/410 ends the row.
+CREATE TABLE push_subscriptions (
+    id               INTEGER PRIMARY KEY,
+    endpoint         TEXT NOT NULL UNIQUE,
+    p256dh           TEXT NOT NULL,
+    auth             TEXT NOT NULL,
+    user_agent       TEXT,
+    created_at       TEXT NOT NULL,
+    last_success_at  TEXT,
+    last_failure_at  TEXT,
+    last_error       TEXT
+);
+
 -- version: 12
 -- `failed_in_a_row` (/metrics) reads the newest finished agent runs at every scrape: walked in
 -- this index's order instead of sorting the whole table. An agent session's review routes find

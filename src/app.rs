@@ -50,6 +50,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("cannot create the first admin token: {0}")]
     Auth(#[from] crate::auth::AuthError),
+    #[error("notifications: {0}")]
+    Push(#[from] crate::push::PushError),
 }
 
 pub struct Server {
@@ -288,6 +290,19 @@ impl Server {
             source,
         })?;
 
+        let push = {
+            let (config, db, log) = (
+                config.clone(),
+                db.clone(),
+                log.new(slog::o!("task" => "push")),
+            );
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                crate::push::Notifier::start(&config, db, &runtime, log)
+            })
+            .await
+            .map_err(|e| StartError::Actors(e.to_string()))??
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         // The hook channel, then the requests an earlier run left pending (their askers
         // reconnect with their keys, or are gone and the request is closed).
@@ -295,6 +310,7 @@ impl Server {
             .await
             .map_err(|e| StartError::Actors(format!("hook channel: {e}")))?;
         approvals.resume().await;
+        push.watch_events(events.clone(), shutdown_rx.clone());
         let state = AppState {
             config: config.clone(),
             db,
@@ -312,6 +328,7 @@ impl Server {
             http_metrics: Arc::new(crate::metrics::HttpMetrics::new()),
             login_limiter: Arc::default(),
             approvals,
+            push,
         };
         let routes = crate::http::routes(&state);
         let serve_task = tokio::spawn(crate::http::server::serve(

@@ -29,6 +29,7 @@ pub mod notify;
 pub mod permissions;
 pub mod protocol;
 pub mod pty;
+pub mod push;
 pub mod reconcile;
 pub mod replay;
 pub mod shutdown;

@@ -44,6 +44,8 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     /// Attention and permission approvals of agents (issue 16).
     pub approvals: crate::approvals::Approvals,
+    /// Web Push and the webhook: the VAPID key and the queue to the sender (`src/push/`).
+    pub push: crate::push::Notifier,
 }
 
 /// Live counters for health and metrics.

@@ -75,6 +75,11 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/tasks/1/run", Admin),
     ("POST", "/api/executions/1/cancel", Admin),
     ("WS", "/api/executions/1/events", Admin),
+    ("GET", "/api/push/key", Admin),
+    ("GET", "/api/push/subscriptions", Admin),
+    ("POST", "/api/push/subscriptions", Admin),
+    ("DELETE", "/api/push/subscriptions", Admin),
+    ("POST", "/api/push/test", Admin),
 ];
 
 /// `/api/tasks/1` → `/api/tasks/{}`: the shape a `path!` pattern has.

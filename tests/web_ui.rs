@@ -129,3 +129,8 @@ async fn insecure_no_auth_opens_without_login() {
 async fn changes_tab_diff_side_by_side_and_unified_file_browser_and_merge() {
     browser_test("changes").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn installable_manifest_icons_service_worker_and_notification_button() {
+    browser_test("install").await;
+}

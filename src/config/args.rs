@@ -156,4 +156,17 @@ pub struct ServeArgs {
     /// Serve without any authentication. Refused unless bound to a loopback address.
     #[arg(long, env = "CM_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
+    /// Also POST every notification (agent waits, run ended) to this URL [default: none].
+    #[arg(long, env = "CM_NOTIFY_WEBHOOK_URL", value_name = "URL")]
+    pub notify_webhook_url: Option<String>,
+    /// The webhook's format: json (a JSON object) or ntfy (ntfy's publish format) [default: json].
+    #[arg(long, env = "CM_NOTIFY_WEBHOOK_FORMAT", value_name = "json|ntfy")]
+    pub notify_webhook_format: Option<String>,
+    /// Where push services can reach this server's owner (VAPID `sub`, mailto: or https:)
+    /// [default: public_url when https, else mailto:root@localhost].
+    #[arg(long, env = "CM_PUSH_CONTACT", value_name = "URI")]
+    pub push_contact: Option<String>,
+    /// Also accept http:// push endpoints on loopback addresses, for tests [default: 0].
+    #[arg(long, env = "CM_PUSH_ALLOW_LOOPBACK", value_name = "0|1")]
+    pub push_allow_loopback: Option<String>,
 }

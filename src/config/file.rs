@@ -47,6 +47,10 @@ pub(super) struct FileConfig {
     pub(super) session_ttl_secs: Option<toml::Value>,
     pub(super) insecure_no_auth: Option<toml::Value>,
     pub(super) session_cgroups: Option<toml::Value>,
+    pub(super) notify_webhook_url: Option<toml::Value>,
+    pub(super) notify_webhook_format: Option<toml::Value>,
+    pub(super) push_contact: Option<toml::Value>,
+    pub(super) push_allow_loopback: Option<toml::Value>,
 }
 
 /// Reads the TOML file, if one was named. Unknown keys are rejected so a typo never silently

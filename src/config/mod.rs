@@ -12,6 +12,7 @@
 
 mod args;
 mod file;
+mod notifications;
 mod resolve;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use args::{CommonArgs, ServeArgs, SYSTEM_CONFIG};
+pub use notifications::{NotificationSettings, WebhookFormat};
 pub use resolve::{DEFAULT_BIND, DEFAULT_DATA_DIR};
 
 /// A setting that cannot be used. Displayed as the one line printed before exiting with code 2.
@@ -98,6 +100,8 @@ pub struct Config {
     /// The program agents run as their hook command and MCP server (`claude-manager hook`,
     /// `claude-manager mcp`): this binary. Not a setting; tests point it at the built binary.
     pub hook_program: PathBuf,
+    /// Web Push and the webhook (src/push/).
+    pub notifications: NotificationSettings,
 }
 
 impl Config {

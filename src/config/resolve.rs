@@ -384,6 +384,12 @@ impl Config {
                 }
             };
 
+        let notifications = super::notifications::resolve(
+            pick(&args.notify_webhook_url, &file.notify_webhook_url).map(|r| r.value),
+            pick(&args.notify_webhook_format, &file.notify_webhook_format).map(|r| r.value),
+            pick(&args.push_contact, &file.push_contact).map(|r| r.value),
+            pick(&args.push_allow_loopback, &file.push_allow_loopback).map(|r| r.value),
+        )?;
         let config = Config {
             bind,
             data_dir,
@@ -422,6 +428,7 @@ impl Config {
             session_cgroups,
             insecure_no_auth,
             hook_program: std::env::current_exe().unwrap_or_else(|_| "claude-manager".into()),
+            notifications,
         };
         config.check_auth_binding()?;
         Ok(config)

@@ -12,6 +12,7 @@ pub mod execution_list;
 pub mod execution_stats;
 pub mod executions;
 pub mod migrate;
+pub mod push_subscriptions;
 pub mod tasks;
 pub mod worktrees;
 

@@ -23,6 +23,7 @@ pub mod login;
 pub mod metrics;
 pub mod openapi;
 pub mod parser_errors;
+pub mod push;
 pub mod review;
 pub mod runs;
 pub mod server;
@@ -67,6 +68,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = In
         .or(files::routes(state))
         .unify()
         .or(approvals::routes(state))
+        .unify()
+        .or(push::routes(state))
         .unify()
         .or(assets::routes())
         .unify();

@@ -17,6 +17,8 @@ import { Files } from "./pages/Files";
 import { Executions } from "./pages/Executions";
 import { NotFound } from "./pages/NotFound";
 import { useTitleCount } from "./components/Attention";
+import { NotifyControl } from "./components/NotifyControl";
+import { registerServiceWorker } from "./push";
 
 type Auth =
   | { state: "checking" }
@@ -76,6 +78,7 @@ function Shell(props: { scope: string; onLogout?: () => void }) {
             {live ? "live" : "offline"}
           </span>
         )}
+        {monitor ? null : <NotifyControl />}
         <span class="scope" title="your access scope">
           {props.scope}
         </span>
@@ -137,3 +140,4 @@ function App() {
 
 const root = document.getElementById("app");
 if (root) render(<App />, root);
+registerServiceWorker();
