@@ -66,8 +66,8 @@ async fn real_claude_version_runs_in_an_agent_session() {
 /// The real CLI accepts what the server gives it for "agents that ask" (docs/approvals.md):
 /// `--settings` with our hooks, `--mcp-config` with `claude-manager mcp` and
 /// `--permission-prompt-tool`. Without credentials the run ends with Claude Code's own
-/// not-logged-in result — but it must get that far: its init event is there, our MCP server
-/// connected, and no configuration error was printed.
+/// not-logged-in result — but it must get that far: its init event is there, listing our MCP
+/// server, and no configuration error was printed.
 #[tokio::test]
 async fn real_claude_accepts_the_hook_settings_and_mcp_config() {
     let Some(claude) = find_claude() else {
@@ -107,12 +107,13 @@ async fn real_claude_accepts_the_hook_settings_and_mcp_config() {
         .unwrap();
     let init = events_of
         .iter()
-        .find(|e| e.kind == "system")
+        .find(|e| e.kind == "system" && e.data["subtype"] == "init")
         .unwrap_or_else(|| panic!("no init event: {done} {events_of:?}"));
     let servers = init.data["mcp_servers"].to_string();
+    // Listed (`pending` while it connects, which Claude Code does lazily), never `failed`.
     assert!(
-        servers.contains("claude_manager") && servers.contains("connected"),
-        "our MCP server is connected: {servers}"
+        servers.contains("claude_manager") && !servers.contains("failed"),
+        "our MCP server is configured: {servers}"
     );
     let text = format!("{done} {}", serde_json::to_string(&events_of).unwrap());
     for bad in [
