@@ -30,6 +30,7 @@ pub mod protocol;
 pub mod pty;
 pub mod reconcile;
 pub mod replay;
+pub mod screen;
 pub mod shutdown;
 pub mod state;
 pub mod time;

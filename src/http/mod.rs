@@ -21,6 +21,7 @@ pub mod login;
 pub mod metrics;
 pub mod openapi;
 pub mod parser_errors;
+pub mod recording;
 pub mod review;
 pub mod runs;
 pub mod server;
