@@ -32,6 +32,7 @@ pub mod pty;
 pub mod push;
 pub mod reconcile;
 pub mod replay;
+pub mod screen;
 pub mod shutdown;
 pub mod state;
 pub mod time;

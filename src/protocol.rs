@@ -19,7 +19,7 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_SESSION_GONE: u16 = 1011;
 /// The event bus restarted (RFC 6455 "service restart"); reconnect.
 pub const CLOSE_SERVICE_RESTART: u16 = 1012;
-/// The viewer fell out of the scrollback; reconnect to catch up.
+/// The viewer stopped reading altogether (its socket took nothing for a minute).
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// No such session or run.
 pub const CLOSE_NOT_FOUND: u16 = 4404;
@@ -33,6 +33,11 @@ pub enum ServerMsg<'a, T: Serialize = ()> {
     /// First frame of a terminal viewer: the session and the replay range that follows.
     Attached {
         session: &'a T,
+        /// This viewer's id (what `resize.by` and `size_by` name).
+        viewer: u64,
+        /// The viewer whose size the session has (the last read-write one to type or resize),
+        /// `null` when none has claimed it.
+        size_by: Option<u64>,
         offset: u64,
         end: u64,
         cols: u16,
@@ -44,14 +49,24 @@ pub enum ServerMsg<'a, T: Serialize = ()> {
         code: Option<i32>,
         signal: Option<i32>,
     },
-    /// Another viewer resized the terminal.
+    /// The session's size changed (to every viewer; `by`: the viewer whose size it is now).
     Resize {
         cols: u16,
         rows: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<u64>,
     },
     /// Output from `offset` on follows again from the scrollback (the viewer fell behind).
     Resync {
         offset: u64,
+    },
+    /// The next binary frame is the screen (`cols` × `rows`) as of output offset `offset`:
+    /// written to a reset terminal it reproduces screen, cursor, modes and recent scrollback;
+    /// output from `offset` on follows.
+    Snapshot {
+        offset: u64,
+        cols: u16,
+        rows: u16,
     },
     Pong,
     /// A client frame was refused; the socket stays open.
@@ -79,8 +94,23 @@ pub type Control<'a> = ServerMsg<'a, ()>;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ClientMsg {
-    Resize { cols: i64, rows: i64 },
+    /// `take: false` only tells the viewer's own size (used when it types, or when no viewer
+    /// holds the size); `take` (the default) makes the session this size now.
+    Resize {
+        cols: i64,
+        rows: i64,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        take: bool,
+    },
     Ping,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl ClientMsg {
@@ -112,6 +142,8 @@ mod tests {
         let session = serde_json::json!({"id": "x"});
         let hello = ServerMsg::Attached {
             session: &session,
+            viewer: 2,
+            size_by: None,
             offset: 0,
             end: 5,
             cols: 80,
@@ -120,7 +152,7 @@ mod tests {
         };
         assert_eq!(
             hello.to_text(),
-            r#"{"type":"attached","session":{"id":"x"},"offset":0,"end":5,"cols":80,"rows":24,"truncated":false}"#
+            r#"{"type":"attached","session":{"id":"x"},"viewer":2,"size_by":null,"offset":0,"end":5,"cols":80,"rows":24,"truncated":false}"#
         );
         let ping: ClientMsg = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
         assert!(matches!(ping, ClientMsg::Ping));

@@ -119,6 +119,15 @@ impl ViewerQueue {
         }
     }
 
+    /// Moves a lag on: the viewer got the ring bytes before `offset` and catches up from it.
+    pub fn lag_from(&self, offset: u64) {
+        if let Ok(mut q) = self.inner.lock() {
+            if q.lagging_from.is_some() {
+                q.lagging_from = Some(offset);
+            }
+        }
+    }
+
     pub fn is_lagging(&self) -> bool {
         self.inner
             .lock()

@@ -157,6 +157,9 @@ async fn view(
     ro: bool,
 ) -> Step {
     let mut stdout = tokio::io::stdout();
+    // Set by `snapshot`: the next binary frame is the screen (it begins with a reset), not
+    // output, so it moves no offset.
+    let mut screen_frame = false;
     loop {
         tokio::select! {
             msg = ws.next() => match msg {
@@ -164,9 +167,12 @@ async fn view(
                     if let Err(e) = write_out(&mut stdout, &bytes).await {
                         return Step::Done(Err(e.into()));
                     }
-                    *offset = Some(offset.unwrap_or(0) + bytes.len() as u64);
+                    if !std::mem::take(&mut screen_frame) {
+                        *offset = Some(offset.unwrap_or(0) + bytes.len() as u64);
+                    }
                 }
                 Some(Ok(Message::Text(text))) => {
+                    screen_frame |= text.contains("\"type\":\"snapshot\"");
                     if let Some(done) = on_control(&text, offset) {
                         return Step::Done(done);
                     }
@@ -217,8 +223,8 @@ async fn write_out(stdout: &mut tokio::io::Stdout, bytes: &[u8]) -> std::io::Res
 fn on_control(text: &str, offset: &mut Option<u64>) -> Option<Result<Ended, ClientError>> {
     let v: Value = serde_json::from_str(text).ok()?;
     match v["type"].as_str()? {
-        // The replay (or the resync's bytes) starts here: count from it.
-        "attached" | "resync" => {
+        // The replay (or the resync's bytes, or the output after a snapshot) starts here.
+        "attached" | "resync" | "snapshot" => {
             if let Some(o) = v["offset"].as_u64() {
                 *offset = Some(o);
             }
@@ -260,6 +266,7 @@ fn on_close(code: Option<CloseCode>) -> Step {
 async fn send_size(ws: &mut Ws) {
     if let Some((cols, rows)) = window_size() {
         let msg = ClientMsg::Resize {
+            take: true,
             cols: cols.into(),
             rows: rows.into(),
         }

@@ -54,6 +54,8 @@ pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(super::session_ws::route(state, KIND))
         .unify()
+        .or(super::recording::route(state, KIND))
+        .unify()
         .boxed()
 }
 

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod parser_errors;
 pub mod push;
+pub mod recording;
 pub mod review;
 pub mod runs;
 pub mod server;

@@ -36,6 +36,10 @@ use crate::state::{shutting_down, AppState, Gauge};
 const CLIENT_MESSAGE_MAX_BYTES: usize = 64 * 1024;
 /// Output frames are coalesced from what is already queued, up to this size (never waited for).
 const FRAME_MAX_BYTES: usize = 256 * 1024;
+/// A viewer whose socket takes not one frame (≤ 256 KiB) in this long has stopped reading: it is
+/// dropped and counted as 4008. A viewer that reads, however slowly, is never closed: it catches
+/// up from the ring, or from a snapshot once its offset has left the ring.
+const STALLED_VIEWER: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<(Response,)> {
     let state = state.clone();
@@ -139,10 +143,11 @@ async fn serve_viewer(
     let viewer_id = attached.viewer;
     let queue = attached.queue.clone();
     let input = attached.input.clone();
+    let holds_size = attached.holds_size.clone();
     let mut shutdown = state.shutdown.clone();
     let sent = tokio::select! {
         sent = outgoing(&mut tx, &actor, &id, attached, &mut shutdown) => sent,
-        broken = incoming(rx, &actor, viewer_id, mode, &queue, input) => match broken {
+        broken = incoming(rx, &actor, viewer_id, mode, &queue, input, &holds_size) => match broken {
             Some((code, reason)) => close(&mut tx, code, reason).await,
             None => None,
         },
@@ -163,15 +168,19 @@ async fn outgoing(
     let Attached {
         viewer,
         queue,
+        size_by,
         offset,
         end,
         truncated,
         size,
+        snapshot,
         replay,
         ..
     } = attached;
     let hello = ServerMsg::Attached {
         session: &session,
+        viewer,
+        size_by,
         offset,
         end,
         cols: size.cols,
@@ -179,9 +188,12 @@ async fn outgoing(
         truncated,
     };
     let mut first = vec![Message::text(hello.to_text())];
+    if let Some(snapshot) = snapshot {
+        first.extend(snapshot_frames(snapshot));
+    }
     first.extend(chunks(replay).map(Message::binary));
-    if !send_all(tx, first, shutdown).await {
-        return None;
+    if let Some(sent) = send_or_stall(tx, first, shutdown).await {
+        return sent;
     }
     let mut resyncing = false;
     loop {
@@ -211,6 +223,16 @@ async fn outgoing(
                         batch.extend(chunks(bytes).map(Message::binary));
                         batch
                     }
+                    Ok(CallResult::Success(Catchup::Snapshot {
+                        snapshot,
+                        bytes,
+                        caught_up,
+                    })) => {
+                        resyncing = !caught_up;
+                        let mut batch: Vec<Message> = snapshot_frames(snapshot).collect();
+                        batch.extend(chunks(bytes).map(Message::binary));
+                        batch
+                    }
                     Ok(CallResult::Success(Catchup::Gone)) => {
                         return close(tx, CLOSE_TOO_SLOW, "viewer too slow; reconnect").await;
                     }
@@ -226,26 +248,70 @@ async fn outgoing(
                 }
             }
         };
-        if !send_all(tx, batch, shutdown).await {
-            return None;
+        if let Some(sent) = send_or_stall(tx, batch, shutdown).await {
+            return sent;
         }
     }
 }
 
-/// Sends a batch with one flush; false when the socket is gone or the server is stopping.
+/// The `snapshot` message and the screen's bytes as one binary frame (a client counts offsets
+/// from the frame after it).
+fn snapshot_frames(snapshot: crate::screen::Snapshot) -> impl Iterator<Item = Message> {
+    let hello = Control::Snapshot {
+        offset: snapshot.offset,
+        cols: snapshot.cols,
+        rows: snapshot.rows,
+    };
+    [
+        Message::text(hello.to_text()),
+        Message::binary(snapshot.bytes),
+    ]
+    .into_iter()
+}
+
+/// Sends a batch; `None` when it went out, else what `outgoing` returns: nothing when the
+/// socket is gone or the server stops, 4008 when a frame sat unsent for [`STALLED_VIEWER`].
+async fn send_or_stall(
+    tx: &mut Tx,
+    batch: Vec<Message>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<Option<u16>> {
+    let mut stalled = false;
+    match send_all(tx, batch, shutdown, &mut stalled).await {
+        true => None,
+        // The close frame cannot get through a full socket either: drop the connection.
+        false => Some(stalled.then_some(CLOSE_TOO_SLOW)),
+    }
+}
+
+/// Sends a batch with one flush; false when the socket is gone or the server is stopping, or
+/// when one frame took longer than [`STALLED_VIEWER`] to go out (`stalled` is then set).
 async fn send_all(
     tx: &mut Tx,
     batch: Vec<Message>,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    stalled: &mut bool,
 ) -> bool {
     let send = async {
         for msg in batch {
-            tx.feed(msg).await?;
+            match tokio::time::timeout(STALLED_VIEWER, tx.feed(msg)).await {
+                Ok(fed) => fed.map_err(|_| false)?,
+                Err(_) => return Err(true),
+            }
         }
-        tx.flush().await
+        match tokio::time::timeout(STALLED_VIEWER, tx.flush()).await {
+            Ok(flushed) => flushed.map_err(|_| false),
+            Err(_) => Err(true),
+        }
     };
     tokio::select! {
-        sent = send => sent.is_ok(),
+        sent = send => match sent {
+            Ok(()) => true,
+            Err(stall) => {
+                *stalled = stall;
+                false
+            }
+        },
         _ = shutting_down(shutdown) => false,
     }
 }
@@ -310,6 +376,7 @@ async fn incoming(
     mode: ViewerMode,
     queue: &ViewerQueue,
     input: mpsc::Sender<Bytes>,
+    holds_size: &std::sync::atomic::AtomicBool,
 ) -> Option<(u16, &'static str)> {
     while let Some(msg) = rx.next().await {
         let msg = match msg {
@@ -327,6 +394,10 @@ async fn incoming(
                 ));
                 continue;
             }
+            // The size follows the last viewer to type: one relaxed load on the input path.
+            if !holds_size.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = actor.cast(TerminalMsg::Typed(viewer));
+            }
             // Waits while the child is not reading: back-pressure on this client only. After
             // the child exited the channel is closed and input goes nowhere.
             let _ = input.send(msg.into_data()).await;
@@ -341,14 +412,14 @@ async fn incoming(
                     "this viewer is read-only (mode=ro)",
                 ));
             }
-            Ok(ClientMsg::Resize { cols, rows }) => {
+            Ok(ClientMsg::Resize { cols, rows, take }) => {
                 let max = super::terminals::MAX_CELLS;
                 if (1..=max).contains(&cols) && (1..=max).contains(&rows) {
                     let size = WindowSize {
                         cols: cols as u16,
                         rows: rows as u16,
                     };
-                    let _ = actor.cast(TerminalMsg::Resize { viewer, size });
+                    let _ = actor.cast(TerminalMsg::Resize { viewer, size, take });
                 } else {
                     queue.push_text(error_json(
                         "invalid_resize",

@@ -55,6 +55,8 @@ pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(super::session_ws::route(state, SessionKind::Terminal))
         .unify()
+        .or(super::recording::route(state, SessionKind::Terminal))
+        .unify()
         .boxed()
 }
 

@@ -36,6 +36,9 @@ use crate::lifecycle::{self, Lifecycle};
 use crate::protocol::CLOSE_SESSION_GONE;
 use crate::pty::{ExitInfo, ProcessTree, PtyReader, PtyResizer, SpawnedPty, WindowSize};
 use crate::replay::ReplayBuffer;
+use crate::screen::feeder::ScreenFeed;
+use crate::screen::recording::Timeline;
+use crate::screen::Snapshot;
 
 mod outcome;
 mod viewing;
@@ -78,11 +81,18 @@ pub enum TerminalMsg {
         from: u64,
         reply: RpcReplyPort<Catchup>,
     },
+    /// A viewer's size; `take`: make it the session's now (else only when it types or no
+    /// viewer holds the size).
     Resize {
         viewer: u64,
         size: WindowSize,
+        take: bool,
     },
+    /// A read-write viewer that does not hold the size typed: the size follows it.
+    Typed(u64),
     Info(RpcReplyPort<SessionInfo>),
+    /// The output still in the ring as asciicast v2 (`GET …/recording.cast`).
+    Recording(RpcReplyPort<String>),
     /// Begin the stop sequence; replies with whether the child had already exited.
     Stop(RpcReplyPort<(SessionInfo, bool)>),
     /// Begin the stop sequence and record `reason` on the execution (the reaper: `idle`).
@@ -98,12 +108,19 @@ pub enum TerminalMsg {
 /// What a new viewer gets: the replay `[offset, end)` and its live queue from `end` on.
 pub struct Attached {
     pub viewer: u64,
+    /// Whether this viewer holds the session's size (its socket tells the actor when it types
+    /// while it does not).
+    pub holds_size: Arc<AtomicBool>,
+    pub size_by: Option<u64>,
     pub queue: Arc<ViewerQueue>,
     pub input: mpsc::Sender<Bytes>,
     pub offset: u64,
     pub end: u64,
     pub truncated: bool,
     pub size: WindowSize,
+    /// The screen at `offset`, sent before the replay: on first attach and when `since` has
+    /// left the ring (DESIGN "Terminal screen on the server").
+    pub snapshot: Option<Snapshot>,
     pub replay: Bytes,
 }
 
@@ -114,7 +131,13 @@ pub enum AttachRefused {
 pub enum Catchup {
     /// Ring bytes starting at the requested offset; `caught_up` when they reach the end.
     Bytes { bytes: Bytes, caught_up: bool },
-    /// The offset has left the ring.
+    /// The offset has left the ring: the screen, then ring bytes from its offset.
+    Snapshot {
+        snapshot: Snapshot,
+        bytes: Bytes,
+        caught_up: bool,
+    },
+    /// The offset has left the ring and there is no screen to send instead.
     Gone,
 }
 
@@ -149,6 +172,9 @@ pub struct TerminalArgs {
 struct Viewer {
     queue: Arc<ViewerQueue>,
     mode: ViewerMode,
+    /// The size this viewer last asked for.
+    size: Option<WindowSize>,
+    holds_size: Arc<AtomicBool>,
 }
 
 pub struct TerminalState {
@@ -163,9 +189,15 @@ pub struct TerminalState {
     pid: i32,
     tree: ProcessTree,
     size: WindowSize,
+    /// The viewer whose size the session has: the last read-write one to type or resize.
+    size_by: Option<u64>,
     resizer: PtyResizer,
     input: mpsc::Sender<Bytes>,
     replay: ReplayBuffer,
+    /// The session's screen, fed off the hot path (`src/screen`).
+    screen: ScreenFeed,
+    /// When output arrived, for the recording.
+    timeline: Timeline,
     viewers: HashMap<u64, Viewer>,
     next_viewer: u64,
     last_activity: SystemTime,
@@ -233,6 +265,9 @@ impl Actor for TerminalActor {
         Ok(TerminalState {
             id: args.id,
             size: args.spec.size,
+            size_by: None,
+            timeline: Timeline::new(args.spec.size.cols, args.spec.size.rows),
+            screen: ScreenFeed::start(args.spec.size.cols, args.spec.size.rows),
             spec: args.spec,
             execution_id: args.execution_id,
             created_at: args.created_at,
@@ -272,8 +307,7 @@ impl Actor for TerminalActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             TerminalMsg::Output(chunk, permit) => {
-                state.on_output(chunk);
-                drop(permit);
+                state.on_output(chunk, permit);
             }
             TerminalMsg::OutputEnded => {
                 state.output_ended = true;
@@ -322,6 +356,9 @@ impl Actor for TerminalActor {
             }
             TerminalMsg::Detach(viewer) => {
                 state.viewers.remove(&viewer);
+                if state.size_by == Some(viewer) {
+                    state.size_by = None;
+                }
             }
             TerminalMsg::Catchup {
                 viewer,
@@ -330,9 +367,14 @@ impl Actor for TerminalActor {
             } => {
                 let _ = reply.send(state.catchup(viewer, from));
             }
-            TerminalMsg::Resize { viewer, size } => state.resize(viewer, size),
+            TerminalMsg::Resize { viewer, size, take } => state.resize(viewer, size, take),
+            TerminalMsg::Typed(viewer) => state.typed(viewer),
             TerminalMsg::Info(reply) => {
                 let _ = reply.send(state.info());
+            }
+            TerminalMsg::Recording(reply) => {
+                let ring = state.replay.read_from(state.replay.start());
+                let _ = reply.send(state.timeline.cast(ring.start, &ring.bytes));
             }
             TerminalMsg::Stop(reply) => {
                 // "Exited" means recorded: a child that has exited but whose output is still
@@ -427,7 +469,7 @@ impl TerminalState {
         }
     }
 
-    fn on_output(&mut self, chunk: Bytes) {
+    fn on_output(&mut self, chunk: Bytes, permit: OwnedSemaphorePermit) {
         let offset = self.replay.end();
         self.replay.push(&chunk);
         self.deps
@@ -435,9 +477,15 @@ impl TerminalState {
             .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.activity.touch();
         self.last_output = Instant::now();
+        self.timeline
+            .output(offset, self.last_output, self.replay.start());
         for viewer in self.viewers.values() {
             viewer.queue.push_data(offset, &chunk);
         }
+        // After the viewers, and never waited for: the screen parses it beside the actor.
+        self.screen
+            .feed(offset, chunk, (self.size.cols, self.size.rows));
+        drop(permit);
         self.last_activity = SystemTime::now();
         if self.last_touch.elapsed() >= TOUCH_INTERVAL {
             self.last_touch = Instant::now();

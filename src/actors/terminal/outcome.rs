@@ -16,6 +16,9 @@ use crate::protocol::Control;
 use crate::pty::ExitInfo;
 use crate::time::format_ts;
 
+/// How long the record waits for the screen to parse the last output.
+const SCREEN_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl TerminalState {
     /// Writes activity to the DB off the hot path and announces it.
     pub(super) fn touch(&self) {
@@ -103,17 +106,15 @@ impl TerminalState {
             code: None,
             signal: None,
         });
-        let tail = self
-            .replay
-            .read_from(self.replay.end().saturating_sub(OUTPUT_TAIL_BYTES as u64));
+        let (output_tail, output_truncated) = self.saved_output().await;
         let finish = Finish {
             status,
             reason,
             exit_code: exit.code,
             exit_signal: exit.signal,
             bytes_out: self.replay.end() as i64,
-            output_truncated: tail.start > 0,
-            output_tail: Some(tail.bytes),
+            output_truncated,
+            output_tail: Some(output_tail),
         };
         self.deps
             .lifecycle
@@ -128,6 +129,26 @@ impl TerminalState {
             signal: exit.signal,
         };
         self.deps.events.publish(EventType::SessionExited, &exited);
+    }
+
+    /// What the execution keeps of the output: the screen rendered as plain text (scrollback
+    /// and screen, no escape codes), its last [`OUTPUT_TAIL_BYTES`]; the raw ring tail only if
+    /// the screen could not parse everything in time. `true` when earlier output is missing.
+    async fn saved_output(&self) -> (Vec<u8>, bool) {
+        let end = self.replay.end();
+        if self.screen.caught_up(end, SCREEN_CATCH_UP).await {
+            if let Some((text, lost)) = self.screen.text_at(end) {
+                let mut cut = text.len().saturating_sub(OUTPUT_TAIL_BYTES);
+                while !text.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                return (text.as_bytes()[cut..].to_vec(), lost || cut > 0);
+            }
+        }
+        let tail = self
+            .replay
+            .read_from(end.saturating_sub(OUTPUT_TAIL_BYTES as u64));
+        (tail.bytes, tail.start > 0)
     }
 
     pub(super) fn info(&self) -> SessionInfo {

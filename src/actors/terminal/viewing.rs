@@ -1,6 +1,9 @@
 //! A session's viewers: attaching one (replay and live queue), catching a lagging one up from the
 //! scrollback, and a viewer's resize, told to the others.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use slog::warn;
 
@@ -18,78 +21,148 @@ impl TerminalState {
         if self.viewers.len() >= self.deps.max_viewers {
             return Err(AttachRefused::TooManyViewers);
         }
-        let replay = self
-            .replay
-            .read_from(since.unwrap_or_else(|| self.replay.safe_start()));
+        // A byte-exact `since` inside the ring gets raw bytes; a first attach, or a `since` that
+        // left the ring, gets the screen and the ring bytes the screen has not parsed yet.
+        let lost = since.is_some_and(|s| s < self.replay.start());
+        let snapshot = match since {
+            Some(_) if !lost => None,
+            _ => self.screen.snapshot(),
+        };
+        let from = match (&snapshot, since) {
+            (Some(snap), _) => snap.offset,
+            (None, Some(since)) => since,
+            (None, None) => self.replay.safe_start(),
+        };
+        let replay = self.replay.read_from(from);
         let queue = ViewerQueue::new(self.deps.viewer_queue_bytes);
         if let Some(exit) = self.final_exit_json() {
             queue.push_text(exit);
         }
         let viewer = self.next_viewer;
         self.next_viewer += 1;
+        let holds_size = Arc::new(AtomicBool::new(false));
         self.viewers.insert(
             viewer,
             Viewer {
                 queue: queue.clone(),
                 mode,
+                size: None,
+                holds_size: holds_size.clone(),
             },
         );
         Ok(Attached {
             viewer,
+            holds_size,
+            size_by: self.size_by,
             queue,
             input: self.input.clone(),
             offset: replay.start,
             end: replay.end,
-            truncated: replay.truncated,
+            truncated: replay.truncated || lost,
             size: self.size,
+            snapshot,
             replay: Bytes::from(replay.bytes),
         })
     }
 
     pub(super) fn catchup(&mut self, viewer: u64, from: u64) -> Catchup {
-        if from < self.replay.start() {
-            return Catchup::Gone;
-        }
+        // Fell out of the ring: the screen as it is, then what the screen has not parsed yet.
+        let snapshot = match from < self.replay.start() {
+            true => match self.screen.snapshot() {
+                Some(snapshot) => Some(snapshot),
+                None => return Catchup::Gone,
+            },
+            false => None,
+        };
+        let from = snapshot.as_ref().map_or(from, |s| s.offset);
         let mut replay = self.replay.read_from(from);
         let cap = self.deps.viewer_queue_bytes.max(1);
         let caught_up = replay.bytes.len() <= cap;
         replay.bytes.truncate(cap);
-        if caught_up {
-            if let Some(v) = self.viewers.get(&viewer) {
+        if let Some(v) = self.viewers.get(&viewer) {
+            if caught_up {
                 v.queue.rejoin();
                 if let Some(exit) = self.final_exit_json() {
                     v.queue.push_text(exit);
                 }
+            } else {
+                // The next catch-up goes on after these bytes (not from `from` again).
+                v.queue.lag_from(replay.start + replay.bytes.len() as u64);
             }
         }
-        Catchup::Bytes {
-            bytes: Bytes::from(replay.bytes),
-            caught_up,
+        let bytes = Bytes::from(replay.bytes);
+        match snapshot {
+            Some(snapshot) => Catchup::Snapshot {
+                snapshot,
+                bytes,
+                caught_up,
+            },
+            None => Catchup::Bytes { bytes, caught_up },
         }
     }
 
-    pub(super) fn resize(&mut self, from: u64, size: WindowSize) {
-        let allowed = self
+    /// A viewer's size. The session takes it when `take` is set, when this viewer already
+    /// holds the size, or when none does; otherwise it is kept for when this viewer types.
+    pub(super) fn resize(&mut self, from: u64, size: WindowSize, take: bool) {
+        let Some(viewer) = self.viewers.get_mut(&from) else {
+            return;
+        };
+        if viewer.mode != ViewerMode::ReadWrite {
+            return;
+        }
+        viewer.size = Some(size);
+        if take || self.size_by.is_none_or(|holder| holder == from) {
+            self.take_size(from);
+        }
+    }
+
+    /// A read-write viewer that does not hold the size typed: the size follows it.
+    pub(super) fn typed(&mut self, from: u64) {
+        if self.size_by != Some(from)
+            && self
+                .viewers
+                .get(&from)
+                .is_some_and(|v| v.mode == ViewerMode::ReadWrite)
+        {
+            self.take_size(from);
+        }
+    }
+
+    /// `from` holds the size now; the PTY takes its size (if it told one) and every viewer is
+    /// told, `from` too (so it knows it holds the size).
+    fn take_size(&mut self, from: u64) {
+        if self.final_status.is_some() {
+            return;
+        }
+        let size = self
             .viewers
             .get(&from)
-            .is_some_and(|v| v.mode == ViewerMode::ReadWrite);
-        if !allowed || self.final_status.is_some() || size == self.size {
+            .and_then(|v| v.size)
+            .unwrap_or(self.size);
+        if self.size_by == Some(from) && size == self.size {
             return;
         }
-        if let Err(e) = self.resizer.resize(size) {
-            warn!(self.log, "resize failed"; "error" => %e);
-            return;
+        self.size_by = Some(from);
+        for (id, viewer) in &self.viewers {
+            viewer.holds_size.store(*id == from, Ordering::Relaxed);
         }
-        self.size = size;
+        if size != self.size {
+            if let Err(e) = self.resizer.resize(size) {
+                warn!(self.log, "resize failed"; "error" => %e);
+                return;
+            }
+            self.size = size;
+            self.timeline
+                .resize(self.replay.end(), size.cols, size.rows);
+        }
         let text = Control::Resize {
             cols: size.cols,
             rows: size.rows,
+            by: Some(from),
         }
         .to_text();
-        for (id, viewer) in &self.viewers {
-            if *id != from {
-                viewer.queue.push_text(text.clone());
-            }
+        for viewer in self.viewers.values() {
+            viewer.queue.push_text(text.clone());
         }
     }
 }

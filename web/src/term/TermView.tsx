@@ -71,6 +71,16 @@ export function TermView(props: {
   prefsRef.current = prefs;
   /** Refits after a font change (set by the effect that opened the terminal). */
   const refit = useRef<() => void>(() => {});
+  /** Makes the session this view's size ("Fit to my window"). */
+  const fitMine = useRef<() => void>(() => {});
+  /** Whether this view holds the session's size (the last rw view to type or resize does). */
+  const holderRef = useRef(true);
+  const [holder, setHolderState] = useState(true);
+  const [ptySize, setPtySize] = useState<{ cols: number; rows: number } | null>(null);
+  const setHolder = (v: boolean) => {
+    holderRef.current = v;
+    setHolderState(v);
+  };
   const flashTimer = useRef<number | undefined>(undefined);
 
   const setCtrl = (v: boolean) => {
@@ -94,17 +104,29 @@ export function TermView(props: {
     const c = new SessionClient(props.wsPath, modeRef.current, {
       output: (bytes) => term.write(bytes),
       reset: () => term.reset(),
+      snapshot: (bytes, cols, rows) => {
+        // The server's screen, drawn at the size it was taken at; a view that holds the size
+        // then fits its box again (a different size reaches the PTY, and the program redraws).
+        term.reset();
+        if (term.cols !== cols || term.rows !== rows) term.resize(cols, rows);
+        term.write(bytes, () => fitAndReport());
+      },
       notice: (text, where) => (where === "terminal" ? term.write(`\r\n\x1b[33m[${text}]\x1b[0m\r\n`) : flash(text)),
-      attached: (cols, rows) => {
+      attached: (cols, rows, holder) => {
         pty.cols = cols;
         pty.rows = rows;
+        setPtySize({ cols, rows });
+        setHolder(holder);
+        declared = null;
         if (modeRef.current === "ro") term.resize(cols, rows);
         else fitAndReport();
       },
-      resize: (cols, rows) => {
+      resize: (cols, rows, mine) => {
         pty.cols = cols;
         pty.rows = rows;
-        term.resize(cols, rows);
+        setPtySize({ cols, rows });
+        setHolder(mine);
+        fitAndReport();
       },
       state: (s) => {
         setConn(s);
@@ -114,15 +136,37 @@ export function TermView(props: {
     });
     client.current = c;
 
-    /** rw only: fit to the box and tell the PTY when the size changed. */
+    /** The size this view last told the server without taking it. */
+    let declared: { cols: number; rows: number } | null = null;
+    /**
+     * One size per session (docs/terminals.md): the view that holds it fits its box and sends
+     * changes; any other view renders at the session's size (the program's output is never
+     * re-wrapped) and only tells the server its own size, which the session takes when this
+     * view types or the user asks to fit.
+     */
     function fitAndReport() {
-      if (modeRef.current === "ro") return;
-      fit.fit();
-      if (term.cols === pty.cols && term.rows === pty.rows) return;
-      pty.cols = term.cols;
-      pty.rows = term.rows;
-      c.resize(term.cols, term.rows);
+      if (modeRef.current === "ro") {
+        if (term.cols !== pty.cols || term.rows !== pty.rows) term.resize(pty.cols, pty.rows);
+        return;
+      }
+      if (holderRef.current) {
+        fit.fit();
+        if (term.cols === pty.cols && term.rows === pty.rows) return;
+        pty.cols = term.cols;
+        pty.rows = term.rows;
+        c.resize(term.cols, term.rows, true);
+        return;
+      }
+      if (term.cols !== pty.cols || term.rows !== pty.rows) term.resize(pty.cols, pty.rows);
+      const want = fit.proposeDimensions();
+      if (!want || (declared && declared.cols === want.cols && declared.rows === want.rows)) return;
+      declared = { cols: want.cols, rows: want.rows };
+      c.resize(want.cols, want.rows, false);
     }
+    fitMine.current = () => {
+      const want = fit.proposeDimensions();
+      if (want) c.resize(want.cols, want.rows, true);
+    };
     let fitTimer: number | undefined;
     const scheduleFit = () => {
       window.clearTimeout(fitTimer);
@@ -241,6 +285,14 @@ export function TermView(props: {
           </span>
         ) : null}
         <span class="spacer" />
+        {!ro && !holder && ptySize ? (
+          <span class="term-size" data-testid="size-by-other">
+            {ptySize.cols}×{ptySize.rows}, set by another viewer{" "}
+            <button type="button" onClick={() => fitMine.current()}>
+              Fit to my window
+            </button>
+          </span>
+        ) : null}
         <button type="button" aria-pressed={ro} onClick={() => props.onModeChange(ro ? "rw" : "ro")}>
           Read-only
         </button>

@@ -3,7 +3,10 @@
 //
 // - It tracks the absolute offset of the next output byte (`attached.offset` + every binary byte
 //   since), so a reconnect asks for `since=next`: no byte is shown twice and none is skipped.
-//   The first attach of a page sends no `since`: the server replays from a safe point.
+//   The first attach of a page sends no `since`: the server sends a `snapshot` of the screen
+//   (one binary frame that is not output: the screen is reset and drawn from it), then output
+//   from `snapshot.offset`. The same happens when `since` has left the ring or this view fell
+//   behind by more than it.
 // - It reconnects with backoff after an unexpected close, never after `exit`, after 4404 (the
 //   session is gone), or once disposed.
 // - Input typed while the socket is down is queued (bounded) and sent in order after reattach.
@@ -28,12 +31,17 @@ export interface SessionEvents {
   output(bytes: Uint8Array): void;
   /** The stream restarts at a different offset than expected: clear the screen. */
   reset(): void;
+  /** The screen as the server has it: reset the terminal to this size and write the bytes. */
+  snapshot(bytes: Uint8Array, cols: number, rows: number): void;
   /** Something the user should see: `terminal` notices are about output, `status` about input. */
   notice(text: string, where: "terminal" | "status"): void;
-  /** A (re)attach succeeded; the PTY currently has this size. */
-  attached(cols: number, rows: number): void;
-  /** Another viewer resized the PTY. */
-  resize(cols: number, rows: number): void;
+  /**
+   * A (re)attach succeeded; the PTY currently has this size. `holder`: this view holds the
+   * session's size (or nobody does, so it may take it).
+   */
+  attached(cols: number, rows: number, holder: boolean): void;
+  /** The session's size changed; `mine`: it is this view's size now (it typed or resized). */
+  resize(cols: number, rows: number, mine: boolean): void;
   state(s: ConnState): void;
   /** A `{"type":"error"}` message from the server (e.g. `read_only`). */
   error(code: string, message: string): void;
@@ -44,7 +52,7 @@ const CLOSE_NO_SESSION = 4404;
 const CLOSE_REASONS: Record<number, string> = {
   1001: "the server is restarting",
   1011: "the session's actor failed",
-  4008: "this view fell too far behind",
+  4008: "this view stopped reading",
   4429: "too many viewers on this session",
 };
 /** Bound on input kept while disconnected; a paste beyond it is dropped, with a notice. */
@@ -63,6 +71,9 @@ interface ServerText {
   cols?: number;
   rows?: number;
   truncated?: boolean;
+  viewer?: number;
+  size_by?: number | null;
+  by?: number;
   code?: number | string | null;
   signal?: number | null;
   message?: string;
@@ -73,6 +84,10 @@ export class SessionClient {
   /** Absolute offset of the next output byte; null until the first attach. */
   private next: number | null = null;
   private attachedNow = false;
+  /** This view's id on the server (from `attached`): `resize.by` names it when it holds the size. */
+  private viewer: number | null = null;
+  /** Set by a `snapshot` message: the next binary frame is the screen at this size. */
+  private snapshotNext: { cols: number; rows: number } | null = null;
   private queue: Uint8Array[] = [];
   private queuedBytes = 0;
   private attempt = 0;
@@ -126,10 +141,14 @@ export class SessionClient {
     this.queuedBytes += bytes.length;
   }
 
-  /** Tells the PTY our size (rw and attached only; the view calls it again after each attach). */
-  resize(cols: number, rows: number) {
+  /**
+   * Tells the session this view's size (rw and attached only; the view calls it again after each
+   * attach). `take`: make it the session's size now ("fit to my window", or this view holds the
+   * size); otherwise the server keeps it for when this view types.
+   */
+  resize(cols: number, rows: number, take: boolean) {
     if (this.mode === "ro" || !this.attachedNow) return;
-    this.sendText({ type: "resize", cols, rows });
+    this.sendText({ type: "resize", cols, rows, take });
   }
 
   /** Switches between rw and ro by reattaching at the current offset (the screen stays). */
@@ -198,7 +217,7 @@ export class SessionClient {
       case "attached":
         return this.onAttached(msg);
       case "resize":
-        if (msg.cols && msg.rows) this.ev.resize(msg.cols, msg.rows);
+        if (msg.cols && msg.rows) this.ev.resize(msg.cols, msg.rows, msg.by !== undefined && msg.by === this.viewer);
         return;
       case "exit":
         this.finished = true;
@@ -207,6 +226,10 @@ export class SessionClient {
         return;
       case "resync":
         return this.onResync(msg.offset ?? 0);
+      case "snapshot":
+        this.snapshotNext = { cols: msg.cols ?? 80, rows: msg.rows ?? 24 };
+        this.next = msg.offset ?? 0;
+        return;
       case "error":
         this.ev.error(String(msg.code ?? "error"), msg.message ?? "");
         return;
@@ -221,10 +244,12 @@ export class SessionClient {
       this.ev.notice(`${offset - this.next} bytes of output were lost while disconnected`, "terminal");
     }
     this.next = offset;
+    this.viewer = msg.viewer ?? null;
     this.attachedNow = true;
     this.attempt = 0;
     this.setState({ kind: "live" });
-    this.ev.attached(msg.cols ?? 80, msg.rows ?? 24);
+    const holder = msg.size_by == null || msg.size_by === msg.viewer;
+    this.ev.attached(msg.cols ?? 80, msg.rows ?? 24, holder);
     this.flushQueue();
   }
 
@@ -239,6 +264,13 @@ export class SessionClient {
 
   private onBytes(bytes: Uint8Array) {
     if (this.next === null) return; // bytes always follow `attached`
+    const snap = this.snapshotNext;
+    if (snap) {
+      // The frame after `snapshot` is the screen, not output: it moves no offset.
+      this.snapshotNext = null;
+      this.ev.snapshot(bytes, snap.cols, snap.rows);
+      return;
+    }
     this.next += bytes.length;
     this.ev.output(bytes);
   }

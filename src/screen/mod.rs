@@ -1,0 +1,220 @@
+//! A session's screen on the server: a terminal emulator (`vt100`, chosen by measuring parse
+//! speed and memory, docs/benchmarks.md "Server-side screen") fed with the session's output, so
+//! a viewer that attaches, reloads or falls behind gets the screen as it is now instead of a
+//! replay of raw bytes that starts mid-screen (DESIGN "Terminal screen on the server").
+//!
+//! The interface is narrow on purpose: [`Screen::feed`] bytes at their absolute offset,
+//! [`Screen::resize`], [`Screen::snapshot`] (bytes that reproduce the screen on a fresh terminal
+//! of its size, and the offset they stand for), [`Screen::text`] (clean rendered text) and
+//! [`Screen::freeze`] (an idle screen kept as its snapshot bytes only). `feeder` runs it off the
+//! session actor's hot path; `recording` times the output for an asciicast recording.
+//!
+//! What `vt100` does not expose is tracked beside it by [`extra::Extra`] (the scroll region).
+
+mod extra;
+pub mod feeder;
+pub mod recording;
+
+use extra::Extra;
+
+/// Lines of scrollback the screen keeps (each line costs `cols` × 32 bytes while the screen is
+/// live); a snapshot carries them, so a reattached viewer can scroll back this far.
+pub const SCROLLBACK_LINES: usize = 200;
+
+/// The screen as bytes: written to a fresh terminal of `cols` × `rows`, they reproduce the
+/// screen, cursor, modes and scrollback as they were after the output byte `offset - 1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub bytes: Vec<u8>,
+    pub offset: u64,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+enum State {
+    Live(Box<vt100::Parser>, Extra),
+    /// An idle screen kept as its snapshot bytes (far smaller than the grid); fed again into a
+    /// fresh emulator when output arrives.
+    Frozen(Vec<u8>),
+}
+
+pub struct Screen {
+    state: State,
+    cols: u16,
+    rows: u16,
+    /// Absolute offset of the next output byte the screen expects.
+    offset: u64,
+}
+
+impl Screen {
+    /// A blank screen of `cols` × `rows` (clamped to at least 1 × 1) at output offset 0.
+    pub fn new(cols: u16, rows: u16) -> Screen {
+        let (cols, rows) = (cols.max(1), rows.max(1));
+        Screen {
+            state: State::Frozen(Vec::new()),
+            cols,
+            rows,
+            offset: 0,
+        }
+    }
+
+    /// Absolute offset of the next byte the screen expects (what a snapshot stands for).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    pub fn size(&self) -> (u16, u16) {
+        (self.cols, self.rows)
+    }
+
+    /// Feeds output that starts at absolute offset `offset`; bytes the screen already has are
+    /// skipped, so feeding is idempotent. An `offset` past the screen's skips output (a flood
+    /// the screen did not keep up with: the feeder resumes at a line start).
+    pub fn feed(&mut self, offset: u64, bytes: &[u8]) {
+        let end = offset + bytes.len() as u64;
+        if end <= self.offset {
+            return;
+        }
+        let skip = self.offset.saturating_sub(offset) as usize;
+        let (parser, extra) = self.live();
+        parser.process(&bytes[skip..]);
+        extra.feed(&bytes[skip..]);
+        self.offset = end;
+    }
+
+    /// The session's PTY was resized (between the bytes fed so far and the next).
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        let (cols, rows) = (cols.max(1), rows.max(1));
+        if (cols, rows) == (self.cols, self.rows) {
+            return;
+        }
+        let (parser, extra) = self.live();
+        parser.screen_mut().set_size(rows, cols);
+        extra.resized();
+        self.cols = cols;
+        self.rows = rows;
+    }
+
+    /// Drops the emulator and keeps only the snapshot bytes (an idle session's memory).
+    pub fn freeze(&mut self) {
+        if let State::Live(..) = self.state {
+            let bytes = self.snapshot().bytes;
+            self.state = State::Frozen(bytes);
+        }
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        matches!(self.state, State::Frozen(_))
+    }
+
+    /// Bytes that reproduce this screen on a fresh terminal of its size, in this order: a reset,
+    /// the scrollback as lines pushed up above the screen, the screen drawn with the cursor, the alternate screen if it is
+    /// on, the scroll region, and the input modes (application cursor keys and keypad, bracketed
+    /// paste, mouse reporting and its encoding).
+    pub fn snapshot(&mut self) -> Snapshot {
+        let (offset, cols, rows) = (self.offset, self.cols, self.rows);
+        let bytes = match &mut self.state {
+            State::Frozen(bytes) => bytes.clone(),
+            State::Live(parser, extra) => render_snapshot(parser.screen_mut(), extra),
+        };
+        Snapshot {
+            bytes,
+            offset,
+            cols,
+            rows,
+        }
+    }
+
+    /// The scrollback and the screen as plain text (no escape codes), trailing blank lines and
+    /// trailing spaces trimmed: what a finished session's saved output shows.
+    pub fn text(&mut self) -> String {
+        let (parser, _) = self.live();
+        let screen = parser.screen_mut();
+        let (_, cols) = screen.size();
+        let mut lines = Vec::new();
+        if !screen.alternate_screen() {
+            for back in (1..=scrollback_len(screen)).rev() {
+                screen.set_scrollback(back);
+                lines.extend(screen.rows(0, cols).next());
+            }
+            screen.set_scrollback(0);
+        }
+        lines.extend(screen.rows(0, cols));
+        let mut text = String::new();
+        for line in &lines {
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+        let kept = text.trim_end_matches('\n').len();
+        text.truncate(kept);
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text
+    }
+
+    /// Whether the scrollback is full, so older lines are no longer held.
+    pub fn scrollback_full(&mut self) -> bool {
+        let (parser, _) = self.live();
+        scrollback_len(parser.screen_mut()) >= SCROLLBACK_LINES
+    }
+
+    /// The emulator, brought back from its snapshot if the screen was frozen.
+    fn live(&mut self) -> (&mut vt100::Parser, &mut Extra) {
+        if let State::Frozen(bytes) = &self.state {
+            let mut parser = vt100::Parser::new(self.rows, self.cols, SCROLLBACK_LINES);
+            let mut extra = Extra::new();
+            parser.process(bytes);
+            extra.feed(bytes);
+            self.state = State::Live(Box::new(parser), extra);
+        }
+        match &mut self.state {
+            State::Live(parser, extra) => (parser, extra),
+            State::Frozen(_) => unreachable!("thawed just above"),
+        }
+    }
+}
+
+/// How many scrollback lines the screen holds (vt100 clamps the view offset to it).
+fn scrollback_len(screen: &mut vt100::Screen) -> usize {
+    screen.set_scrollback(usize::MAX);
+    let held = screen.scrollback();
+    screen.set_scrollback(0);
+    held
+}
+
+fn render_snapshot(screen: &mut vt100::Screen, extra: &Extra) -> Vec<u8> {
+    let (_, cols) = screen.size();
+    // RIS: the snapshot is self-contained even on a terminal that was showing something else.
+    let mut out = b"\x1bc".to_vec();
+    if screen.alternate_screen() {
+        // vt100 does not expose the primary screen under the alternate one: it is left blank.
+        out.extend_from_slice(b"\x1b[?1049h");
+    } else {
+        let (rows, _) = screen.size();
+        let held = scrollback_len(screen);
+        for back in (1..=held).rev() {
+            screen.set_scrollback(back);
+            out.extend(screen.rows_formatted(0, cols).next().unwrap_or_default());
+            out.extend_from_slice(b"\x1b[m\r\n");
+        }
+        screen.set_scrollback(0);
+        if held > 0 {
+            // The last scrollback line is on the bottom row's line above now; `rows - 1` more
+            // line feeds push every scrollback line above the screen.
+            out.extend(std::iter::repeat_n(b'\n', usize::from(rows) - 1));
+        }
+    }
+    out.extend_from_slice(&screen.contents_formatted());
+    if let Some(region) = extra.scroll_region() {
+        // DECSTBM homes the cursor: put it back, then the pen (cursor moves may redraw a cell).
+        out.extend_from_slice(region.as_bytes());
+        out.extend_from_slice(&screen.cursor_state_formatted());
+        out.extend_from_slice(&screen.attributes_formatted());
+    }
+    out.extend_from_slice(&screen.input_mode_formatted());
+    out
+}
+
+#[cfg(test)]
+mod tests;
