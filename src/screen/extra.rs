@@ -60,10 +60,8 @@ impl Perform for Region {
                     _ => self.set,
                 };
             }
-            ([b'?'], 'h' | 'l') => {
-                if values.any(|mode| matches!(mode, 47 | 1047 | 1049)) {
-                    self.set = None;
-                }
+            ([b'?'], 'h' | 'l') if values.any(|mode| matches!(mode, 47 | 1047 | 1049)) => {
+                self.set = None;
             }
             _ => {}
         }

@@ -32,7 +32,8 @@ pub struct Snapshot {
 }
 
 enum State {
-    Live(Box<vt100::Parser>, Extra),
+    /// Boxed: a frozen screen costs a pointer-sized tag, not the parsers' inline buffers.
+    Live(Box<(vt100::Parser, Extra)>),
     /// An idle screen kept as its snapshot bytes (far smaller than the grid); fed again into a
     /// fresh emulator when output arrives.
     Frozen(Vec<u8>),
@@ -115,7 +116,10 @@ impl Screen {
         let (offset, cols, rows) = (self.offset, self.cols, self.rows);
         let bytes = match &mut self.state {
             State::Frozen(bytes) => bytes.clone(),
-            State::Live(parser, extra) => render_snapshot(parser.screen_mut(), extra),
+            State::Live(live) => {
+                let (parser, extra) = &mut **live;
+                render_snapshot(parser.screen_mut(), extra)
+            }
         };
         Snapshot {
             bytes,
@@ -166,10 +170,13 @@ impl Screen {
             let mut extra = Extra::new();
             parser.process(bytes);
             extra.feed(bytes);
-            self.state = State::Live(Box::new(parser), extra);
+            self.state = State::Live(Box::new((parser, extra)));
         }
         match &mut self.state {
-            State::Live(parser, extra) => (parser, extra),
+            State::Live(live) => {
+                let (parser, extra) = &mut **live;
+                (parser, extra)
+            }
             State::Frozen(_) => unreachable!("thawed just above"),
         }
     }
