@@ -35,6 +35,9 @@ struct Received {
     body: Bytes,
 }
 
+/// The statuses (and `Retry-After`) the fake service answers with, in order.
+type Script = Arc<Mutex<VecDeque<(u16, Option<String>)>>>;
+
 /// A local HTTP endpoint that records every POST and answers with the scripted statuses in
 /// order (then 201).
 struct Receiver {
@@ -44,7 +47,7 @@ struct Receiver {
 
 impl Receiver {
     async fn start(script: &[(u16, Option<&str>)]) -> Receiver {
-        let script: Arc<Mutex<VecDeque<(u16, Option<String>)>>> = Arc::new(Mutex::new(
+        let script: Script = Arc::new(Mutex::new(
             script
                 .iter()
                 .map(|(s, h)| (*s, h.map(str::to_string)))
