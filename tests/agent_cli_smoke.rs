@@ -11,7 +11,7 @@ use common::runs::task;
 use common::term::{events, wait_exited};
 use common::TestServer;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `$var`, else `name` on PATH, else the prefix `scripts/test` installs into.
 fn find(var: &str, name: &str) -> Option<PathBuf> {
@@ -32,7 +32,7 @@ fn find(var: &str, name: &str) -> Option<PathBuf> {
 }
 
 /// An agent of `kind` whose session prints the CLI's version: the output it left.
-async fn version_output(s: &TestServer, kind: &str, bin: &PathBuf, home: &str) -> String {
+async fn version_output(s: &TestServer, kind: &str, bin: &Path, home: &str) -> String {
     let r = s
         .post(
             "/api/agents",
@@ -103,9 +103,11 @@ async fn real_codex_prints_its_version_and_accepts_the_argv_we_build() {
         );
         return;
     };
-    let s = TestServer::start().await;
+    // The CLI's home and the run's folder: a fresh directory (not a git repository).
     let home = tempfile::tempdir().unwrap();
     let home_s = home.path().display().to_string();
+    let root = home.path().to_path_buf();
+    let s = TestServer::start_with(|c| c.allowed_roots.push(root)).await;
     let out = version_output(&s, "codex", &codex, &home_s).await;
     assert!(out.contains("codex-cli") && has_version(&out), "{out:?}");
 
@@ -164,9 +166,11 @@ async fn real_gemini_prints_its_version_and_accepts_the_argv_we_build() {
         );
         return;
     };
-    let s = TestServer::start().await;
+    // The CLI's home and the run's folder: a fresh directory (not a git repository).
     let home = tempfile::tempdir().unwrap();
     let home_s = home.path().display().to_string();
+    let root = home.path().to_path_buf();
+    let s = TestServer::start_with(|c| c.allowed_roots.push(root)).await;
     let out = version_output(&s, "gemini", &gemini, &home_s).await;
     assert!(has_version(&out), "{out:?}");
 
