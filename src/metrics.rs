@@ -221,7 +221,7 @@ pub fn process_stats() -> ProcessStats {
         .flatten()
         .unwrap_or(100) as f64;
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // After the comm field: state is index 0, utime 11, stime 12, starttime 19 (ticks after boot).
+    // After the comm field: state is index 0, utime 11, stime 12.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, after)| after.split_whitespace().collect())
@@ -231,21 +231,31 @@ pub fn process_stats() -> ProcessStats {
         (Some(utime), Some(stime)) => (utime + stime) / ticks,
         _ => 0.0,
     };
-    let boot_time_s = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("btime "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-    });
-    let start_time_s = match (boot_time_s, field(19)) {
-        (Some(boot), Some(start)) => boot + start / ticks,
-        _ => 0.0,
-    };
     ProcessStats {
         resident_bytes,
         open_fds,
         cpu_seconds,
-        start_time_s,
+        start_time_s: start_time_s(ticks),
     }
+}
+
+/// When this process started, in seconds since the Unix epoch: it never changes, so it is read
+/// from /proc once (the boot time plus the process's `starttime`, through the one parser of
+/// `/proc/<pid>/stat` in `pty`), not at every scrape. 0 when it cannot be read.
+fn start_time_s(ticks: f64) -> f64 {
+    static START: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *START.get_or_init(|| {
+        let boot_time_s = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        });
+        let start = crate::pty::process_start_time(std::process::id() as i32);
+        match (boot_time_s, start) {
+            (Some(boot), Some(start)) => boot + start as f64 / ticks,
+            _ => 0.0,
+        }
+    })
 }
 
 #[cfg(test)]

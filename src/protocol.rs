@@ -87,6 +87,27 @@ impl<T: Serialize> ServerMsg<'_, T> {
     }
 }
 
+/// JSON text frames of a run's event stream (WS `/api/executions/{id}/events`): each agent event
+/// (replayed from the database, then live), then `end` before the socket closes.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum RunFrame<'a, E: Serialize + ?Sized> {
+    /// One agent event: its stored row (`seq`, `kind`, `data`, …).
+    Event { data: &'a E },
+    /// The run ended: its status, and its row as `GET /api/executions/{id}` shows it.
+    End {
+        status: &'a serde_json::Value,
+        execution: &'a serde_json::Value,
+    },
+}
+
+impl<E: Serialize + ?Sized> RunFrame<'_, E> {
+    pub fn to_text(&self) -> String {
+        // Plain fields and a `Serialize` payload: serialising into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// `ServerMsg` without a payload type (every message but `attached`).
 pub type Control<'a> = ServerMsg<'a, ()>;
 

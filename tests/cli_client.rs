@@ -80,14 +80,13 @@ async fn the_client_says_what_to_do_without_a_token_with_a_bad_one_or_no_server(
 
     let base = s.base.clone();
     s.stop().await;
-    let out = tokio::process::Command::new(binary())
-        .args(["ls", "--url", &base])
-        .env("CM_TOKEN", "x")
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = run_to_end(
+        tokio::process::Command::new(binary())
+            .args(["ls", "--url", &base])
+            .env("CM_TOKEN", "x"),
+    )
+    .await;
+    assert_eq!(code, 1);
     assert!(
         err.contains("cannot reach the server") && err.contains("CM_URL"),
         "{err}"

@@ -162,22 +162,16 @@ async fn stop(mut child: tokio::process::Child) {
 
 /// Runs the binary in `cwd` with only the given `CM_*` variables set.
 async fn run_in(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let out = tokio::time::timeout(
-        WAIT,
+    let (code, out, err) = common::run_to_end(
         tokio::process::Command::new(binary())
             .args(args)
             .current_dir(cwd)
             .env_remove("CM_DATA_DIR")
             .env_remove("CM_CONFIG")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output(),
+            .envs(env.iter().copied()),
     )
-    .await
-    .unwrap()
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text.into_owned())
+    .await;
+    (code, out + &err)
 }
 
 #[tokio::test]

@@ -22,7 +22,9 @@ use crate::actors::runs::{RunAsk, RunError};
 use crate::db::execution_events;
 use crate::db::executions::{self, ExecutionType};
 use crate::error::ApiError;
-use crate::protocol::{CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_SERVICE_RESTART};
+use crate::protocol::{
+    RunFrame, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_SERVICE_RESTART,
+};
 use crate::state::{shutting_down, AppState, Gauge};
 
 /// Events read from the table per replay query.
@@ -168,7 +170,7 @@ async fn replay(
         let n = page.len() as i64;
         for e in page {
             since = e.seq;
-            let msg = serde_json::json!({"type": "event", "data": e}).to_string();
+            let msg = RunFrame::Event { data: &e }.to_text();
             tx.send(Message::text(msg)).await.ok()?;
         }
         if n < REPLAY_PAGE {
@@ -178,8 +180,11 @@ async fn replay(
 }
 
 async fn end(tx: &mut futures_util::stream::SplitSink<WebSocket, Message>, row: &Value) {
-    let msg = serde_json::json!({"type": "end", "status": row["status"], "execution": row});
-    let _ = tx.send(Message::text(msg.to_string())).await;
+    let msg: RunFrame<()> = RunFrame::End {
+        status: &row["status"],
+        execution: row,
+    };
+    let _ = tx.send(Message::text(msg.to_text())).await;
     let _ = tx
         .send(Message::close_with(CLOSE_NORMAL, "run finished"))
         .await;
@@ -231,6 +236,8 @@ async fn stream_events(socket: WebSocket, state: AppState, id: i64, since: i64) 
                             continue;
                         }
                         last = seq;
+                        // RunFrame::Event with the data the bus serialised once, spliced in as
+                        // it is: parsing it again for every socket is what the bus spares us.
                         let msg = format!(r#"{{"type":"event","data":{}}}"#, event.data());
                         if tx.send(Message::text(msg)).await.is_err() {
                             return;
