@@ -50,6 +50,9 @@ pub enum EventType {
     WorktreeMerged,
     #[serde(rename = "worktree.discarded")]
     WorktreeDiscarded,
+    /// A reload finished (new image serving) or failed (old image serving on).
+    #[serde(rename = "server.reloaded")]
+    ServerReloaded,
 }
 
 /// One event, serialised once for every subscriber (`json`: `{"type":…,"data":…}`), with the

@@ -29,6 +29,7 @@
 //! child ([`PtyChild`]); `signal.rs` is the one place that signals process groups; `lookup.rs`
 //! finds the executable a command names; `user.rs` reads the user's login shell and home.
 
+mod adopt;
 mod cgroup;
 mod child;
 pub mod env;
@@ -48,8 +49,9 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
+pub use adopt::{adopt, PidFd};
 pub use cgroup::CgroupRoot;
-pub use child::PtyChild;
+pub use child::{ChildKeeper, PtyChild};
 pub use lookup::resolve_command;
 pub use master::{PtyReader, PtyResizer, PtyWriter};
 pub use signal::{process_start_time, signal_group, signal_recorded_group, SignalOutcome};
