@@ -229,7 +229,7 @@ async fn reload_keeps_every_session_and_the_pid() {
         (&mut agent_ws, &mut agent_seen),
     ] {
         read_until(ws, seen, |s| s.close.is_some()).await;
-        assert_eq!(seen.close, Some(1012), "close code");
+        assert_eq!(seen.close, Some(1012), "close code; json {:?}", seen.json);
     }
     hammer.wait_for_answers(5).await;
     assert!(

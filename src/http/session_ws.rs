@@ -228,6 +228,12 @@ async fn outgoing(
             }
         };
         if !send_all(tx, batch, shutdown).await {
+            if *shutdown.borrow() {
+                // Cut short by a stop or reload: the viewer still learns why (1001/1012), and
+                // resumes from the last byte it received.
+                let (code, why) = crate::handover::going_away();
+                return close(tx, code, why).await;
+            }
             return None;
         }
     }
