@@ -73,21 +73,43 @@ if ! grep -Eq '^[[:space:]]*data_dir[[:space:]]*=' "$CONF_DIR/config.toml"; then
 fi
 install -d -o "$USER_NAME" -g "$USER_NAME" -m 0700 "$DATA_DIR"
 
-# An upgrade: stop the old server before its database is migrated, so that only the new binary
-# ever migrates it and no two versions run on it at once. Sessions are recorded as interrupted.
+# The binary (a new file: `install` replaces, so a running image is never written over), the
+# guides and the unit.
+install_files() {
+    install -m 0755 "$binary" "$PREFIX/bin/claude-manager"
+    install -d -m 0755 "$PREFIX/share/doc/claude-manager"
+    for doc in linux-cloud.md systemd.md; do
+        if [ -f "$here/../docs/deployment/$doc" ]; then
+            install -m 0644 "$here/../docs/deployment/$doc" "$PREFIX/share/doc/claude-manager/"
+        fi
+    done
+    install -m 0644 "$here/claude-manager.service" "$UNIT"
+}
+
+# An upgrade of a server that reloads in place (it writes server-status.json): install the new
+# binary over the old one and reload; the new binary migrates the database when it starts, and
+# every session goes on (docs/operations.md). If the reload fails, the old version serves on.
+if systemctl is-active --quiet "$SERVICE" && [ -f "$DATA_DIR/server-status.json" ]; then
+    install_files
+    systemctl daemon-reload
+    if systemctl reload "$SERVICE"; then
+        echo "upgraded $SERVICE in place (same PID, sessions kept)"
+        systemctl --no-pager --lines=0 status "$SERVICE" || true
+        exit 0
+    fi
+    echo "install.sh: the reload failed (journalctl -u $SERVICE); the old version serves on." >&2
+    exit 1
+fi
+
+# An upgrade of an older server (no reload): stop it before its database is migrated, so that
+# only the new binary ever migrates it and no two versions run on it at once. Sessions are
+# recorded as interrupted.
 if systemctl is-active --quiet "$SERVICE"; then
     echo "stopping the running $SERVICE"
     systemctl stop "$SERVICE"
 fi
 
-install -m 0755 "$binary" "$PREFIX/bin/claude-manager"
-install -d -m 0755 "$PREFIX/share/doc/claude-manager"
-for doc in linux-cloud.md systemd.md; do
-    if [ -f "$here/../docs/deployment/$doc" ]; then
-        install -m 0644 "$here/../docs/deployment/$doc" "$PREFIX/share/doc/claude-manager/"
-    fi
-done
-install -m 0644 "$here/claude-manager.service" "$UNIT"
+install_files
 
 # The new binary, as the service user, with the service's config: the right data dir.
 cm() { runuser -u "$USER_NAME" -- "$PREFIX/bin/claude-manager" "$@" --config "$CONF_DIR/config.toml"; }

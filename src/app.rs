@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use ractor::{Actor, ActorRef};
 use slog::{info, warn, Logger};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -25,8 +24,9 @@ use crate::actors::terminal::SessionDeps;
 use crate::backup::DataDirLock;
 use crate::config::Config;
 use crate::db::{self, DbError};
+use crate::handover::{Inherited, Unreadable};
 use crate::lifecycle::{Lifecycle, LiveTrees};
-use crate::reconcile::{escalate, reconcile, remove_leftover_cgroups, Reconciliation};
+use crate::reconcile::{escalate, reconcile_because, remove_leftover_cgroups, Reconciliation};
 use crate::shutdown::LastResort;
 use crate::state::{AppState, Metrics, Tracker};
 
@@ -65,6 +65,9 @@ pub struct Server {
     root: ActorRef<RootMsg>,
     root_task: JoinHandle<()>,
     last_resort: LastResort,
+    /// A second fd for the listening socket: it keeps listening (connections wait in the
+    /// backlog) after the accept loop stops, and is what a reload hands to the next image.
+    listener_keep: Option<std::os::fd::OwnedFd>,
     /// One server per data dir: a second one would fight over the same sessions and rows.
     _lock: DataDirLock,
 }
@@ -117,6 +120,19 @@ impl Server {
         log: Logger,
         log_dropped: Arc<AtomicU64>,
     ) -> Result<Server, StartError> {
+        Self::start_with(config, log, log_dropped, None).await
+    }
+
+    /// Starts a server that continues the one before a reload when `inherited` is set: its
+    /// listening socket, boot id and sessions (`src/handover/`). A record that could not be
+    /// read stops the sessions it named (reconciled `interrupted`, with that reason).
+    pub async fn start_with(
+        config: Config,
+        log: Logger,
+        log_dropped: Arc<AtomicU64>,
+        inherited: Option<Result<Inherited, Unreadable>>,
+    ) -> Result<Server, StartError> {
+        let mut continued = crate::handover::Continued::new(inherited);
         let started_at = Instant::now();
         config.check_auth_binding()?;
         let config = Arc::new(config);
@@ -128,7 +144,11 @@ impl Server {
             },
         )?;
         crate::permissions::warn_if_loose(&config, &log);
-        let boot_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+        let boot_id: Arc<str> = match &continued.inherited {
+            Some(i) => i.record.boot_id.clone().into(),
+            None => uuid::Uuid::new_v4().to_string().into(),
+        };
+        let reason = continued.reconcile_reason();
         let reconciliation = Arc::new(Reconciliation::default());
         let cgroups = session_cgroups(&config, &log)?;
         // Open, migrate and reconcile before anything serves: no request may see a record of
@@ -142,7 +162,7 @@ impl Server {
             tokio::task::spawn_blocking(move || -> Result<_, DbError> {
                 let pool = open_database(&config)?;
                 let mut conn = pool.get()?;
-                let groups = reconcile(&mut conn, &boot_id, &report, &log)?;
+                let groups = reconcile_because(&mut conn, &boot_id, &reason, &report, &log)?;
                 if let Some(root) = &cgroups {
                     let removed = remove_leftover_cgroups(&conn, root, &boot_id);
                     info!(log, "removed empty cgroups of earlier runs"; "cgroups" => removed);
@@ -157,6 +177,7 @@ impl Server {
                 source,
             })?
         };
+        continued.reap_unadopted().await;
         tokio::spawn(escalate(surviving_groups, log.clone()));
         let first_admin_token = if config.insecure_no_auth {
             None
@@ -279,12 +300,14 @@ impl Server {
         .await
         .map_err(|e| StartError::Actors(e.to_string()))?;
 
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.bind,
-                source,
-            })?;
+        let (listener, listener_keep) =
+            continued
+                .listener(config.bind)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.bind,
+                    source,
+                })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.bind,
             source,
@@ -330,6 +353,11 @@ impl Server {
             approvals,
             push,
         };
+        if let Some(i) = continued.inherited.take() {
+            crate::handover::adopt(&state, i).await;
+        } else if let Some(why) = &continued.unreadable {
+            crate::handover::record_unreadable(&state, why);
+        }
         let routes = crate::http::routes(&state);
         let serve_task = tokio::spawn(crate::http::server::serve(
             listener,
@@ -353,6 +381,7 @@ impl Server {
             root,
             root_task,
             last_resort,
+            listener_keep: Some(listener_keep),
             _lock: lock,
         })
     }
@@ -364,7 +393,56 @@ impl Server {
 
     /// Graceful shutdown, bounded by the configured grace. Returns when everything has stopped
     /// or the grace ran out; then whatever is left is killed and recorded (the last resort).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        let deadline = self.stop_serving().await;
+        self.stop_actors(deadline).await;
+    }
+
+    /// Reload (`src/handover/`): stops serving as a shutdown does (sockets close with 1012), has
+    /// every live session hand over, stops the rest (runs, reaper, DB) as a shutdown would, and
+    /// returns what the exec passes on. `meta.boot_id` is the next image's boot id: the
+    /// handed-over executions are moved to it, so neither this image's last resort nor the next
+    /// image's reconciliation touches them.
+    pub async fn prepare_reload(
+        mut self,
+        meta: crate::handover::ReloadMeta,
+    ) -> Result<crate::handover::Prepared, std::io::Error> {
+        crate::handover::begin_reload();
+        let deadline = self.stop_serving().await;
+        let listener = self
+            .listener_keep
+            .take()
+            .ok_or_else(|| std::io::Error::other("listening socket already handed over"))?;
+        let handed = self
+            .state
+            .sessions
+            .hand_over(self.state.config.shutdown_grace)
+            .await;
+        let (ids, boot) = (
+            handed.iter().map(|h| h.execution_id).collect::<Vec<_>>(),
+            meta.boot_id.clone(),
+        );
+        let moved = self
+            .state
+            .db
+            .write(move |c| crate::handover::move_to_boot(c, &ids, &boot))
+            .await;
+        if let Err(e) = moved {
+            // The next image's reconciliation would interrupt them: do not hand over.
+            let prepared = crate::handover::Prepared::new(meta, listener, handed);
+            prepared.abandon();
+            self.stop_actors(deadline).await;
+            return Err(std::io::Error::other(format!(
+                "recording the handover failed: {e}"
+            )));
+        }
+        self.stop_actors(deadline).await;
+        Ok(crate::handover::Prepared::new(meta, listener, handed))
+    }
+
+    /// Stops accepting, closes every WebSocket and lets in-flight requests finish; returns the
+    /// deadline of the grace.
+    async fn stop_serving(&mut self) -> tokio::time::Instant {
         let log = self.state.log.clone();
         let grace = self.state.config.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace;
@@ -378,12 +456,18 @@ impl Server {
         {
             warn!(log, "some WebSockets did not close within the grace");
         }
-        if tokio::time::timeout_at(deadline, self.serve_task)
+        if tokio::time::timeout_at(deadline, &mut self.serve_task)
             .await
             .is_err()
         {
             warn!(log, "HTTP server did not drain within the grace");
         }
+        deadline
+    }
+
+    /// Stops the actors (DB last), runs the last resort, checkpoints the WAL.
+    async fn stop_actors(self, deadline: tokio::time::Instant) {
+        let log = self.state.log.clone();
         let stop = self.root.call(RootMsg::StopChildren, None);
         if tokio::time::timeout_at(deadline, stop).await.is_err() {
             warn!(log, "actors did not stop within the grace");

@@ -20,6 +20,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod git;
+pub mod handover;
 pub mod http;
 pub mod isolation;
 pub mod lifecycle;

@@ -21,9 +21,9 @@ use claude_manager::app::{open_database, Server, StartError};
 use claude_manager::auth::{self, Scope};
 use claude_manager::backup;
 use claude_manager::config::{CommonArgs, Config, ServeArgs};
+use claude_manager::handover;
 use claude_manager::logging::{self, LogSettings};
-use claude_manager::notify::Notifier;
-use claude_manager::state::AppState;
+use claude_manager::notify::{self, Notifier};
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +64,13 @@ enum Command {
     Restore {
         /// A file written by `backup`.
         file: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Reload the server that owns the data dir in place (same PID, sessions continue): it
+    /// re-executes its binary from the path it was started from, so installing a new binary
+    /// and then reloading is the upgrade. Exits non-zero if the reload failed.
+    Reload {
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -118,6 +125,7 @@ const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    claude_manager::handover::remember_start();
     let starting_umask = claude_manager::permissions::make_private_by_default();
     claude_manager::pty::env::remember_starting_umask(starting_umask);
     let cli = Cli::parse();
@@ -149,6 +157,9 @@ fn main() -> ExitCode {
             })
         }),
         Command::Token(cmd) => token(cmd),
+        Command::Reload { common } => copy_db(common, Needs::DataDir, |config| {
+            handover::reload_command(&config.data_dir)
+        }),
         Command::Client(cmd) => claude_manager::client::run(cmd),
         Command::Hook { event } => {
             ExitCode::from(claude_manager::approvals::client::hook(&event) as u8)
@@ -288,11 +299,11 @@ fn load_common(common: CommonArgs, needs: Needs) -> Result<Config, ExitCode> {
     )
 }
 
-/// Runs a backup or restore with the data dir from the usual settings.
-fn copy_db(
+/// Runs a backup, restore or reload with the data dir from the usual settings.
+fn copy_db<E: std::fmt::Display>(
     common: CommonArgs,
     needs: Needs,
-    op: impl FnOnce(&Config) -> Result<String, backup::BackupError>,
+    op: impl FnOnce(&Config) -> Result<String, E>,
 ) -> ExitCode {
     let config = match load_common(common, needs) {
         Ok(c) => c,
@@ -345,12 +356,22 @@ fn migrate(common: CommonArgs, create: bool) -> ExitCode {
     }
 }
 
+/// How the serving loop ended.
+enum Served {
+    Exit(ExitCode),
+    /// A reload: everything is handed over, exec the next image.
+    Exec(handover::Prepared),
+}
+
 fn serve(args: ServeArgs) -> ExitCode {
+    // First: a record that cannot be read closes every inherited fd before anything is opened.
+    let inherited = handover::take_from_env();
+    let inherited_trees: Vec<_> = inherited.iter().flatten().flat_map(|i| i.trees()).collect();
     let config = match load_config(args, Needs::Create) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let fd_limit = raise_fd_limit();
+    let fd_limit = claude_manager::pty::env::raise_fd_limit();
     let mut logs = match logging::init(&LogSettings {
         level: config.log_level,
         dir: config.log_dir.clone(),
@@ -378,28 +399,33 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let code = runtime.block_on(async {
-        let mut sigterm =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("claude-manager: cannot handle SIGTERM: {e}");
-                    return ExitCode::from(EXIT_RUNTIME);
-                }
-            };
-        let server = match Server::start(config, log.clone(), logs.dropped()).await {
-            Ok(s) => s,
-            Err(e) => {
-                error!(log, "start failed"; "error" => %e);
-                eprintln!("claude-manager: {e}");
-                let code = if matches!(e, StartError::Config(_)) {
-                    EXIT_CONFIG
-                } else {
-                    EXIT_RUNTIME
-                };
-                return ExitCode::from(code);
+    let served = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut sigterm, mut sighup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(hup)) => (term, hup),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("claude-manager: cannot handle SIGTERM and SIGHUP: {e}");
+                return Served::Exit(ExitCode::from(EXIT_RUNTIME));
             }
         };
+        let mut server =
+            match Server::start_with(config, log.clone(), logs.dropped(), inherited).await {
+                Ok(s) => s,
+                Err(e) => {
+                    error!(log, "start failed"; "error" => %e);
+                    handover::stop_inherited(&inherited_trees);
+                    eprintln!("claude-manager: {e}");
+                    let code = if matches!(e, StartError::Config(_)) {
+                        EXIT_CONFIG
+                    } else {
+                        EXIT_RUNTIME
+                    };
+                    return Served::Exit(ExitCode::from(code));
+                }
+            };
         if let Some(token) = &server.first_admin_token {
             // Once, on stderr only (never the log files): the only copy of the secret.
             let base = server
@@ -419,13 +445,37 @@ fn serve(args: ServeArgs) -> ExitCode {
         // Scripts and tests read the bound address from this line (the port may be 0 = any).
         println!("claude-manager listening on http://{}", server.addr);
         let notifier = Notifier::from_env();
-        if let Err(e) = notifier.send(&format!("READY=1\nSTATUS={}", status_line(&server.state))) {
+        if let Err(e) = notifier.send(&format!(
+            "READY=1\nSTATUS={}",
+            notify::status_line(&server.state)
+        )) {
             warn!(log, "systemd notify failed"; "error" => %e);
         }
-        let watchdog = tokio::spawn(watchdog(notifier.clone(), server.state.clone()));
-        tokio::select! {
-            _ = sigterm.recv() => info!(log, "SIGTERM received"),
-            _ = tokio::signal::ctrl_c() => info!(log, "SIGINT received"),
+        let watchdog = tokio::spawn(notify::watchdog(notifier.clone(), server.state.clone()));
+        handover::write_status(&server.state).await;
+        loop {
+            tokio::select! {
+                _ = sigterm.recv() => info!(log, "SIGTERM received"),
+                _ = tokio::signal::ctrl_c() => info!(log, "SIGINT received"),
+                _ = sighup.recv() => {
+                    info!(log, "SIGHUP received: reloading");
+                    match handover::begin(server, &notifier).await {
+                        Ok(prepared) => {
+                            watchdog.abort();
+                            return Served::Exec(prepared);
+                        }
+                        Err(handover::Refused::ServeOn(s)) => {
+                            server = *s;
+                            continue;
+                        }
+                        Err(handover::Refused::Stopped) => {
+                            watchdog.abort();
+                            return Served::Exit(ExitCode::from(EXIT_RUNTIME));
+                        }
+                    }
+                }
+            }
+            break;
         }
         watchdog.abort();
         let _ = notifier.send("STOPPING=1\nSTATUS=shutting down");
@@ -444,52 +494,18 @@ fn serve(args: ServeArgs) -> ExitCode {
                 last_resort.run().await;
             }
         }
-        ExitCode::SUCCESS
+        Served::Exit(ExitCode::SUCCESS)
     });
     // Bounded: blocking tasks still waiting on a pool checkout end at their timeout.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    logs.flush();
-    code
-}
-
-/// What `systemctl status` shows.
-fn status_line(state: &AppState) -> String {
-    use std::sync::atomic::Ordering::Relaxed;
-    let m = &state.metrics;
-    format!(
-        "serving; {} terminal sessions, {} agent sessions",
-        m.sessions_terminals.load(Relaxed),
-        m.sessions_agents.load(Relaxed)
-    )
-}
-
-/// Pings systemd's watchdog at half its interval, with a fresh status line. Runs on the
-/// runtime, so a wedged runtime stops the pings and systemd restarts the service.
-async fn watchdog(notifier: Notifier, state: AppState) {
-    let Some(interval) = notifier.watchdog_interval() else {
-        return;
-    };
-    let mut ticks = tokio::time::interval(interval);
-    loop {
-        ticks.tick().await;
-        let _ = notifier.send(&format!("WATCHDOG=1\nSTATUS={}", status_line(&state)));
-    }
-}
-
-/// Raises the soft open-file limit to the hard limit: every session holds a PTY master and
-/// sockets, and the default soft limit of 1024 caps a server at a few hundred sessions.
-/// Returns the soft limit in force.
-fn raise_fd_limit() -> u64 {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        claude_manager::pty::env::remember_starting_nofile(soft);
-    }
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => hard,
-            Err(_) => soft,
-        },
-        Ok((soft, _)) => soft,
-        Err(_) => 0,
+    match served {
+        Served::Exit(code) => {
+            logs.flush();
+            code
+        }
+        Served::Exec(prepared) => {
+            prepared.exec_or_stop(&log, || logs.flush());
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }

@@ -8,6 +8,8 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::state::AppState;
+
 /// Where to send notifications, if anywhere.
 #[derive(Debug, Clone)]
 pub struct Notifier {
@@ -65,5 +67,29 @@ impl Notifier {
             sock.send_to(bytes, path)?;
         }
         Ok(())
+    }
+}
+
+/// What `systemctl status` shows.
+pub fn status_line(state: &AppState) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &state.metrics;
+    format!(
+        "serving; {} terminal sessions, {} agent sessions",
+        m.sessions_terminals.load(Relaxed),
+        m.sessions_agents.load(Relaxed)
+    )
+}
+
+/// Pings systemd's watchdog at half its interval, with a fresh status line. Runs on the
+/// runtime, so a wedged runtime stops the pings and systemd restarts the service.
+pub async fn watchdog(notifier: Notifier, state: AppState) {
+    let Some(interval) = notifier.watchdog_interval() else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        ticks.tick().await;
+        let _ = notifier.send(&format!("WATCHDOG=1\nSTATUS={}", status_line(&state)));
     }
 }

@@ -43,7 +43,18 @@ pub fn reconcile(
     report: &Reconciliation,
     log: &Logger,
 ) -> Result<Vec<ProcessTree>, DbError> {
-    let stale = interrupt_stale(conn, boot_id, REASON_SERVER_RESTART)?;
+    reconcile_because(conn, boot_id, REASON_SERVER_RESTART, report, log)
+}
+
+/// [`reconcile`], recording `reason` (a reload whose handover record could not be read says so).
+pub fn reconcile_because(
+    conn: &mut Conn,
+    boot_id: &str,
+    reason: &str,
+    report: &Reconciliation,
+    log: &Logger,
+) -> Result<Vec<ProcessTree>, DbError> {
+    let stale = interrupt_stale(conn, boot_id, reason)?;
     report
         .interrupted
         .store(stale.len() as u64, Ordering::Relaxed);

@@ -63,6 +63,17 @@ impl ReplayBuffer {
         }
     }
 
+    /// A buffer that continues one handed over by a reload: `bytes` were held from absolute
+    /// offset `start`, so offsets go on from `start + bytes.len()` (never back to 0).
+    pub fn resume(capacity_bytes: usize, start: u64, bytes: &[u8]) -> Self {
+        let mut ring = ReplayBuffer::new(capacity_bytes);
+        ring.start = start;
+        // Unknown: the byte before `start` left the ring in the previous image.
+        ring.start_is_line_start = start == 0;
+        ring.push(bytes);
+        ring
+    }
+
     /// The most bytes this buffer will hold.
     pub fn capacity(&self) -> usize {
         self.capacity

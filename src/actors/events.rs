@@ -57,6 +57,9 @@ pub enum EventType {
     ApprovalRequested,
     #[serde(rename = "approval.decided")]
     ApprovalDecided,
+    /// A reload finished (new image serving) or failed (old image serving on).
+    #[serde(rename = "server.reloaded")]
+    ServerReloaded,
 }
 
 /// One event, serialised once for every subscriber (`json`: `{"type":…,"data":…}`), with the

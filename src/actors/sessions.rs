@@ -35,9 +35,11 @@ use crate::pty::{self, PtyCommand, PtyError};
 use crate::state::Metrics;
 
 mod handle;
+mod handover;
 mod reap;
 mod worktree;
 pub use handle::Sessions;
+pub use handover::{kind_name, Adopted};
 pub use reap::{ReapPolicy, ReapReport};
 
 /// Exited sessions kept in memory (with their replay) for late viewers; the oldest goes first.
@@ -73,6 +75,13 @@ pub enum SessionsMsg {
     StopAllDeadline,
     /// From the reaper: stop idle sessions, forget long-exited ones (`reap.rs`).
     Reap(ReapPolicy, RpcReplyPort<ReapReport>),
+    /// Reload: every live session hands over (`handover.rs`); no new session starts after it.
+    HandOver(RpcReplyPort<Vec<super::terminal::SessionHandover>>),
+    /// The new image takes over the sessions of a handover record.
+    Adopt(
+        Vec<crate::handover::InheritedSession>,
+        RpcReplyPort<Adopted>,
+    ),
 }
 
 #[derive(Clone)]
@@ -193,6 +202,7 @@ impl SessionsState {
             supervisor: me.clone(),
             recorded: recorded.clone(),
             activity: activity.clone(),
+            ring: None,
         };
         // If this fails, the args (and with them the child) are dropped: the group is killed.
         let (actor, _) = Actor::spawn_linked(None, TerminalActor, args, me.get_cell())
@@ -419,6 +429,12 @@ impl Actor for SessionsSupervisor {
             }
             SessionsMsg::Reap(policy, reply) => {
                 let _ = reply.send(state.reap(&policy));
+            }
+            SessionsMsg::HandOver(reply) => {
+                let _ = reply.send(state.hand_over().await);
+            }
+            SessionsMsg::Adopt(sessions, reply) => {
+                let _ = reply.send(state.adopt(&me, sessions).await);
             }
         }
         Ok(())

@@ -10,7 +10,7 @@ use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use crate::protocol::{Control, CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART};
+use crate::protocol::{Control, CLOSE_SERVICE_RESTART};
 use crate::state::{shutting_down, AppState, Gauge};
 
 /// Clients send nothing but pings and closes; a small cap keeps memory bounded.
@@ -68,7 +68,8 @@ async fn subscriber(socket: WebSocket, state: AppState) {
                 None => break,
             },
             _ = shutting_down(&mut shutdown) => {
-                Message::close_with(CLOSE_GOING_AWAY, "server shutting down")
+                let (code, why) = crate::handover::going_away();
+                Message::close_with(code, why)
             }
         };
         let closing = outgoing.is_close();

@@ -83,6 +83,8 @@ struct Detailed<'a> {
     worktrees: crate::actors::reaper::WorktreesHealth,
     /// Data paths that group or others can access (should be empty; docs/security.md).
     loose_permissions: Vec<crate::permissions::LoosePath>,
+    /// Reloads (exec-in-place): generation, sessions adopted, the last reload's outcome.
+    reload: crate::handover::ReloadReport,
 }
 
 async fn detailed(state: AppState) -> Result<Response, Rejection> {
@@ -131,6 +133,7 @@ async fn detailed(state: AppState) -> Result<Response, Rejection> {
         reaper: state.reaper.health(),
         worktrees: state.reaper.worktrees(),
         loose_permissions,
+        reload: crate::handover::report(),
     };
     let status = if db_ok {
         StatusCode::OK

@@ -225,6 +225,28 @@ async fn scrape(state: AppState) -> Result<Response, Rejection> {
         "gauge",
         &[("", process.start_time_s)],
     );
+    let reload = crate::handover::report();
+    gauge(
+        "reload_generation",
+        "Reloads (exec-in-place) since the server first started.",
+        "gauge",
+        &[("", reload.generation as f64)],
+    );
+    gauge(
+        "reload_adopted_sessions",
+        "Sessions this image took over from the one before the last reload.",
+        "gauge",
+        &[("", reload.adopted_sessions as f64)],
+    );
+    gauge(
+        "reload_last_success",
+        "1 if the last reload succeeded, 0 if it failed (absent before any reload).",
+        "gauge",
+        &match reload.last_reload_outcome.as_deref() {
+            Some(o) => vec![("", f64::from(u8::from(o == "ok")))],
+            None => vec![],
+        },
+    );
     gauge(
         "process_cpu_seconds_total",
         "User and system CPU time.",

@@ -23,7 +23,7 @@ use crate::db::execution_events;
 use crate::db::executions::{self, ExecutionType};
 use crate::error::ApiError;
 use crate::protocol::{
-    RunFrame, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_SERVICE_RESTART,
+    RunFrame, CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_SERVICE_RESTART,
 };
 use crate::state::{shutting_down, AppState, Gauge};
 
@@ -276,7 +276,8 @@ async fn stream_events(socket: WebSocket, state: AppState, id: i64, since: i64) 
                 None => return,
             },
             _ = shutting_down(&mut shutdown) => {
-                let _ = tx.send(Message::close_with(CLOSE_GOING_AWAY, "server shutting down")).await;
+                let (code, why) = crate::handover::going_away();
+                let _ = tx.send(Message::close_with(code, why)).await;
                 return;
             }
         }

@@ -152,6 +152,13 @@ pub async fn serve<F>(
     }
     drop(listener);
     trimmer.abort();
+    if crate::handover::reloading() {
+        // A connection accepted just now has not sent its request yet, and hyper's graceful
+        // shutdown closes a connection with no request begun: let it arrive, so a reload
+        // answers every connection it accepted (later ones wait in the backlog for the next
+        // image, on the listening socket the reload hands over).
+        tokio::time::sleep(RELOAD_SETTLE).await;
+    }
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -162,6 +169,9 @@ pub async fn serve<F>(
         );
     }
 }
+
+/// How long a reload keeps serving connections it accepted before the accept loop stopped.
+const RELOAD_SETTLE: Duration = Duration::from_millis(100);
 
 /// Refused connections answered at once: each holds an fd until its 503 is written, so a flood
 /// beyond this is simply closed.

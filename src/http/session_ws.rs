@@ -26,8 +26,8 @@ use crate::actors::sessions::CALL_TIMEOUT;
 use crate::actors::terminal::{AttachRefused, Attached, Catchup, TerminalMsg, ViewerMode};
 use crate::actors::viewers::{CloseReason, Outbound, Taken, ViewerQueue};
 use crate::protocol::{
-    ClientMsg, Control, ServerMsg, CLOSE_GOING_AWAY, CLOSE_NORMAL,
-    CLOSE_NOT_FOUND as CLOSE_NO_SESSION, CLOSE_TOO_MANY_VIEWERS, CLOSE_TOO_SLOW,
+    ClientMsg, Control, ServerMsg, CLOSE_NORMAL, CLOSE_NOT_FOUND as CLOSE_NO_SESSION,
+    CLOSE_TOO_MANY_VIEWERS, CLOSE_TOO_SLOW,
 };
 use crate::pty::WindowSize;
 use crate::state::{shutting_down, AppState, Gauge};
@@ -243,12 +243,19 @@ async fn outgoing(
                 tokio::select! {
                     _ = queue.changed() => continue,
                     _ = shutting_down(shutdown) => {
-                        return close(tx, CLOSE_GOING_AWAY, "server shutting down").await;
+                        let (code, why) = crate::handover::going_away();
+                        return close(tx, code, why).await;
                     }
                 }
             }
         };
         if let Some(sent) = send_or_stall(tx, batch, shutdown).await {
+            if sent.is_none() && *shutdown.borrow() {
+                // Cut short by a stop or reload: the viewer still learns why (1001/1012), and
+                // resumes from the last byte it received.
+                let (code, why) = crate::handover::going_away();
+                return close(tx, code, why).await;
+            }
             return sent;
         }
     }

@@ -2,6 +2,8 @@
 //! whole process tree, also when it is dropped.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 
@@ -14,10 +16,32 @@ use super::{ExitInfo, ProcessTree, PtyError};
 /// cannot leave processes behind even when its owner panics.
 #[derive(Debug)]
 pub struct PtyChild {
-    child: tokio::process::Child,
+    waitable: Waitable,
     pid: i32,
     tree: ProcessTree,
     exit: Option<ExitInfo>,
+    /// Set by [`ChildKeeper::keep`]: the child is handed over to the next image (reload), so
+    /// dropping this handle neither kills nor reaps it.
+    kept: Arc<AtomicBool>,
+}
+
+/// How the child is waited for: spawned by this image (tokio's handle), or inherited from the
+/// image before a reload (a pidfd; it is still our child, so `waitid` gives the exact status).
+#[derive(Debug)]
+enum Waitable {
+    Spawned(Option<tokio::process::Child>),
+    Adopted(super::adopt::PidFd),
+}
+
+/// Lets the owner of a child that a task is waiting on hand it over instead of killing it.
+#[derive(Debug, Clone)]
+pub struct ChildKeeper(Arc<AtomicBool>);
+
+impl ChildKeeper {
+    /// From now on, dropping the child leaves it running and unreaped (for the next image).
+    pub fn keep(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 impl PtyChild {
@@ -35,10 +59,27 @@ impl PtyChild {
                 start_time: process_start_time(pid),
                 cgroup,
             },
-            child,
+            waitable: Waitable::Spawned(Some(child)),
             pid,
             exit: None,
+            kept: Arc::default(),
         }
+    }
+
+    /// A child inherited across a reload (still our child), watched through `pidfd`.
+    pub(super) fn adopted(tree: ProcessTree, pidfd: super::adopt::PidFd) -> PtyChild {
+        PtyChild {
+            pid: tree.leader,
+            tree,
+            waitable: Waitable::Adopted(pidfd),
+            exit: None,
+            kept: Arc::default(),
+        }
+    }
+
+    /// The handle that hands this child over instead of killing it when it is dropped.
+    pub fn keeper(&self) -> ChildKeeper {
+        ChildKeeper(self.kept.clone())
     }
 
     pub fn pid(&self) -> i32 {
@@ -72,11 +113,15 @@ impl PtyChild {
         if let Some(exit) = self.exit {
             return Ok(exit);
         }
-        let status = self.child.wait().await.map_err(|source| PtyError::Wait {
-            pid: self.pid,
-            source,
-        })?;
-        let exit = ExitInfo::from(status);
+        let pid = self.pid;
+        let wait_error = |source| PtyError::Wait { pid, source };
+        let exit = match &mut self.waitable {
+            Waitable::Spawned(Some(child)) => {
+                ExitInfo::from(child.wait().await.map_err(wait_error)?)
+            }
+            Waitable::Spawned(None) => return Err(wait_error(std::io::ErrorKind::NotFound.into())),
+            Waitable::Adopted(pidfd) => pidfd.wait().await.map_err(wait_error)?,
+        };
         self.exit = Some(exit);
         Ok(exit)
     }
@@ -89,6 +134,13 @@ impl PtyChild {
 
 impl Drop for PtyChild {
     fn drop(&mut self) {
+        if self.kept.load(Ordering::SeqCst) {
+            // Handed over: tokio must not reap it in the background before the exec.
+            if let Waitable::Spawned(child) = &mut self.waitable {
+                std::mem::forget(child.take());
+            }
+            return;
+        }
         // Best effort: Drop has no one to report to, and ESRCH (already gone) is the usual case.
         let _ = self.signal_tree(Signal::SIGKILL);
     }

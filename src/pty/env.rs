@@ -62,14 +62,39 @@ static INHERITED_SOFT_NOFILE: AtomicU64 = AtomicU64::new(DEFAULT_SOFT_NOFILE);
 /// The umask the process was started with (the server runs with 077, see `permissions`).
 static STARTING_UMASK: AtomicU32 = AtomicU32::new(0o022);
 
-/// Records the umask the process was started with, for children to get back.
+/// Passes the starting umask and soft open-file limit across a reload's exec (the new image
+/// starts with the values this process set for itself, not the ones it was given).
+const ENV_STARTING: &str = "CM_HANDOVER_STARTING";
+
+/// Records the umask the process was started with, for children to get back (across a reload:
+/// the first start's).
 pub fn remember_starting_umask(mask: libc::mode_t) {
+    let mask = starting_from_env().map_or(mask, |(m, _)| m);
     STARTING_UMASK.store(mask, Ordering::Relaxed);
 }
 
 /// Records the soft open-file limit the process was started with; call before raising it.
 pub fn remember_starting_nofile(soft: u64) {
+    let soft = starting_from_env().map_or(soft, |(_, n)| n);
     INHERITED_SOFT_NOFILE.store(soft, Ordering::Relaxed);
+}
+
+/// Sets what the next image reads back as the starting umask and limit (before a reload's exec).
+pub fn pass_starting_values() {
+    std::env::set_var(
+        ENV_STARTING,
+        format!(
+            "{} {}",
+            STARTING_UMASK.load(Ordering::Relaxed),
+            INHERITED_SOFT_NOFILE.load(Ordering::Relaxed)
+        ),
+    );
+}
+
+fn starting_from_env() -> Option<(libc::mode_t, u64)> {
+    let v = std::env::var(ENV_STARTING).ok()?;
+    let (m, n) = v.split_once(' ')?;
+    Some((m.parse().ok()?, n.parse().ok()?))
 }
 
 /// Whether a server variable named `name` is passed on to children.
@@ -117,6 +142,24 @@ fn restore_soft_nofile(soft: u64) {
             limit.rlim_cur = soft.min(limit.rlim_max);
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit: every session holds a PTY master and
+/// sockets, and the default soft limit of 1024 caps a server at a few hundred sessions.
+/// Returns the soft limit in force.
+pub fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        remember_starting_nofile(soft);
+    }
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 0,
     }
 }
 

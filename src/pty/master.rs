@@ -45,6 +45,12 @@ impl PtyResizer {
         set_window_size(self.master.get_ref().as_fd(), size).map_err(PtyError::Resize)
     }
 
+    /// A second fd for the master (close-on-exec), so the terminal outlives this process's
+    /// handles: what a reload hands to the next image.
+    pub fn dup_master(&self) -> io::Result<std::os::fd::OwnedFd> {
+        self.master.get_ref().as_fd().try_clone_to_owned()
+    }
+
     /// Output bytes the child wrote that nobody has read from the master yet (`FIONREAD`);
     /// 0 if the kernel will not say.
     pub fn unread_output(&self) -> usize {

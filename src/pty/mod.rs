@@ -30,6 +30,7 @@
 //! finds the executable a command names; `user.rs` reads the user's login shell and home.
 
 pub mod caps;
+mod adopt;
 mod cgroup;
 mod child;
 pub mod env;
@@ -50,8 +51,9 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
 pub use caps::Caps;
+pub use adopt::{adopt, PidFd};
 pub use cgroup::CgroupRoot;
-pub use child::PtyChild;
+pub use child::{ChildKeeper, PtyChild};
 pub use lookup::resolve_command;
 pub use master::{PtyReader, PtyResizer, PtyWriter};
 pub use signal::{process_start_time, signal_group, signal_recorded_group, SignalOutcome};

@@ -342,8 +342,31 @@ impl ServerProcess {
         env: &[(&str, &str)],
         nofile: Option<u64>,
     ) -> ServerProcess {
+        Self::start_full(&binary(), data_dir, bind, extra, env, nofile).await
+    }
+
+    /// As [`ServerProcess::start_env`], running the binary at `bin` (a copy, for reload tests
+    /// that replace the file).
+    pub async fn start_from(
+        bin: &Path,
+        data_dir: &Path,
+        bind: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
+        Self::start_full(bin, data_dir, bind, extra, env, None).await
+    }
+
+    async fn start_full(
+        bin: &Path,
+        data_dir: &Path,
+        bind: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> ServerProcess {
         let token = cli_token(data_dir, "admin").await;
-        let mut cmd = tokio::process::Command::new(binary());
+        let mut cmd = tokio::process::Command::new(bin);
         cmd.envs(env.iter().copied());
         if let Some(limit) = nofile {
             // SAFETY: one async-signal-safe system call between fork and exec.
@@ -402,6 +425,24 @@ impl ServerProcess {
 
     pub fn pid(&self) -> i32 {
         self.child.id().expect("running") as i32
+    }
+
+    /// A WebSocket to `path` with the admin token.
+    pub async fn ws(&self, path: &str) -> Ws {
+        let mut req = format!("ws://{}{path}", self.addr)
+            .into_client_request()
+            .expect("ws request");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token)
+                .parse()
+                .expect("header value"),
+        );
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+            .await
+            .expect("websocket connect in time")
+            .expect("websocket connects");
+        ws
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {

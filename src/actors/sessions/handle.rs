@@ -86,4 +86,23 @@ impl Sessions {
     pub async fn stop_all(&self, timeout: Duration) {
         let _ = self.ask(SessionsMsg::StopAll, timeout).await;
     }
+
+    /// Reload: every live session hands over; empty if the supervisor did not answer in time.
+    pub async fn hand_over(
+        &self,
+        timeout: Duration,
+    ) -> Vec<crate::actors::terminal::SessionHandover> {
+        self.ask(SessionsMsg::HandOver, timeout)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The new image takes over the sessions of a handover record.
+    pub async fn adopt(
+        &self,
+        sessions: Vec<crate::handover::InheritedSession>,
+        timeout: Duration,
+    ) -> Result<super::Adopted, SessionError> {
+        self.ask(|r| SessionsMsg::Adopt(sessions, r), timeout).await
+    }
 }

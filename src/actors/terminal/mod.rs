@@ -34,14 +34,19 @@ use super::viewers::{CloseReason, ViewerQueue};
 use crate::db::executions::ExecutionStatus;
 use crate::lifecycle::{self, Lifecycle};
 use crate::protocol::CLOSE_SESSION_GONE;
-use crate::pty::{ExitInfo, ProcessTree, PtyReader, PtyResizer, SpawnedPty, WindowSize};
+use crate::pty::{
+    ChildKeeper, ExitInfo, ProcessTree, PtyReader, PtyResizer, SpawnedPty, WindowSize,
+};
 use crate::replay::ReplayBuffer;
 use crate::screen::feeder::ScreenFeed;
 use crate::screen::recording::Timeline;
 use crate::screen::Snapshot;
 
+mod handover;
 mod outcome;
 mod viewing;
+
+pub use handover::SessionHandover;
 
 /// One read of the master at most (a PTY read rarely returns more than a few KiB).
 const READ_BUF_BYTES: usize = 64 * 1024;
@@ -101,6 +106,10 @@ pub enum TerminalMsg {
     ShutdownStop,
     Escalate(Signal),
     /// Fault injection for tests: the actor panics (never compiled into a release build's API).
+    /// Reload: stop reading, then (`HandOverFinish`, after the reads already queued) pass the
+    /// master, ring and child on; `None` if the session ended meanwhile.
+    HandOver(RpcReplyPort<Option<SessionHandover>>),
+    HandOverFinish(RpcReplyPort<Option<SessionHandover>>),
     #[cfg(any(test, feature = "fault-injection"))]
     Panic,
 }
@@ -167,6 +176,8 @@ pub struct TerminalArgs {
     pub recorded: Arc<AtomicBool>,
     /// Last output or input, shared with the supervisor for the reaper.
     pub activity: Arc<Activity>,
+    /// The ring handed over by a reload (offsets go on); `None` starts an empty one.
+    pub ring: Option<ReplayBuffer>,
 }
 
 struct Viewer {
@@ -220,6 +231,10 @@ pub struct TerminalState {
     tasks: Vec<JoinHandle<()>>,
     /// Owns the child until it is reaped; awaited at shutdown so no zombie is left behind.
     waiter: Option<JoinHandle<()>>,
+    /// Hands the child over instead of killing it (reload).
+    keeper: ChildKeeper,
+    /// Passed on to the next image: nothing of it is stopped or recorded here any more.
+    handed_over: bool,
 }
 
 pub struct TerminalActor;
@@ -243,6 +258,7 @@ impl Actor for TerminalActor {
         let resizer = writer.resizer();
         let pid = child.pid();
         let tree = child.tree().clone();
+        let keeper = child.keeper();
         let log = args.deps.log.new(slog::o!("session_id" => args.id.clone()));
         let typed = args.activity.clone();
         let writer_task = tokio::spawn(async move {
@@ -271,7 +287,9 @@ impl Actor for TerminalActor {
             spec: args.spec,
             execution_id: args.execution_id,
             created_at: args.created_at,
-            replay: ReplayBuffer::new(args.deps.scrollback_bytes),
+            replay: args
+                .ring
+                .unwrap_or_else(|| ReplayBuffer::new(args.deps.scrollback_bytes)),
             deps: args.deps,
             log,
             supervisor: args.supervisor,
@@ -296,6 +314,8 @@ impl Actor for TerminalActor {
             finished_at: None,
             tasks,
             waiter,
+            keeper,
+            handed_over: false,
         })
     }
 
@@ -396,6 +416,10 @@ impl Actor for TerminalActor {
                 }
                 state.begin_stop(&me);
             }
+            TerminalMsg::HandOver(reply) => state.hand_over_begin(&me, reply).await,
+            TerminalMsg::HandOverFinish(reply) => {
+                let _ = reply.send(state.hand_over_finish().await);
+            }
             #[cfg(any(test, feature = "fault-injection"))]
             TerminalMsg::Panic => panic!("fault injection: session actor panicked"),
             TerminalMsg::Escalate(signal) => {
@@ -413,7 +437,7 @@ impl Actor for TerminalActor {
         state: &mut TerminalState,
     ) -> Result<(), ActorProcessingErr> {
         // Stopped while the child still runs: only server shutdown does that.
-        if state.final_status.is_none() {
+        if state.final_status.is_none() && !state.handed_over {
             state.signal(Signal::SIGHUP);
             state.signal(Signal::SIGKILL);
             if let Some(waiter) = state.waiter.take() {
@@ -504,7 +528,7 @@ impl Drop for TerminalState {
     /// Runs even when the actor panicked (post_stop does not): no process group and no task
     /// outlives its session, and viewers are told to go.
     fn drop(&mut self) {
-        if self.final_status.is_none() {
+        if self.final_status.is_none() && !self.handed_over {
             self.signal(Signal::SIGKILL);
         }
         // The waiter is left to run: the SIGKILL above ends the child and the waiter reaps it.

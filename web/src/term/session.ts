@@ -49,6 +49,8 @@ export interface SessionEvents {
 
 /** The server closes with this when the session does not exist (docs/terminals.md). */
 const CLOSE_NO_SESSION = 4404;
+/** The server closes viewers with this when it reloads in place (docs/operations.md). */
+const CLOSE_SERVICE_RESTART = 1012;
 const CLOSE_REASONS: Record<number, string> = {
   1001: "the server is restarting",
   1011: "the session's actor failed",
@@ -183,7 +185,7 @@ export class SessionClient {
     if (this.reconnectPending) this.scheduleReconnect("released");
   }
 
-  private connect() {
+  private connect(quiet = false) {
     this.reconnectPending = false;
     if (this.finished) return;
     const q = query({ since: this.next ?? undefined, mode: this.mode });
@@ -191,7 +193,7 @@ export class SessionClient {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.attachedNow = false;
-    if (this.current.kind !== "reconnecting") this.setState({ kind: "connecting" });
+    if (!quiet && this.current.kind !== "reconnecting") this.setState({ kind: "connecting" });
     ws.onopen = () => {
       this.pingTimer = window.setInterval(() => this.sendText({ type: "ping" }), PING_INTERVAL_MS);
     };
@@ -277,8 +279,15 @@ export class SessionClient {
 
   private onClose(code: number) {
     window.clearInterval(this.pingTimer);
+    const wasAttached = this.attachedNow;
     this.attachedNow = false;
     if (this.finished) return;
+    if (code === CLOSE_SERVICE_RESTART && wasAttached && !this.held) {
+      // A reload: the next image takes the new connection from the listening socket, so come
+      // back at once, with `since`, showing nothing (no error, no replay of what is on screen).
+      this.connect(true);
+      return;
+    }
     if (code === CLOSE_NO_SESSION) {
       this.finished = true;
       this.clearQueue();
