@@ -3,7 +3,7 @@
 // screen, unified on a phone — with merge and discard, each asked twice.
 
 import type { ComponentChildren } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { api, type Execution } from "../api";
 import { useRefetchOn } from "./live";
 import { useEvents } from "../events";
@@ -126,7 +126,8 @@ function Changes(props: { x: Execution; d: Diff; onDiscarded: () => void }) {
       setDone("Discarded: the worktree and its branch are deleted.");
       props.onDiscarded();
     });
-  const parts = splitDiff(d.diff);
+  // Split once per diff, not at every render (a busy-button click re-renders a 2 MiB diff).
+  const parts = useMemo(() => splitDiff(d.diff), [d.diff]);
   return (
     <section class="card changes">
       <div class="row">

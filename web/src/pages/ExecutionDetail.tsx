@@ -2,7 +2,7 @@
 // output tail and a link to the live view while it runs; an agent run shows its outcome (result,
 // cost, usage) and its event timeline, replayed then live.
 
-import { api, type Agent, type Execution, type List, type RunEvent, type Task, type Usage } from "../api";
+import { api, type Agent, type Execution, type List, type RunEvent, type Usage } from "../api";
 import { WithChanges } from "../components/Changes";
 import { ContinueActions, conversationOf } from "../components/ContinueActions";
 import { EventTimeline } from "../components/EventTimeline";
@@ -98,7 +98,7 @@ function Facts(props: { x: Execution; conversation?: string | null }) {
       <dl class="facts">
         <dt>task</dt>
         <dd>
-          {x.task_id ? <Link href={`/tasks/${x.task_id}`}>{x.task_title ?? names.task ?? `task ${x.task_id}`}</Link> : "—"}
+          {x.task_id ? <Link href={`/tasks/${x.task_id}`}>{x.task_title ?? `task ${x.task_id}`}</Link> : "—"}
         </dd>
         {x.agent_id ? (
           <>
@@ -143,20 +143,16 @@ function Facts(props: { x: Execution; conversation?: string | null }) {
 }
 
 /**
- * The task's title and the agent's name, for the links. The agent comes from the list: an
- * execution may outlive its agent, and a 404 here would only be noise.
+ * The agent's name, for the link (the task's title comes with the execution). The agent comes
+ * from the list: an execution may outlive its agent, and a 404 here would only be noise.
  */
-function useNames(x: Execution): { task?: string; agent?: string; conversation?: string | null } {
-  const task = useLoad(
-    () => (x.task_id && !x.task_title ? api.get<Task>(`/api/tasks/${x.task_id}`) : Promise.resolve(undefined)),
-    [x.task_id],
-  );
+function useNames(x: Execution): { agent?: string; conversation?: string | null } {
   const agents = useLoad(
     () => (x.agent_id ? api.get<List<Agent>>("/api/agents?limit=500") : Promise.resolve(undefined)),
     [x.agent_id],
   );
   const agent = agents.data?.items.find((a) => a.id === x.agent_id);
-  return { task: task.data?.title, agent: agent?.name, conversation: agent?.conversation_id };
+  return { agent: agent?.name, conversation: agent?.conversation_id };
 }
 
 /** A terminal or agent session: the live view while it runs, the stored tail always. */
