@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::IsolationError;
 use crate::db::worktrees::{Worktree, WorktreeState};
-use crate::git::{Git, OUTPUT_MAX_BYTES};
+use crate::git::Git;
 
 /// The unified diff sent at most; the rest is cut at a file boundary and flagged.
 pub const DIFF_MAX_BYTES: usize = 2 << 20;
@@ -150,39 +150,6 @@ fn file_changes(name_status: &str, numstat: &str) -> Vec<FileChange> {
     files
 }
 
-/// Splits `git diff --raw --numstat -z -p` output into its lists and its patch, at the empty
-/// record (`\0\0`) that ends the lists; `None` when the output was cut before it.
-fn split_lists(out: &str) -> Option<(&str, &str)> {
-    if out.is_empty() {
-        return Some(("", ""));
-    }
-    let at = out.find("\0\0")?;
-    Some((&out[..=at], &out[at + 2..]))
-}
-
-/// The raw records (`:modes ids STATUS\0path\0[path\0]`) as `--name-status -z` would print
-/// them, and the `--numstat -z` records that follow them.
-fn raw_to_lists(lists: &str) -> (String, String) {
-    let mut name_status = String::new();
-    let mut fields = lists.split('\0').filter(|s| !s.is_empty()).peekable();
-    while let Some(head) = fields.next_if(|f| f.starts_with(':')) {
-        let code = head.rsplit(' ').next().unwrap_or("M");
-        let paths = if matches!(code.chars().next(), Some('R' | 'C')) {
-            2
-        } else {
-            1
-        };
-        name_status.push_str(code);
-        name_status.push('\0');
-        for _ in 0..paths {
-            name_status.push_str(fields.next().unwrap_or_default());
-            name_status.push('\0');
-        }
-    }
-    let numstat: Vec<&str> = fields.collect();
-    (name_status, numstat.join("\0") + "\0")
-}
-
 /// Cuts `diff` at the last file boundary within the cap.
 fn cut(mut diff: String, truncated: bool) -> (String, bool) {
     if !truncated {
@@ -205,41 +172,29 @@ pub async fn diff(w: &Worktree) -> Result<Diff, IsolationError> {
         .line()
         .await?;
     let range = [w.base_commit.as_str(), tree.as_str()];
-    // One diff (rename detection is the costly part): the raw file list and the line counts,
-    // a NUL, then the patch. The lists are read whole; the patch is capped after them.
-    let out = Git::new(dir)
-        .args([
-            "diff",
-            "--no-ext-diff",
-            "--no-color",
-            "-M",
-            "--raw",
-            "--numstat",
-            "-z",
-            "-p",
-        ])
+    let name_status = Git::new(dir)
+        .args(["diff", "--no-ext-diff", "-M", "--name-status", "-z"])
         .args(range)
-        .cap(OUTPUT_MAX_BYTES + DIFF_MAX_BYTES)
         .run()
         .await?;
-    let Some((lists, patch)) = split_lists(&out.stdout) else {
+    let numstat = Git::new(dir)
+        .args(["diff", "--no-ext-diff", "-M", "--numstat", "-z"])
+        .args(range)
+        .run()
+        .await?;
+    if name_status.truncated || numstat.truncated {
         // The file list is promised complete; a list past git's output cap is an error, not a
         // silently shorter list.
         return Err(IsolationError::Io(std::io::Error::other(
             "the list of changed files is larger than the server reads from git",
         )));
-    };
-    let (name_status, numstat) = raw_to_lists(lists);
-    let mut patch = patch.to_string();
-    let mut patch_truncated = out.truncated;
-    if patch.len() > DIFF_MAX_BYTES {
-        let mut end = DIFF_MAX_BYTES;
-        while !patch.is_char_boundary(end) {
-            end -= 1;
-        }
-        patch.truncate(end);
-        patch_truncated = true;
     }
+    let patch = Git::new(dir)
+        .args(["diff", "--no-ext-diff", "--no-color", "-M"])
+        .args(range)
+        .cap(DIFF_MAX_BYTES)
+        .run()
+        .await?;
     let log = Git::new(dir)
         .args(["log", "--format=%H%x09%s", &format!("-n{COMMITS_MAX}")])
         .args([format!("{}..HEAD", w.base_commit).as_str(), "--"])
@@ -253,7 +208,7 @@ pub async fn diff(w: &Worktree) -> Result<Diff, IsolationError> {
             subject: subject.into(),
         })
         .collect();
-    let (diff, truncated) = cut(patch, patch_truncated);
+    let (diff, truncated) = cut(patch.stdout, patch.truncated);
     Ok(Diff {
         execution_id: w.execution_id,
         branch: w.branch.clone(),
@@ -263,7 +218,7 @@ pub async fn diff(w: &Worktree) -> Result<Diff, IsolationError> {
         worktree: w.path.clone(),
         commits,
         uncommitted: tree != head_tree,
-        files: file_changes(&name_status, &numstat),
+        files: file_changes(&name_status.stdout, &numstat.stdout),
         diff,
         truncated,
     })
@@ -330,24 +285,6 @@ mod tests {
             ]
         );
         assert_eq!(files[1].old_path.as_deref(), Some("old.rs"));
-    }
-
-    #[test]
-    fn one_diff_call_gives_the_lists_and_the_patch() {
-        let out = ":100644 100644 aaa bbb M\0a.txt\0:100644 100644 ccc ccc R100\0old\0new\0\
-                   1\t0\ta.txt\x000\t0\t\0old\0new\0\0diff --git a/a.txt b/a.txt\n+b\n";
-        let (lists, patch) = split_lists(out).unwrap();
-        assert!(patch.starts_with("diff --git a/a.txt"));
-        let (ns, num) = raw_to_lists(lists);
-        assert_eq!(ns, "M\0a.txt\0R100\0old\0new\0");
-        let files = file_changes(&ns, &num);
-        assert_eq!(files.len(), 2);
-        assert_eq!(
-            (files[1].status, files[1].path.as_str()),
-            ("renamed", "new")
-        );
-        assert_eq!(files[0].added, Some(1));
-        assert_eq!(split_lists(":100644 100644 aaa bbb M\0a.t"), None);
     }
 
     #[test]
