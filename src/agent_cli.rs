@@ -296,7 +296,12 @@ mod tests {
     fn only_claude_code_gets_the_hook_flags() {
         for kind in kinds::all() {
             let yes = kind.kind == AgentKind::Claude;
-            assert_eq!(speaks_claude_hooks(&of_kind(kind.kind)), yes, "{:?}", kind.kind);
+            assert_eq!(
+                speaks_claude_hooks(&of_kind(kind.kind)),
+                yes,
+                "{:?}",
+                kind.kind
+            );
         }
     }
 }

@@ -22,9 +22,7 @@ use crate::actors::runs::{RunAsk, RunError};
 use crate::db::execution_events;
 use crate::db::executions::{self, ExecutionType};
 use crate::error::ApiError;
-use crate::protocol::{
-    RunFrame, CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_SERVICE_RESTART,
-};
+use crate::protocol::{RunFrame, CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_SERVICE_RESTART};
 use crate::state::{shutting_down, AppState, Gauge};
 
 /// Events read from the table per replay query.

@@ -29,8 +29,8 @@
 //! child ([`PtyChild`]); `signal.rs` is the one place that signals process groups; `lookup.rs`
 //! finds the executable a command names; `user.rs` reads the user's login shell and home.
 
-pub mod caps;
 mod adopt;
+pub mod caps;
 mod cgroup;
 mod child;
 pub mod env;
@@ -50,8 +50,8 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
-pub use caps::Caps;
 pub use adopt::{adopt, PidFd};
+pub use caps::Caps;
 pub use cgroup::CgroupRoot;
 pub use child::{ChildKeeper, PtyChild};
 pub use lookup::resolve_command;
