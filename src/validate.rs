@@ -85,3 +85,38 @@ pub fn check_caps(
         pids_max: within("pids_max", pids_max, 1, PIDS_MAX_MAX)?,
     })
 }
+
+/// Most variables a session's or agent's env may set.
+const ENV_MAX: usize = 256;
+
+/// A session's or agent's env: at most [`ENV_MAX`] variables, names `[A-Za-z_][A-Za-z0-9_]*`,
+/// values without NUL. Names are the user's own input, not secrets; values are never echoed.
+pub fn check_env(vars: &std::collections::BTreeMap<String, String>) -> Result<(), ApiError> {
+    if vars.len() > ENV_MAX {
+        return Err(ApiError::validation(
+            "env",
+            format!("at most {ENV_MAX} variables, got {}", vars.len()),
+        ));
+    }
+    for (k, v) in vars {
+        if !is_env_name(k) {
+            return Err(ApiError::validation(
+                "env",
+                format!("variable name {k:?} must match [A-Za-z_][A-Za-z0-9_]*"),
+            ));
+        }
+        if v.contains('\0') {
+            return Err(ApiError::validation(
+                &format!("env.{k}"),
+                "value must not contain a NUL byte",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b == b'_' || b.is_ascii_alphabetic())
+        && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric())
+}

@@ -15,7 +15,7 @@ use warp::{Filter, Rejection};
 
 use super::agents::load;
 use super::json::{limited_body, ok_json, parse_json, reject, reply_json, Page};
-use super::terminals::{find, list_sessions, session_info, stop_session};
+use super::sessions::{find, list_sessions, session_info, stop_session};
 use crate::actors::session_types::SessionKind;
 use crate::actors::sessions::AgentSessionRequest;
 use crate::error::ApiError;

@@ -17,7 +17,6 @@ use warp::{Filter, Rejection};
 
 use super::agent_kinds::{check_command, check_kind_fields, command_cwd};
 use super::json::{json_body, ok_json, parse_json, raw_query, reject, reply_json, Page, Query};
-use super::terminals::check_env;
 use crate::agent_cli::{self, owned, AgentKind};
 use crate::auth::{redact_env, REDACTED};
 use crate::db::agents::{
@@ -26,6 +25,7 @@ use crate::db::agents::{
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::validate::check_dir;
+use crate::validate::check_env;
 
 const NAME_MAX_CHARS: usize = 64;
 const DESCRIPTION_MAX_CHARS: usize = 2_000;

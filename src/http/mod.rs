@@ -29,6 +29,7 @@ pub mod review;
 pub mod runs;
 pub mod server;
 pub mod session_ws;
+pub mod sessions;
 pub mod tasks;
 pub mod terminals;
 pub mod ws_upgrade;

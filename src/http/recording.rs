@@ -33,7 +33,7 @@ pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<
 }
 
 async fn recording(state: &AppState, kind: SessionKind, id: &str) -> Result<Response, ApiError> {
-    let actor = super::terminals::find(state, kind, id).await?;
+    let actor = super::sessions::find(state, kind, id).await?;
     let cast = match actor.call(TerminalMsg::Recording, Some(CALL_TIMEOUT)).await {
         Ok(CallResult::Success(cast)) => cast,
         // The session ended between the lookup and the question.

@@ -16,15 +16,13 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::json::{json_body, ok_json, reject, reply_json, Page};
-use crate::actors::session_types::{
-    is_valid_session_id, SessionError, SessionInfo, SessionKind, SessionSpec,
-};
-use crate::actors::sessions::CALL_TIMEOUT;
-use crate::actors::terminal::TerminalMsg;
+use crate::actors::session_types::{SessionError, SessionKind, SessionSpec};
 use crate::error::ApiError;
 use crate::pty::{self, WindowSize};
 use crate::state::AppState;
-use crate::validate::check_dir;
+use crate::validate::{check_dir, check_env};
+
+use super::sessions::{find, list_sessions, session_info, stop_session};
 
 const DEFAULT_COLS: u16 = 80;
 const DEFAULT_ROWS: u16 = 24;
@@ -32,7 +30,6 @@ const DEFAULT_ROWS: u16 = 24;
 pub const MAX_CELLS: i64 = 1000;
 const NAME_MAX_CHARS: usize = 200;
 const ARGV_MAX: usize = 1024;
-const ENV_MAX: usize = 256;
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
     let with_state = super::json::with_state(state);
@@ -128,38 +125,6 @@ fn check_cells(field: &str, v: Option<i64>, default: u16) -> Result<u16, ApiErro
             format!("must be 1-{MAX_CELLS}, got {n}"),
         )),
     }
-}
-
-/// A session's or agent's env: at most [`ENV_MAX`] variables, names `[A-Za-z_][A-Za-z0-9_]*`,
-/// values without NUL. Names are the user's own input, not secrets; values are never echoed.
-pub fn check_env(vars: &std::collections::BTreeMap<String, String>) -> Result<(), ApiError> {
-    if vars.len() > ENV_MAX {
-        return Err(ApiError::validation(
-            "env",
-            format!("at most {ENV_MAX} variables, got {}", vars.len()),
-        ));
-    }
-    for (k, v) in vars {
-        if !is_env_name(k) {
-            return Err(ApiError::validation(
-                "env",
-                format!("variable name {k:?} must match [A-Za-z_][A-Za-z0-9_]*"),
-            ));
-        }
-        if v.contains('\0') {
-            return Err(ApiError::validation(
-                &format!("env.{k}"),
-                "value must not contain a NUL byte",
-            ));
-        }
-    }
-    Ok(())
-}
-
-pub fn is_env_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b) if b == b'_' || b.is_ascii_alphabetic())
-        && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric())
 }
 
 /// Checks that need no filesystem: shapes and ranges.
@@ -286,52 +251,6 @@ async fn create(state: AppState, body: CreateTerminal) -> Result<Response, Rejec
     Ok(reply_json(StatusCode::CREATED, &info))
 }
 
-/// Asks one session actor for its description.
-pub async fn session_info(actor: &ractor::ActorRef<TerminalMsg>) -> Result<SessionInfo, ApiError> {
-    match actor.call(TerminalMsg::Info, Some(CALL_TIMEOUT)).await {
-        Ok(ractor::rpc::CallResult::Success(info)) => Ok(info),
-        _ => Err(SessionError::NotFound.into()),
-    }
-}
-
-/// The live session actor for a path id; a malformed id is simply not found.
-pub async fn find(
-    state: &AppState,
-    kind: SessionKind,
-    id: &str,
-) -> Result<ractor::ActorRef<TerminalMsg>, ApiError> {
-    if !is_valid_session_id(id) {
-        return Err(not_found(kind, id));
-    }
-    state.sessions.lookup(kind, id).await.map_err(|e| match e {
-        SessionError::NotFound => not_found(kind, id),
-        other => other.into(),
-    })
-}
-
-fn not_found(kind: SessionKind, id: &str) -> ApiError {
-    let what = match kind {
-        SessionKind::Terminal => "terminal",
-        SessionKind::AgentSession => "agent session",
-    };
-    // The id may be anything the client typed: show a bounded, printable prefix.
-    let shown: String = id.chars().filter(|c| !c.is_control()).take(64).collect();
-    ApiError::not_found(what, shown)
-}
-
-/// Every session of `kind` the supervisor still holds, oldest first.
-pub async fn list_sessions(
-    state: &AppState,
-    kind: SessionKind,
-) -> Result<Vec<SessionInfo>, ApiError> {
-    let actors = state.sessions.list(kind).await.map_err(ApiError::from)?;
-    let answers = futures_util::future::join_all(actors.iter().map(session_info)).await;
-    // A session that ended between the listing and the question is simply left out.
-    let mut items: Vec<SessionInfo> = answers.into_iter().filter_map(Result::ok).collect();
-    items.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-    Ok(items)
-}
-
 async fn list(state: AppState) -> Result<Response, Rejection> {
     let items = list_sessions(&state, SessionKind::Terminal)
         .await
@@ -350,27 +269,6 @@ async fn get(id: String, state: AppState) -> Result<Response, Rejection> {
         .await
         .map_err(reject)?;
     Ok(ok_json(&session_info(&actor).await.map_err(reject)?))
-}
-
-/// Stops a live session (202: the stop sequence runs on; watch `session.exited`), or forgets an
-/// exited one (200).
-pub async fn stop_session(
-    state: &AppState,
-    kind: SessionKind,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let actor = find(state, kind, id).await?;
-    match actor.call(TerminalMsg::Stop, Some(CALL_TIMEOUT)).await {
-        Ok(ractor::rpc::CallResult::Success((info, exited))) => {
-            if exited {
-                state.sessions.remove(kind, id);
-                Ok(ok_json(&info))
-            } else {
-                Ok(reply_json(StatusCode::ACCEPTED, &info))
-            }
-        }
-        _ => Err(not_found(kind, id)),
-    }
 }
 
 async fn delete(id: String, state: AppState) -> Result<Response, Rejection> {

@@ -47,7 +47,7 @@ function Shell(props: { scope: string; onLogout?: () => void }) {
   else if (monitor) page = <MonitorOnly />;
   else if (path === "/terminals") page = <Terminals />;
   else if ((m = match("/terminals/:id", path))) page = <Terminals id={m.id} kind="terminal" />;
-  else if ((m = match("/agent-sessions/:id", path))) page = <Terminals id={m.id} kind="agent" />;
+  else if ((m = match("/agent-sessions/:id", path))) page = <Terminals id={m.id} kind="agent_session" />;
   else if (path === "/agents") page = <Agents />;
   else if ((m = match("/agents/:id", path))) page = <Agents id={m.id} />;
   else if (path === "/tasks") page = <Tasks />;

@@ -33,7 +33,7 @@ impl Sessions {
 
     pub async fn create(&self, spec: SessionSpec) -> Result<SessionInfo, SessionError> {
         // Creation waits on the DB and a fork; allow it the DB's own timeout and more.
-        self.ask(|r| SessionsMsg::Create(spec, r), Duration::from_secs(30))
+        self.ask(|r| SessionsMsg::Create(Box::new(spec), r), Duration::from_secs(30))
             .await?
     }
 
@@ -58,6 +58,25 @@ impl Sessions {
         self.ask(|r| SessionsMsg::Lookup(kind, id, r), CALL_TIMEOUT)
             .await?
             .ok_or(SessionError::NotFound)
+    }
+
+    /// Stops a live session, or forgets one that already exited: `(info, exited)`. A live
+    /// session's stop sequence runs on after the answer (watch `session.exited`).
+    pub async fn stop(
+        &self,
+        kind: SessionKind,
+        id: &str,
+    ) -> Result<(SessionInfo, bool), SessionError> {
+        let actor = self.lookup(kind, id).await?;
+        match actor.call(TerminalMsg::Stop, Some(CALL_TIMEOUT)).await {
+            Ok(ractor::rpc::CallResult::Success((info, exited))) => {
+                if exited {
+                    self.remove(kind, id);
+                }
+                Ok((info, exited))
+            }
+            _ => Err(SessionError::NotFound),
+        }
     }
 
     pub async fn list(

@@ -113,7 +113,7 @@ function SessionsCard() {
   const live = (x: SessionInfo) => x.status === "running" || x.status === "stopping";
   const rows = [
     ...(terms?.items ?? []).filter(live).map((x) => ({ x, href: `/terminals/${x.id}`, kind: "terminal" })),
-    ...(agents?.items ?? []).filter(live).map((x) => ({ x, href: `/agent-sessions/${x.id}`, kind: "agent" })),
+    ...(agents?.items ?? []).filter(live).map((x) => ({ x, href: `/agent-sessions/${x.id}`, kind: "agent session" })),
   ];
   return (
     <section class="card">

@@ -89,7 +89,7 @@ export function Terminals(props: { id?: string; kind?: SessionKind }) {
       <ErrorBanner error={list.error} />
       <ErrorBanner error={current.error} />
       <ErrorBanner error={actionError} onClose={() => setActionError(null)} />
-      {id && kind === "agent" ? <PendingApprovals sessionId={id} /> : null}
+      {id && kind === "agent_session" ? <PendingApprovals sessionId={id} /> : null}
       {id && !gone ? (
         <TermView
           key={`${kind}:${id}`}
@@ -107,7 +107,7 @@ export function Terminals(props: { id?: string; kind?: SessionKind }) {
             ) : (
               <ConfirmButton
                 label="Stop"
-                confirm={kind === "agent" ? "Stop this agent session?" : "Stop this terminal?"}
+                confirm={kind === "agent_session" ? "Stop this agent session?" : "Stop this terminal?"}
                 onConfirm={stop}
                 disabled={!info}
               />

@@ -3,7 +3,7 @@
 
 import { api, type List, type SessionInfo } from "../api";
 
-export type SessionKind = "terminal" | "agent";
+export type SessionKind = "terminal" | "agent_session";
 
 export interface NewTerminal {
   command?: string[];
@@ -11,13 +11,13 @@ export interface NewTerminal {
   name?: string;
 }
 
-const base = (kind: SessionKind) => (kind === "agent" ? "/api/agent-sessions" : "/api/terminals");
+const base = (kind: SessionKind) => (kind === "agent_session" ? "/api/agent-sessions" : "/api/terminals");
 
 export const sessionPath = (kind: SessionKind, id: string) => `${base(kind)}/${encodeURIComponent(id)}`;
 export const sessionWsPath = (kind: SessionKind, id: string) => `${sessionPath(kind, id)}/ws`;
 /** The page that shows a session (a deep link). */
 export const sessionPage = (kind: SessionKind, id: string) =>
-  `${kind === "agent" ? "/agent-sessions" : "/terminals"}/${encodeURIComponent(id)}`;
+  `${kind === "agent_session" ? "/agent-sessions" : "/terminals"}/${encodeURIComponent(id)}`;
 
 export const listTerminals = () => api.get<List<SessionInfo>>("/api/terminals");
 export const getSession = (kind: SessionKind, id: string) => api.get<SessionInfo>(sessionPath(kind, id));
