@@ -212,7 +212,9 @@ async fn reload_keeps_every_session_and_the_pid() {
     let (mut vim_ws, _) = attach(&p, "/api/terminals", vid, "").await;
     let mut vim_seen = Seen::default();
     read_until(&mut vim_ws, &mut vim_seen, |s| s.contains(b"~")).await;
-    let (mut counter_ws, attached) = attach(&p, "/api/terminals", cid, "").await;
+    // since=0: the raw stream from its first byte (a bare attach gets a screen snapshot first,
+    // whose bytes are not stream offsets).
+    let (mut counter_ws, attached) = attach(&p, "/api/terminals", cid, "?since=0").await;
     let mut before = Seen::default();
     read_until(&mut counter_ws, &mut before, |s| s.contains(b"tick 20\r\n")).await;
 
