@@ -51,7 +51,10 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const SHUTDOWN_STOP_DEADLINE: Duration = Duration::from_millis(5_000);
 
 pub enum SessionsMsg {
-    Create(Box<SessionSpec>, RpcReplyPort<Result<SessionInfo, SessionError>>),
+    Create(
+        Box<SessionSpec>,
+        RpcReplyPort<Result<SessionInfo, SessionError>>,
+    ),
     /// The agent's live session, or a new one (`true`); serialised here, so never two.
     AgentSession(
         Box<agent::AgentSessionRequest>,

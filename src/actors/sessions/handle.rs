@@ -33,8 +33,11 @@ impl Sessions {
 
     pub async fn create(&self, spec: SessionSpec) -> Result<SessionInfo, SessionError> {
         // Creation waits on the DB and a fork; allow it the DB's own timeout and more.
-        self.ask(|r| SessionsMsg::Create(Box::new(spec), r), Duration::from_secs(30))
-            .await?
+        self.ask(
+            |r| SessionsMsg::Create(Box::new(spec), r),
+            Duration::from_secs(30),
+        )
+        .await?
     }
 
     /// The agent's live session or a new one; `true` when it was started by this call.
