@@ -212,12 +212,16 @@ async fn a_decision_after_the_agent_exited_is_refused() {
     let asked = ask_bash(&mut ev, &mut ws, exec, "ls").await;
     let id = asked["id"].as_i64().unwrap();
     let sid = sess["id"].as_str().unwrap();
+    // A second subscriber, so that waiting for one event never skips the other.
+    let mut exits = events(&s).await;
     assert_eq!(
         s.delete(&format!("/api/agent-sessions/{sid}")).await.status,
         202
     );
     let closed = wait_event(&mut ev, "approval.decided", |d| d["id"] == id).await;
     assert_eq!(closed["status"], "cancelled");
+    // The agent has exited (its end recorded) before the late decision and the row are read.
+    common::term::wait_exited(&mut exits, sid).await;
     let late = decide(&s, id, json!({"decision": "allow"})).await;
     assert_eq!(late.status, 409, "{}", late.text);
     let exec_row = s.get(&format!("/api/executions/{exec}")).await;
