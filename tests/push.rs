@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use warp::Filter;
 
 use common::runs::{agent, run, task};
+use common::term::{read_until_output, send_input, Seen};
 use common::{eventually, TestServer, WAIT};
 
 /// One request the fake push service (or webhook receiver) got.
@@ -273,6 +274,35 @@ async fn a_run_that_ends_reaches_the_phone_signed_and_encrypted() {
         "{}",
         list.text
     );
+    s.stop().await;
+}
+
+/// An agent session that waits for its user (Claude Code's Notification hook, attention
+/// `input`) reaches the phone at once, with a link to that session's page.
+#[tokio::test]
+async fn an_agent_that_waits_for_its_user_reaches_the_phone() {
+    let s = push_server().await;
+    let mut service = Receiver::start(&[]).await;
+    let browser = Browser::new();
+    let endpoint = format!("{}/push/browser-1", service.url);
+    let r = s
+        .post("/api/push/subscriptions", browser.subscription(&endpoint))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let a = agent(&s, "waits", json!({})).await;
+    let r = s.post(&format!("/api/agents/{a}/session"), json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let mut ws = s.ws(&format!("/api/agent-sessions/{id}/ws")).await;
+    let mut seen = Seen::default();
+    read_until_output(&mut ws, &mut seen, "> ").await;
+    // The fake agent runs its Notification hook ("waiting for your input") on `idle`.
+    send_input(&mut ws, b"idle\r").await;
+    let push = service.next().await;
+    assert_eq!(push.headers["urgency"], "high");
+    let n = browser.decrypt(&push.body);
+    assert_eq!(n["kind"], "input", "{n}");
+    assert_eq!(n["url"], format!("/agent-sessions/{id}"), "{n}");
     s.stop().await;
 }
 
