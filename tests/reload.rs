@@ -420,3 +420,43 @@ async fn a_record_the_new_image_cannot_read_stops_its_sessions_with_the_reason()
     p.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(p.wait().await.success());
 }
+
+/// A permission request pending across a reload is not lost: the agent's hook reconnects to the
+/// new image with its request, which still waits; the user's answer reaches the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_pending_across_a_reload_is_answered_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &[]).await;
+    let api = Api::new(&p);
+    let session = api.agent_session().await;
+    let sid = session["id"].as_str().unwrap();
+    let (mut ws, _) = attach(&p, "/api/agent-sessions", sid, "?since=0").await;
+    let mut seen = Seen::default();
+    read_until(&mut ws, &mut seen, |s| s.contains(b"> ")).await;
+    send_input(&mut ws, b"ask Bash {\"command\": \"ls\"}\r").await;
+    let id = common::eventually("the request is recorded", || async {
+        let (_, list) = api.get("/api/approvals?status=pending").await;
+        list["items"][0]["id"].as_i64()
+    })
+    .await;
+
+    let (code, out, err) = reload(dir.path()).await;
+    assert_eq!(code, 0, "reload failed: {out} {err}");
+    let (status, still) = api.get(&format!("/api/approvals/{id}")).await;
+    assert_eq!(status, 200, "{still}");
+    assert_eq!(still["status"], "pending", "{still}");
+
+    let (status, decided) = api
+        .post(
+            &format!("/api/approvals/{id}"),
+            json!({"decision": "allow"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{decided}");
+    let (mut ws, _) = attach(&p, "/api/agent-sessions", sid, "?since=0").await;
+    let mut after = Seen::default();
+    read_until(&mut ws, &mut after, |s| s.contains(b"allowed: Bash")).await;
+    assert!(after.contains(b"allowed: Bash"), "the agent got the answer");
+    p.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(p.wait().await.success());
+}
