@@ -17,11 +17,7 @@ use crate::state::AppState;
 
 pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<(Response,)> {
     let state = state.clone();
-    let base = match kind {
-        SessionKind::Terminal => warp::path("api").and(warp::path("terminals")).boxed(),
-        SessionKind::AgentSession => warp::path("api").and(warp::path("agent-sessions")).boxed(),
-    };
-    base.and(warp::path::param::<String>())
+    super::sessions::session_path(kind)
         .and(warp::path("recording.cast"))
         .and(warp::path::end())
         .and(warp::get())

@@ -43,11 +43,7 @@ const STALLED_VIEWER: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<(Response,)> {
     let state = state.clone();
-    let base = match kind {
-        SessionKind::Terminal => warp::path("api").and(warp::path("terminals")).boxed(),
-        SessionKind::AgentSession => warp::path("api").and(warp::path("agent-sessions")).boxed(),
-    };
-    base.and(warp::path::param::<String>())
+    super::sessions::session_path(kind)
         .and(warp::path("ws"))
         .and(warp::path::end())
         .and(warp::get())

@@ -3,6 +3,7 @@
 
 use warp::http::StatusCode;
 use warp::reply::Response;
+use warp::Filter;
 
 use super::json::{ok_json, reply_json};
 use crate::actors::session_types::{is_valid_session_id, SessionError, SessionInfo, SessionKind};
@@ -73,4 +74,16 @@ pub async fn stop_session(
         Err(SessionError::NotFound) => Err(not_found(kind, id)),
         Err(other) => Err(other.into()),
     }
+}
+
+/// `/api/terminals/{id}` or `/api/agent-sessions/{id}`: where every per-session route starts.
+pub fn session_path(kind: SessionKind) -> warp::filters::BoxedFilter<(String,)> {
+    let collection = match kind {
+        SessionKind::Terminal => warp::path("terminals").boxed(),
+        SessionKind::AgentSession => warp::path("agent-sessions").boxed(),
+    };
+    warp::path("api")
+        .and(collection)
+        .and(warp::path::param::<String>())
+        .boxed()
 }

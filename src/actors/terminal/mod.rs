@@ -105,11 +105,11 @@ pub enum TerminalMsg {
     /// Server shutdown: the stop sequence, and the execution is recorded `interrupted`.
     ShutdownStop,
     Escalate(Signal),
-    /// Fault injection for tests: the actor panics (never compiled into a release build's API).
     /// Reload: stop reading, then (`HandOverFinish`, after the reads already queued) pass the
     /// master, ring and child on; `None` if the session ended meanwhile.
     HandOver(RpcReplyPort<Option<SessionHandover>>),
     HandOverFinish(RpcReplyPort<Option<SessionHandover>>),
+    /// Fault injection for tests: the actor panics (never compiled into a release build's API).
     #[cfg(any(test, feature = "fault-injection"))]
     Panic,
 }
