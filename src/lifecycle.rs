@@ -125,8 +125,8 @@ impl Lifecycle {
                 if let Some(dir) = &command.cgroup {
                     let _ = std::fs::remove_dir(dir);
                 }
-                let finish = Finish::without_exit(ExecutionStatus::Failed, e.to_string());
-                self.record_end(id, finish, |_| Ok(())).await;
+                self.record_without_exit(id, ExecutionStatus::Failed, e.to_string())
+                    .await;
                 return Err(e);
             }
         };
@@ -217,6 +217,13 @@ impl Lifecycle {
                     )
                 }),
         }
+    }
+
+    /// Records the end of an execution that has no exit of its own to tell (it never started,
+    /// its actor failed, it could not be taken over): [`Self::record_end`] with only a reason.
+    pub async fn record_without_exit(&self, id: i64, status: ExecutionStatus, reason: String) {
+        self.record_end(id, Finish::without_exit(status, reason), |_| Ok(()))
+            .await;
     }
 
     /// Records how execution `id` ended (with `also`, in the same write), announces

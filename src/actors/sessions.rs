@@ -30,8 +30,9 @@ use super::session_types::{
     new_session_id, Activity, SessionError, SessionExited, SessionInfo, SessionKind, SessionSpec,
 };
 use super::terminal::{SessionDeps, TerminalActor, TerminalArgs, TerminalMsg};
-use crate::db::executions::{self, ExecutionStatus, Finish, NewExecution};
+use crate::db::executions::{self, ExecutionStatus, NewExecution};
 use crate::pty::{self, PtyCommand, PtyError};
+use crate::replay::ReplayBuffer;
 use crate::state::Metrics;
 
 mod handle;
@@ -192,49 +193,73 @@ impl SessionsState {
             }
             Err(other) => return Err(SessionError::Spawn(other.to_string())),
         };
-        let tree = spawned.child.tree().clone();
-        let recorded = Arc::new(AtomicBool::new(false));
-        let activity = Arc::new(Activity::new());
-        let args = TerminalArgs {
-            id: id.clone(),
-            spec: spec.clone(),
-            spawned,
-            execution_id: row.id,
-            created_at: row.created_at.clone(),
-            deps: self.args.deps.clone(),
-            supervisor: me.clone(),
-            recorded: recorded.clone(),
-            activity: activity.clone(),
-            ring: None,
-        };
-        // If this fails, the args (and with them the child) are dropped: the group is killed.
-        let (actor, _) = Actor::spawn_linked(None, TerminalActor, args, me.get_cell())
+        let pid = spawned.child.tree().leader;
+        let kind = spec.kind;
+        let actor = self
+            .admit(
+                me,
+                id.clone(),
+                spec,
+                spawned,
+                (row.id, row.created_at),
+                None,
+            )
             .await
             .map_err(|e| SessionError::Spawn(e.to_string()))?;
-        self.counter(spec.kind).fetch_add(1, Ordering::Relaxed);
-        let pid = tree.leader;
-        self.sessions.insert(
-            id.clone(),
-            Entry {
-                kind: spec.kind,
-                agent_id: spec.agent_id,
-                actor: actor.clone(),
-                execution_id: row.id,
-                tree,
-                recorded,
-                exited: false,
-                activity,
-                idle_timeout: spec.idle_timeout,
-                exited_at: None,
-                reaped: false,
-            },
-        );
         info!(self.log, "session started"; "session_id" => &id, "pid" => pid,
-              "kind" => ?spec.kind, "execution_id" => row.id);
+              "kind" => ?kind, "execution_id" => row.id);
         match actor.call(TerminalMsg::Info, Some(CALL_TIMEOUT)).await {
             Ok(CallResult::Success(info)) => Ok(info),
             _ => Err(SessionError::Unavailable),
         }
+    }
+
+    /// Starts the actor that owns a spawned (or adopted) session and enters it in the table: the
+    /// one place a live session comes to be, for a new start and a reload's take-over alike.
+    /// `execution` is the record's id and creation time.
+    async fn admit(
+        &mut self,
+        me: &ActorRef<SessionsMsg>,
+        id: String,
+        spec: SessionSpec,
+        spawned: pty::SpawnedPty,
+        (execution_id, created_at): (i64, String),
+        ring: Option<ReplayBuffer>,
+    ) -> Result<ActorRef<TerminalMsg>, ractor::SpawnErr> {
+        let tree = spawned.child.tree().clone();
+        let recorded = Arc::new(AtomicBool::new(false));
+        let activity = Arc::new(Activity::new());
+        let (kind, agent_id, idle_timeout) = (spec.kind, spec.agent_id, spec.idle_timeout);
+        let args = TerminalArgs {
+            id: id.clone(),
+            spec,
+            spawned,
+            execution_id,
+            created_at,
+            deps: self.args.deps.clone(),
+            supervisor: me.clone(),
+            recorded: recorded.clone(),
+            activity: activity.clone(),
+            ring,
+        };
+        // If this fails, the args (and with them the child) are dropped: the group is killed.
+        let (actor, _) = Actor::spawn_linked(None, TerminalActor, args, me.get_cell()).await?;
+        self.counter(kind).fetch_add(1, Ordering::Relaxed);
+        let entry = Entry {
+            kind,
+            agent_id,
+            actor: actor.clone(),
+            execution_id,
+            tree,
+            recorded,
+            exited: false,
+            activity,
+            idle_timeout,
+            exited_at: None,
+            reaped: false,
+        };
+        self.sessions.insert(id, entry);
+        Ok(actor)
     }
 
     fn on_exited(&mut self, id: String) {
@@ -309,14 +334,11 @@ impl SessionsState {
             error!(self.log, "killing a failed session's processes failed"; "error" => %e);
         }
         let exec_id = entry.execution_id;
-        let finish = Finish::without_exit(
-            ExecutionStatus::Failed,
-            format!("session actor failed: {why}"),
-        );
+        let why = format!("session actor failed: {why}");
         self.args
             .deps
             .lifecycle
-            .record_end(exec_id, finish, |_| Ok(()))
+            .record_without_exit(exec_id, ExecutionStatus::Failed, why)
             .await;
         let exited = SessionExited {
             id: &id,

@@ -179,19 +179,22 @@ pub fn get(conn: &Connection, id: i64) -> Result<Option<Agent>, DbError> {
     Ok(stmt.query_row([id], from_row).optional()?)
 }
 
+/// A write's error: the unique name already taken, or the database's own.
+fn name_taken_or(e: rusqlite::Error, def: &AgentDef) -> AgentError {
+    if unique_violation(&e) {
+        AgentError::NameTaken(def.name.clone())
+    } else {
+        e.into()
+    }
+}
+
 pub fn insert(conn: &Connection, def: &AgentDef) -> Result<Agent, AgentError> {
     let now = now_rfc3339();
     conn.prepare_cached(
         "INSERT INTO agents (name, definition, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
     )?
     .execute(params![def.name, to_json(def), now])
-    .map_err(|e| {
-        if unique_violation(&e) {
-            AgentError::NameTaken(def.name.clone())
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(|e| name_taken_or(e, def))?;
     let id = conn.last_insert_rowid();
     get(conn, id)?.ok_or(AgentError::NotFound(id))
 }
@@ -202,13 +205,7 @@ pub fn update(conn: &Connection, id: i64, def: &AgentDef) -> Result<Agent, Agent
             "UPDATE agents SET name = ?2, definition = ?3, updated_at = ?4 WHERE id = ?1",
         )?
         .execute(params![id, def.name, to_json(def), now_rfc3339()])
-        .map_err(|e| {
-            if unique_violation(&e) {
-                AgentError::NameTaken(def.name.clone())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| name_taken_or(e, def))?;
     if n == 0 {
         return Err(AgentError::NotFound(id));
     }

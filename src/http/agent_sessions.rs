@@ -15,7 +15,7 @@ use warp::{Filter, Rejection};
 
 use super::agents::load;
 use super::json::{limited_body, ok_json, parse_json, reject, reply_json, Page};
-use super::sessions::{find, list_sessions, session_info, stop_session};
+use super::sessions::{get_session, list_sessions, stop_session};
 use crate::actors::session_types::SessionKind;
 use crate::actors::sessions::AgentSessionRequest;
 use crate::error::ApiError;
@@ -143,18 +143,11 @@ async fn with_attention(
 async fn list(state: AppState) -> Result<Response, Rejection> {
     let items = list_sessions(&state, KIND).await.map_err(reject)?;
     let items = with_attention(&state, items).await.map_err(reject)?;
-    let total = items.len() as i64;
-    Ok(ok_json(&Page {
-        items,
-        total,
-        limit: total,
-        offset: 0,
-    }))
+    Ok(Page::reply_all(items))
 }
 
 async fn get(id: String, state: AppState) -> Result<Response, Rejection> {
-    let actor = find(&state, KIND, &id).await.map_err(reject)?;
-    let info = session_info(&actor).await.map_err(reject)?;
+    let info = get_session(&state, KIND, &id).await.map_err(reject)?;
     let mut items = with_attention(&state, vec![info]).await.map_err(reject)?;
     Ok(ok_json(&items.pop().unwrap_or_default()))
 }

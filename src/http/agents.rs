@@ -16,7 +16,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::agent_kinds::{check_command, check_kind_fields, command_cwd};
-use super::json::{json_body, ok_json, parse_json, raw_query, reject, reply_json, Page, Query};
+use super::json::{get_listing, json_body, ok_json, parse_json, reject, reply_json, Page, Query};
 use crate::agent_cli::{self, owned, AgentKind};
 use crate::auth::{redact_env, REDACTED};
 use crate::db::agents::{
@@ -48,11 +48,7 @@ pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
     let limit = state.config.body_limit_bytes;
     let base = warp::path!("api" / "agents");
     let one = warp::path!("api" / "agents" / i64);
-    let list = base
-        .and(warp::get())
-        .and(with_state.clone())
-        .and(raw_query())
-        .and_then(list);
+    let list = base.and(get_listing(state)).and_then(list);
     let create = base
         .and(warp::post())
         .and(with_state.clone())
@@ -357,12 +353,11 @@ async fn list(state: AppState, raw: String) -> Result<Response, Rejection> {
         .read(move |c| agents::list(c, limit, offset))
         .await
         .map_err(|e| reject(ApiError::from(e)))?;
-    Ok(ok_json(&Page {
-        items: items.iter().map(view).collect(),
+    Ok(Page::reply(
+        items.iter().map(view).collect(),
         total,
-        limit,
-        offset,
-    }))
+        (limit, offset),
+    ))
 }
 
 async fn create(state: AppState, body: AgentInput) -> Result<Response, Rejection> {

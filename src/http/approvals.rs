@@ -6,7 +6,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::json::{json_body, ok_json, raw_query, reject, Page, Query};
+use super::json::{get_listing, get_with_state, json_body, ok_json, reject, Page, Query};
 use crate::approvals::{ApprovalError, Decision};
 use crate::auth::{Principal, Via};
 use crate::error::ApiError;
@@ -17,19 +17,15 @@ const MESSAGE_MAX_CHARS: usize = 2000;
 const STATUS_NAMES: [&str; 4] = ["pending", "allowed", "denied", "cancelled"];
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
-    let with_state = super::json::with_state(state);
     let list = warp::path!("api" / "approvals")
-        .and(warp::get())
-        .and(with_state.clone())
-        .and(raw_query())
+        .and(get_listing(state))
         .and_then(list);
     let get = warp::path!("api" / "approvals" / i64)
-        .and(warp::get())
-        .and(with_state.clone())
+        .and(get_with_state(state))
         .and_then(get);
     let decide = warp::path!("api" / "approvals" / i64)
         .and(warp::post())
-        .and(with_state)
+        .and(super::json::with_state(state))
         .and(super::auth::principal(state))
         .and(json_body::<DecisionBody>(state.config.body_limit_bytes))
         .and_then(decide);
@@ -68,12 +64,7 @@ async fn list(state: AppState, raw: String) -> Result<Response, Rejection> {
         .list(status, limit, offset)
         .await
         .map_err(reject)?;
-    Ok(ok_json(&Page {
-        items,
-        total,
-        limit,
-        offset,
-    }))
+    Ok(Page::reply(items, total, (limit, offset)))
 }
 
 async fn get(id: i64, state: AppState) -> Result<Response, Rejection> {

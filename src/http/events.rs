@@ -4,12 +4,14 @@
 //! subscriber whose socket is slow falls behind only itself: when it has missed events it gets
 //! `{"type":"lagged","missed":N}` and continues with the newest ones.
 
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::actors::events::EventJson;
 use crate::protocol::{Control, CLOSE_SERVICE_RESTART};
 use crate::state::{shutting_down, AppState, Gauge};
 
@@ -31,18 +33,30 @@ pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
-async fn subscriber(socket: WebSocket, state: AppState) {
-    let _open = state.sockets.hold();
-    let _gauge = Gauge::hold(&state.metrics.ws_events);
-    state.http_metrics.websocket_opened("events");
-    let (mut tx, mut rx) = socket.split();
-    let Some(mut events) = state.events.subscribe().await else {
+/// A WebSocket's subscription to the event bus; when the bus is restarting, the socket is closed
+/// with 1012 (the client reconnects) and there is none.
+pub(super) async fn subscribe_or_close(
+    state: &AppState,
+    tx: &mut SplitSink<WebSocket, Message>,
+) -> Option<broadcast::Receiver<EventJson>> {
+    let events = state.events.subscribe().await;
+    if events.is_none() {
         let _ = tx
             .send(Message::close_with(
                 CLOSE_SERVICE_RESTART,
                 "event bus restarting",
             ))
             .await;
+    }
+    events
+}
+
+async fn subscriber(socket: WebSocket, state: AppState) {
+    let _open = state.sockets.hold();
+    let _gauge = Gauge::hold(&state.metrics.ws_events);
+    state.http_metrics.websocket_opened("events");
+    let (mut tx, mut rx) = socket.split();
+    let Some(mut events) = subscribe_or_close(&state, &mut tx).await else {
         return;
     };
     let mut shutdown = state.shutdown.clone();

@@ -5,7 +5,7 @@ use serde::Serialize;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::json::{ok_json, raw_query, reject, Page, Query};
+use super::json::{get_listing, get_with_state, ok_json, reject, Page, Query};
 use crate::db::execution_list::{self, ExecutionFilter};
 use crate::db::executions::{self, ExecutionStatus, ExecutionType};
 use crate::db::DbError;
@@ -14,19 +14,14 @@ use crate::state::AppState;
 use crate::time::parse_rfc3339;
 
 pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
-    let with_state = super::json::with_state(state);
     let list = warp::path!("api" / "executions")
-        .and(warp::get())
-        .and(with_state.clone())
-        .and(raw_query())
+        .and(get_listing(state))
         .and_then(list);
     let get = warp::path!("api" / "executions" / i64)
-        .and(warp::get())
-        .and(with_state.clone())
+        .and(get_with_state(state))
         .and_then(get);
     let output = warp::path!("api" / "executions" / i64 / "output")
-        .and(warp::get())
-        .and(with_state)
+        .and(get_with_state(state))
         .and_then(output);
     list.or(get).unify().or(output).unify().boxed()
 }
@@ -97,12 +92,7 @@ async fn list(state: AppState, raw: String) -> Result<Response, Rejection> {
         .read(move |c| execution_list::list(c, &filter))
         .await
         .map_err(|e: DbError| reject(ApiError::from(e)))?;
-    Ok(ok_json(&Page {
-        items,
-        total,
-        limit,
-        offset,
-    }))
+    Ok(Page::reply(items, total, (limit, offset)))
 }
 
 async fn get(id: i64, state: AppState) -> Result<Response, Rejection> {

@@ -23,6 +23,21 @@ pub fn with_state(
     warp::any().map(move || state.clone())
 }
 
+/// The head of every list route: `GET`, the state and the raw query string (parsed by the handler
+/// with [`Query`], so an unknown parameter is a clear 400 rather than a silent no-op).
+pub fn get_listing(
+    state: &crate::state::AppState,
+) -> impl Filter<Extract = (crate::state::AppState, String), Error = Rejection> + Clone {
+    warp::get().and(with_state(state)).and(raw_query())
+}
+
+/// The head of every read route that needs nothing but the state: `GET` and the state.
+pub fn get_with_state(
+    state: &crate::state::AppState,
+) -> impl Filter<Extract = (crate::state::AppState,), Error = Rejection> + Clone {
+    warp::get().and(with_state(state))
+}
+
 /// Any failure becomes a rejection carrying the [`ApiError`].
 pub fn reject(e: impl Into<ApiError>) -> Rejection {
     warp::reject::custom(e.into())
@@ -62,6 +77,24 @@ pub struct Page<T: Serialize> {
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
+}
+
+impl<T: Serialize> Page<T> {
+    /// `200` with the page; `(limit, offset)` as [`Query::paging`] returned them.
+    pub fn reply(items: Vec<T>, total: i64, (limit, offset): (i64, i64)) -> Response {
+        ok_json(&Page {
+            items,
+            total,
+            limit,
+            offset,
+        })
+    }
+
+    /// `200` with every item on one page (lists that are bounded by a cap, not paged).
+    pub fn reply_all(items: Vec<T>) -> Response {
+        let total = items.len() as i64;
+        Self::reply(items, total, (total, 0))
+    }
 }
 
 /// A JSON body of type `T`: Content-Type must be JSON, size at most `limit` bytes.

@@ -195,13 +195,7 @@ async fn stream_events(socket: WebSocket, state: AppState, id: i64, since: i64) 
     let _gauge = Gauge::hold(&state.metrics.ws_run_events);
     state.http_metrics.websocket_opened("run_events");
     let (mut tx, mut rx) = socket.split();
-    let Some(mut bus) = state.events.subscribe().await else {
-        let _ = tx
-            .send(Message::close_with(
-                CLOSE_SERVICE_RESTART,
-                "event bus restarting",
-            ))
-            .await;
+    let Some(mut bus) = super::events::subscribe_or_close(&state, &mut tx).await else {
         return;
     };
     let row = state

@@ -20,6 +20,15 @@ pub async fn session_info(actor: &ractor::ActorRef<TerminalMsg>) -> Result<Sessi
     }
 }
 
+/// What `GET /api/{terminals,agent-sessions}/{id}` shows of a live session.
+pub async fn get_session(
+    state: &AppState,
+    kind: SessionKind,
+    id: &str,
+) -> Result<SessionInfo, ApiError> {
+    session_info(&find(state, kind, id).await?).await
+}
+
 /// The live session actor for a path id; a malformed id is simply not found.
 pub async fn find(
     state: &AppState,

@@ -12,7 +12,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::json::{json_body, json_bytes, ok_json, raw_query, reject, reply_json, Query};
+use super::json::{get_listing, json_body, json_bytes, ok_json, reject, reply_json, Query};
 use crate::db::tasks::{self, NewTask, TaskError, TaskFilter, TaskPatch, TaskStatus};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -31,11 +31,7 @@ pub fn routes(state: &AppState) -> warp::filters::BoxedFilter<(Response,)> {
     let base = warp::path!("api" / "tasks");
     let one = warp::path!("api" / "tasks" / i64);
 
-    let list = base
-        .and(warp::get())
-        .and(with_state.clone())
-        .and(raw_query())
-        .and_then(list);
+    let list = base.and(get_listing(state)).and_then(list);
     let create = base
         .and(warp::post())
         .and(with_state.clone())
@@ -94,40 +90,27 @@ impl From<TaskError> for ApiError {
 #[serde(deny_unknown_fields)]
 struct CreateTask {
     title: String,
-    #[serde(default)]
     description: Option<String>,
-    #[serde(default)]
     priority: Option<i64>,
-    #[serde(default)]
     status: Option<TaskStatus>,
-    #[serde(default)]
     tags: Option<Vec<String>>,
-    #[serde(default)]
     project_path: Option<String>,
-    #[serde(default)]
     agent_id: Option<i64>,
-    #[serde(default)]
     meta: Option<Value>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchTask {
-    #[serde(default)]
     title: Option<String>,
-    #[serde(default)]
     description: Option<String>,
-    #[serde(default)]
     priority: Option<i64>,
-    #[serde(default)]
     status: Option<TaskStatus>,
-    #[serde(default)]
     tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
     project_path: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     agent_id: Option<Option<i64>>,
-    #[serde(default)]
     meta: Option<Value>,
 }
 

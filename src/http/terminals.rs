@@ -22,7 +22,7 @@ use crate::pty::{self, WindowSize};
 use crate::state::AppState;
 use crate::validate::{check_dir, check_env};
 
-use super::sessions::{find, list_sessions, session_info, stop_session};
+use super::sessions::{get_session, list_sessions, stop_session};
 
 const DEFAULT_COLS: u16 = 80;
 const DEFAULT_ROWS: u16 = 24;
@@ -255,20 +255,14 @@ async fn list(state: AppState) -> Result<Response, Rejection> {
     let items = list_sessions(&state, SessionKind::Terminal)
         .await
         .map_err(reject)?;
-    let total = items.len() as i64;
-    Ok(ok_json(&Page {
-        items,
-        total,
-        limit: total,
-        offset: 0,
-    }))
+    Ok(Page::reply_all(items))
 }
 
 async fn get(id: String, state: AppState) -> Result<Response, Rejection> {
-    let actor = find(&state, SessionKind::Terminal, &id)
+    let info = get_session(&state, SessionKind::Terminal, &id)
         .await
         .map_err(reject)?;
-    Ok(ok_json(&session_info(&actor).await.map_err(reject)?))
+    Ok(ok_json(&info))
 }
 
 async fn delete(id: String, state: AppState) -> Result<Response, Rejection> {

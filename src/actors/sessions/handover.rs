@@ -2,19 +2,18 @@
 //! the sessions a handover record names (new image). A session that cannot be adopted is stopped
 //! and recorded `interrupted` with the reason, as a shutdown would — never left running unknown.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorRef};
+use ractor::ActorRef;
 use slog::{info, warn};
 
-use super::{Entry, SessionsMsg, SessionsState, CALL_TIMEOUT};
-use crate::actors::session_types::{Activity, SessionKind, SessionSpec};
-use crate::actors::terminal::{SessionHandover, TerminalActor, TerminalArgs, TerminalMsg};
-use crate::db::executions::{ExecutionStatus, Finish};
+use super::{SessionsMsg, SessionsState, CALL_TIMEOUT};
+use crate::actors::session_types::{SessionKind, SessionSpec};
+use crate::actors::terminal::{SessionHandover, TerminalMsg};
+use crate::db::executions::ExecutionStatus;
 use crate::handover::InheritedSession;
 use crate::pty::{self, ProcessTree, SignalOutcome, WindowSize};
 use crate::replay::ReplayBuffer;
@@ -124,45 +123,15 @@ impl SessionsState {
         };
         let spawned = pty::adopt(s.master, tree.clone()).map_err(|e| e.to_string())?;
         let ring = ReplayBuffer::resume(self.args.deps.scrollback_bytes, r.ring_start, &s.ring);
-        let recorded = Arc::new(AtomicBool::new(false));
-        let activity = Arc::new(Activity::new());
         self.args
             .deps
             .lifecycle
             .live
             .insert(r.execution_id, tree.clone());
-        let args = TerminalArgs {
-            id: r.id.clone(),
-            spec: spec.clone(),
-            spawned,
-            execution_id: r.execution_id,
-            created_at: r.created_at,
-            deps: self.args.deps.clone(),
-            supervisor: me.clone(),
-            recorded: recorded.clone(),
-            activity: activity.clone(),
-            ring: Some(ring),
-        };
-        let (actor, _) = Actor::spawn_linked(None, TerminalActor, args, me.get_cell())
+        let execution = (r.execution_id, r.created_at);
+        self.admit(me, r.id, spec, spawned, execution, Some(ring))
             .await
             .map_err(|e| e.to_string())?;
-        self.counter(kind).fetch_add(1, Ordering::Relaxed);
-        self.sessions.insert(
-            r.id,
-            Entry {
-                kind,
-                agent_id: spec.agent_id,
-                actor,
-                execution_id: r.execution_id,
-                tree,
-                recorded,
-                exited: false,
-                activity,
-                idle_timeout: spec.idle_timeout,
-                exited_at: None,
-                reaped: false,
-            },
-        );
         Ok(())
     }
 
@@ -178,14 +147,11 @@ impl SessionsState {
             let _ = tree.remove_cgroup();
         });
         let _ = killed.await;
-        let finish = Finish::without_exit(
-            ExecutionStatus::Interrupted,
-            format!("server reloaded: the session could not be taken over ({why})"),
-        );
-        self.args
-            .deps
-            .lifecycle
-            .record_end(execution_id, finish, |_| Ok(()))
+        let why = format!("server reloaded: the session could not be taken over ({why})");
+        let lifecycle = &self.args.deps.lifecycle;
+        let status = ExecutionStatus::Interrupted;
+        lifecycle
+            .record_without_exit(execution_id, status, why)
             .await;
     }
 }

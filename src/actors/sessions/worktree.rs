@@ -6,7 +6,7 @@ use slog::error;
 
 use super::SessionsState;
 use crate::actors::session_types::{SessionError, SessionSpec};
-use crate::db::executions::{ExecutionStatus, Finish};
+use crate::db::executions::ExecutionStatus;
 use crate::isolation::{self, Owner};
 
 impl SessionsState {
@@ -31,9 +31,8 @@ impl SessionsState {
                 error!(self.log, "creating a session's worktree failed";
                        "execution_id" => execution_id, "error" => %e);
                 let reason = format!("could not create its git worktree: {e}");
-                let finish = Finish::without_exit(ExecutionStatus::Failed, reason);
                 deps.lifecycle
-                    .record_end(execution_id, finish, |_| Ok(()))
+                    .record_without_exit(execution_id, ExecutionStatus::Failed, reason)
                     .await;
                 Err(e.into())
             }
