@@ -8,7 +8,7 @@
 
 mod common;
 use common::runs::task;
-use common::term::{events, wait_exited};
+use common::term::agent_session_output;
 use common::TestServer;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -33,26 +33,10 @@ fn find(var: &str, name: &str) -> Option<PathBuf> {
 
 /// An agent of `kind` whose session prints the CLI's version: the output it left.
 async fn version_output(s: &TestServer, kind: &str, bin: &Path, home: &str) -> String {
-    let r = s
-        .post(
-            "/api/agents",
-            json!({"name": format!("{kind}-version"), "kind": kind,
-                   "command": [bin.display().to_string()], "args": ["--version"],
-                   "session_args": {"first": [], "resume": []}, "env": {"HOME": home}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let mut ev = events(s).await;
-    let session = s
-        .post(&format!("/api/agents/{}/session", r.body["id"]), json!({}))
-        .await;
-    assert_eq!(session.status, 201, "{}", session.text);
-    let exited = wait_exited(&mut ev, session.body["id"].as_str().unwrap()).await;
-    assert_eq!(exited["code"], 0, "{exited}");
-    let exec = s
-        .get(&format!("/api/executions/{}", session.body["execution_id"]))
-        .await;
-    exec.body["output_tail"].as_str().unwrap_or("").to_string()
+    let def = json!({"name": format!("{kind}-version"), "kind": kind,
+                     "command": [bin.display().to_string()], "args": ["--version"],
+                     "session_args": {"first": [], "resume": []}, "env": {"HOME": home}});
+    agent_session_output(s, def).await
 }
 
 fn has_version(text: &str) -> bool {

@@ -3,23 +3,10 @@
 //! conversation after a stop, and deleting a busy agent refused.
 
 mod common;
+use common::runs::fake_agent;
 use common::term::{next, read_until, read_until_output, send_input, wait_exited, Seen};
 use common::{TestServer, Ws};
 use serde_json::{json, Value};
-
-fn fake_claude() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-claude").to_string()
-}
-
-async fn fake_agent(s: &TestServer, name: &str, extra: Value) -> i64 {
-    let mut body = json!({"name": name, "command": [fake_claude()]});
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    let r = s.post("/api/agents", body).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.body["id"].as_i64().unwrap()
-}
 
 async fn attach(s: &TestServer, id: &str) -> Ws {
     let mut ws = s.ws(&format!("/api/agent-sessions/{id}/ws")).await;

@@ -4,7 +4,7 @@
 //! `scripts/test` installs it from npm into `target/test-tools/npm` and passes `CM_CLAUDE_BIN`.
 
 mod common;
-use common::term::{events, wait_exited};
+use common::term::{agent_session_output, events};
 use common::TestServer;
 use serde_json::json;
 use std::path::PathBuf;
@@ -36,25 +36,9 @@ async fn real_claude_version_runs_in_an_agent_session() {
         return;
     };
     let s = TestServer::start().await;
-    let r = s
-        .post(
-            "/api/agents",
-            json!({"name": "real-claude", "command": [claude.display().to_string()],
-                   "args": ["--version"], "session_args": {"first": [], "resume": []}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let mut ev = events(&s).await;
-    let session = s
-        .post(&format!("/api/agents/{}/session", r.body["id"]), json!({}))
-        .await;
-    assert_eq!(session.status, 201, "{}", session.text);
-    let exited = wait_exited(&mut ev, session.body["id"].as_str().unwrap()).await;
-    assert_eq!(exited["code"], 0, "{exited}");
-    let exec = s
-        .get(&format!("/api/executions/{}", session.body["execution_id"]))
-        .await;
-    let tail = exec.body["output_tail"].as_str().unwrap_or("");
+    let def = json!({"name": "real-claude", "command": [claude.display().to_string()],
+                     "args": ["--version"], "session_args": {"first": [], "resume": []}});
+    let tail = agent_session_output(&s, def).await;
     let has_version = tail
         .split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .any(|w| w.split('.').filter(|p| !p.is_empty()).count() >= 3);

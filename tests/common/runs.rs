@@ -21,6 +21,17 @@ pub async fn agent(s: &TestServer, name: &str, env: Value) -> i64 {
     r.body["id"].as_i64().unwrap()
 }
 
+/// An agent running the fake Claude Code, `extra` merged into its definition.
+pub async fn fake_agent(s: &TestServer, name: &str, extra: Value) -> i64 {
+    let mut body = json!({"name": name, "command": [fake_claude()]});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let r = s.post("/api/agents", body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["id"].as_i64().unwrap()
+}
+
 pub async fn task(s: &TestServer, title: &str, agent: Option<i64>, priority: i64) -> i64 {
     let r = s
         .post(

@@ -141,3 +141,21 @@ pub async fn wait_event(ws: &mut Ws, kind: &str, mut pred: impl FnMut(&Value) ->
 pub async fn wait_exited(ev: &mut Ws, id: &str) -> Value {
     wait_event(ev, "session.exited", |d| d["id"] == id).await
 }
+
+/// Creates the agent `def` (which must succeed), runs its session to a clean exit (0), and
+/// returns the output tail its execution recorded: for CLIs asked only to print something.
+pub async fn agent_session_output(s: &TestServer, def: Value) -> String {
+    let r = s.post("/api/agents", def).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mut ev = events(s).await;
+    let session = s
+        .post(&format!("/api/agents/{}/session", r.body["id"]), json!({}))
+        .await;
+    assert_eq!(session.status, 201, "{}", session.text);
+    let exited = wait_exited(&mut ev, session.body["id"].as_str().unwrap()).await;
+    assert_eq!(exited["code"], 0, "{exited}");
+    let exec = s
+        .get(&format!("/api/executions/{}", session.body["execution_id"]))
+        .await;
+    exec.body["output_tail"].as_str().unwrap_or("").to_string()
+}
