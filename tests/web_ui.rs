@@ -134,3 +134,12 @@ async fn changes_tab_diff_side_by_side_and_unified_file_browser_and_merge() {
 async fn installable_manifest_icons_service_worker_and_notification_button() {
     browser_test("install").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn caps_in_the_terminal_and_agent_forms_and_the_refusal_under_the_field() {
+    // Without session cgroups, so that every machine sees the 422 the form must show.
+    browser_test_with("caps", |c| {
+        c.session_cgroups = claude_manager::config::CgroupSetting::Off;
+    })
+    .await;
+}

@@ -214,6 +214,9 @@ export interface Agent {
   idle_timeout_secs: number;
   restart: RestartPolicy;
   session_args: { first: string[]; resume: string[] };
+  /** Caps for each of its sessions (docs/operations.md); null: none. */
+  memory_max_bytes?: number | null;
+  pids_max?: number | null;
   conversation_id: string | null;
   created_at: string;
   updated_at: string;

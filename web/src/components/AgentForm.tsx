@@ -8,6 +8,7 @@
 import { useState } from "preact/hooks";
 import { api, ApiError, type Agent, type AgentKindInfo, type AgentKindName } from "../api";
 import { Field, fieldIs, FormActions, val, useAction, useLoad } from "../ui";
+import { capsBody, CapsFields, capsText, isCapError, NO_CAPS, type CapsText } from "./Caps";
 import { formatEnv, joinArgv, parseEnv, splitArgv, splitList } from "./text";
 
 /** The server's defaults (src/http/agents.rs), shown in a new form. */
@@ -39,6 +40,7 @@ interface FormState {
   backoffMaxMs: string;
   maxRestarts: string;
   windowSecs: string;
+  caps: CapsText;
 }
 
 function fromAgent(a?: Agent): FormState {
@@ -59,6 +61,7 @@ function fromAgent(a?: Agent): FormState {
       allowedTools: "",
       env: "",
       policy: "never",
+      caps: NO_CAPS,
       ...DEFAULTS,
     };
   return {
@@ -81,6 +84,7 @@ function fromAgent(a?: Agent): FormState {
     backoffMaxMs: String(a.restart.backoff_max_ms),
     maxRestarts: String(a.restart.max_restarts),
     windowSecs: String(a.restart.window_secs),
+    caps: capsText(a.memory_max_bytes, a.pids_max),
   };
 }
 
@@ -127,6 +131,7 @@ function toBody(f: FormState, kind?: AgentKindInfo) {
     permission_mode: can && !can.permission_modes.includes(f.permissionMode) ? null : orNull(f.permissionMode),
     allowed_tools: can && !can.allowed_tools ? [] : splitList(f.allowedTools),
     env,
+    ...capsBody(f.caps),
     idle_timeout_secs: int(f.idle, "idle_timeout_secs"),
     restart: {
       policy: f.policy,
@@ -228,6 +233,7 @@ export function AgentForm(props: { agent?: Agent; onSaved: (a: Agent) => void; o
             <option value="on-failure">on-failure</option>
           </select>
         </Field>
+        <CapsFields caps={f.caps} onChange={(caps) => setF({ ...f, caps })} error={error} />
       </div>
       {f.policy === "on-failure" ? (
         <div class="form-grid restart">
@@ -275,7 +281,7 @@ export function AgentForm(props: { agent?: Agent; onSaved: (a: Agent) => void; o
       >
         <textarea name="env" rows={3} value={f.env} onInput={set("env")} spellcheck={false} />
       </Field>
-      <FormActions error={error} busy={busy} submit={props.agent ? "Save" : "Create agent"} onCancel={props.onCancel} />
+      <FormActions error={isCapError(error) ? null : error} busy={busy} submit={props.agent ? "Save" : "Create agent"} onCancel={props.onCancel} />
     </form>
   );
 }

@@ -5,6 +5,7 @@
 import type { Execution } from "../api";
 import { sessionLabel } from "../term/api";
 import { AttentionBadge } from "./Attention";
+import { readableReason } from "./Caps";
 import { Ago, Badge, fmtCost, fmtDuration, Link } from "../ui";
 
 export const TYPE_LABEL: Record<Execution["type"], string> = {
@@ -43,7 +44,7 @@ export function ExecutionsTable(props: { items: Execution[]; empty: string; show
                 <Link href={`/executions/${x.id}`}>#{x.id}</Link>
               </td>
               {props.showTask ? (
-                <td class="what" title={x.reason ?? undefined}>
+                <td class="what" title={x.reason ? readableReason(x.reason) : undefined}>
                   {x.task_id ? (
                     <Link href={`/tasks/${x.task_id}`}>{executionTitle(x)}</Link>
                   ) : (

@@ -9,6 +9,7 @@ import { ContinueActions, conversationOf } from "../components/ContinueActions";
 import { EventTimeline } from "../components/EventTimeline";
 import { isExecutionChange, useRefetchOn } from "../components/live";
 import { useRunEvents, type StreamState } from "../components/runEvents";
+import { capKilled, readableReason } from "../components/Caps";
 import { joinArgv } from "../components/text";
 import { exitText } from "../term/api";
 import { Ago, Badge, ConfirmButton, ErrorBanner, fmtCost, fmtDuration, fmtTime, Link, useLoad, useTick, useAction } from "../ui";
@@ -132,7 +133,10 @@ function Facts(props: { x: Execution; conversation?: string | null }) {
         {x.reason ? (
           <>
             <dt>reason</dt>
-            <dd class="reason">{x.reason}</dd>
+            <dd class="reason">
+              {capKilled(x.reason) ? <span class="badge st-failed cap-killed">memory cap</span> : null}
+              {readableReason(x.reason)}
+            </dd>
           </>
         ) : null}
         <dt>cwd</dt>

@@ -22,6 +22,7 @@ import {
 import type { Mode } from "../term/session";
 import { TermView } from "../term/TermView";
 import { AttentionBadge, PendingApprovals } from "../components/Attention";
+import { capsBody, CapsFields, isCapError, NO_CAPS, type CapsText } from "../components/Caps";
 import { Badge, ConfirmButton, ErrorBanner, Field, Link, useLoad, val, useAction } from "../ui";
 
 /** Session events worth a refetch: a session started or ended (not the 5-second activity ticks). */
@@ -180,15 +181,19 @@ function NewTerminalForm(props: { onCreated: (s: SessionInfo) => void; onCancel?
   const [cwd, setCwd] = useState("");
   const [command, setCommand] = useState("");
   const [name, setName] = useState("");
+  const [caps, setCaps] = useState<CapsText>(NO_CAPS);
   const { busy, error, setError, act } = useAction();
   const submit = async (e: Event) => {
     e.preventDefault();
     await act(async () => {
       const argv = splitArgv(command);
+      const { memory_max_bytes, pids_max } = capsBody(caps);
       const s = await createTerminal({
         command: argv.length ? argv : undefined,
         cwd: cwd.trim() || undefined,
         name: name.trim() || undefined,
+        memory_max_bytes: memory_max_bytes ?? undefined,
+        pids_max: pids_max ?? undefined,
       });
       props.onCreated(s);
     });
@@ -205,8 +210,9 @@ function NewTerminalForm(props: { onCreated: (s: SessionInfo) => void; onCancel?
         <Field label="Name">
           <input name="name" value={name} onInput={(e) => setName(val(e))} placeholder="optional" autocomplete="off" />
         </Field>
+        <CapsFields caps={caps} onChange={setCaps} error={error} />
       </div>
-      <ErrorBanner error={error} onClose={() => setError(null)} />
+      <ErrorBanner error={isCapError(error) ? null : error} onClose={() => setError(null)} />
       <div class="row">
         <button type="submit" class="primary" disabled={busy}>
           {busy ? "Opening…" : "Open terminal"}

@@ -9,6 +9,9 @@ export interface NewTerminal {
   command?: string[];
   cwd?: string;
   name?: string;
+  /** Caps (docs/operations.md): refused with 422 where this server cannot enforce them. */
+  memory_max_bytes?: number;
+  pids_max?: number;
 }
 
 const base = (kind: SessionKind) => (kind === "agent_session" ? "/api/agent-sessions" : "/api/terminals");
