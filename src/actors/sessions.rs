@@ -193,6 +193,7 @@ impl SessionsState {
             Err(other) => return Err(SessionError::Spawn(other.to_string())),
         };
         let tree = spawned.child.tree().clone();
+        let ring = self.kept_ring(&id, &spec, row.id, &row.created_at, &tree, &spawned);
         let recorded = Arc::new(AtomicBool::new(false));
         let activity = Arc::new(Activity::new());
         let args = TerminalArgs {
@@ -205,7 +206,7 @@ impl SessionsState {
             supervisor: me.clone(),
             recorded: recorded.clone(),
             activity: activity.clone(),
-            ring: None,
+            ring,
         };
         // If this fails, the args (and with them the child) are dropped: the group is killed.
         let (actor, _) = Actor::spawn_linked(None, TerminalActor, args, me.get_cell())
@@ -248,6 +249,7 @@ impl SessionsState {
         entry.exited_at = Some(std::time::Instant::now());
         let kind = entry.kind;
         self.counter(kind).fetch_sub(1, Ordering::Relaxed);
+        crate::handover::crash::forget(handover::kind_name(kind), &id);
         self.exited_order.push_back(id);
         while self.exited_order.len() > RECENTLY_EXITED_MAX {
             if let Some(old) = self.exited_order.pop_front() {
