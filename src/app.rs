@@ -153,7 +153,7 @@ impl Server {
         let cgroups = session_cgroups(&config, &log)?;
         // Open, migrate and reconcile before anything serves: no request may see a record of
         // an earlier run that still claims to be running.
-        let (pool, surviving_groups) = {
+        let (pool, surviving_groups, recovered) = {
             let config = config.clone();
             let boot_id = boot_id.clone();
             let report = reconciliation.clone();
@@ -162,13 +162,15 @@ impl Server {
             tokio::task::spawn_blocking(move || -> Result<_, DbError> {
                 let pool = open_database(&config)?;
                 let mut conn = pool.get()?;
+                // Sessions kept in systemd's fd store across a crash: before the reconciliation.
+                let recovered = crate::handover::crash::sort(&conn, &boot_id, &log)?;
                 let groups = reconcile_because(&mut conn, &boot_id, &reason, &report, &log)?;
                 if let Some(root) = &cgroups {
                     let removed = remove_leftover_cgroups(&conn, root, &boot_id);
                     info!(log, "removed empty cgroups of earlier runs"; "cgroups" => removed);
                 }
                 drop(conn);
-                Ok((pool, groups))
+                Ok((pool, groups, recovered))
             })
             .await
             .map_err(|e| StartError::Actors(e.to_string()))?
@@ -353,6 +355,7 @@ impl Server {
             approvals,
             push,
         };
+        crate::handover::crash::adopt(&state, recovered).await;
         if let Some(i) = continued.inherited.take() {
             crate::handover::adopt(&state, i).await;
         } else if let Some(why) = &continued.unreadable {

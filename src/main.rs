@@ -18,12 +18,14 @@ use clap::{Parser, Subcommand};
 use slog::{error, info, warn};
 
 use claude_manager::app::{open_database, Server, StartError};
-use claude_manager::auth::{self, Scope};
 use claude_manager::backup;
 use claude_manager::config::{CommonArgs, Config, ServeArgs};
 use claude_manager::handover;
 use claude_manager::logging::{self, LogSettings};
 use claude_manager::notify::{self, Notifier};
+
+mod token_cli;
+use token_cli::{token, TokenCommand};
 
 #[derive(Parser)]
 #[command(
@@ -90,37 +92,6 @@ enum Command {
     Client(claude_manager::client::ClientCommand),
 }
 
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create a token and print it once (it is stored only hashed).
-    Create {
-        #[command(flatten)]
-        common: CommonArgs,
-        /// admin (everything) or monitor (detailed health and metrics only).
-        #[arg(long, value_parser = ["admin", "monitor"])]
-        scope: String,
-        /// A label to recognise the token by in `token list`.
-        #[arg(long, default_value = "")]
-        name: String,
-    },
-    /// List tokens (id, scope, name, dates); secrets are never shown.
-    List {
-        #[command(flatten)]
-        common: CommonArgs,
-    },
-    /// Revoke a token by id: it and its browser sessions stop working at once.
-    Revoke {
-        #[command(flatten)]
-        common: CommonArgs,
-        id: i64,
-    },
-    /// Revoke every admin token and print a new one (lost-token recovery).
-    ResetAdmin {
-        #[command(flatten)]
-        common: CommonArgs,
-    },
-}
-
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
@@ -177,88 +148,6 @@ fn open_db_for(common: CommonArgs) -> Result<claude_manager::db::Pool, ExitCode>
         );
         ExitCode::from(EXIT_RUNTIME)
     })
-}
-
-fn token(cmd: TokenCommand) -> ExitCode {
-    let common = match &cmd {
-        TokenCommand::Create { common, .. }
-        | TokenCommand::List { common }
-        | TokenCommand::Revoke { common, .. }
-        | TokenCommand::ResetAdmin { common } => common.clone(),
-    };
-    let pool = match open_db_for(common) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let mut conn = match pool.get() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("claude-manager: database: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
-    };
-    let result: Result<(), auth::AuthError> = (|| {
-        match cmd {
-            TokenCommand::Create { scope, name, .. } => {
-                let scope = Scope::parse(&scope).unwrap_or(Scope::Monitor);
-                let t = auth::issue_token(&conn, scope, &name)?;
-                eprintln!(
-                    "created {} token id {} (shown once; store it now):",
-                    t.scope, t.id
-                );
-                println!("{}", t.secret);
-            }
-            TokenCommand::List { .. } => {
-                let rows = claude_manager::db::auth::list_tokens(&conn)?;
-                println!(
-                    "{:<5} {:<8} {:<9} {:<25} {:<25} name",
-                    "id", "scope", "state", "created", "last used"
-                );
-                for r in rows {
-                    println!(
-                        "{:<5} {:<8} {:<9} {:<25} {:<25} {}",
-                        r.id,
-                        r.scope,
-                        if r.revoked_at.is_some() {
-                            "revoked"
-                        } else {
-                            "active"
-                        },
-                        r.created_at,
-                        r.last_used_at.as_deref().unwrap_or("-"),
-                        r.name
-                    );
-                }
-            }
-            TokenCommand::Revoke { id, .. } => {
-                if claude_manager::db::auth::revoke_token(&conn, id)? {
-                    println!("token {id} revoked");
-                } else {
-                    return Err(auth::AuthError::NotFound(id));
-                }
-            }
-            TokenCommand::ResetAdmin { .. } => {
-                let (revoked, t) = auth::reset_admin(&mut conn)?;
-                eprintln!(
-                    "revoked {revoked} admin token(s); new admin token id {} (shown once; store it now):",
-                    t.id
-                );
-                println!("{}", t.secret);
-            }
-        }
-        Ok(())
-    })();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e @ (auth::AuthError::NotFound(_) | auth::AuthError::NameTooLong)) => {
-            eprintln!("claude-manager: {e}");
-            ExitCode::from(EXIT_CONFIG)
-        }
-        Err(e) => {
-            eprintln!("claude-manager: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
-    }
 }
 
 /// What a subcommand needs to find in the data dir before it runs.
@@ -366,6 +255,8 @@ enum Served {
 fn serve(args: ServeArgs) -> ExitCode {
     // First: a record that cannot be read closes every inherited fd before anything is opened.
     let inherited = handover::take_from_env();
+    // Then what systemd's fd store kept across a crash (sorted by the start).
+    handover::crash::take_from_env();
     let inherited_trees: Vec<_> = inherited.iter().flatten().flat_map(|i| i.trees()).collect();
     let config = match load_config(args, Needs::Create) {
         Ok(c) => c,

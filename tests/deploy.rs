@@ -37,7 +37,8 @@ fn unit_keeps_what_terminals_need() {
     let unit = std::fs::read_to_string(repo("deploy/claude-manager.service")).unwrap();
     for line in [
         "Type=notify",
-        "KillMode=mixed",
+        "KillMode=process",
+        "FileDescriptorStoreMax=4096",
         "Environment=TERM=xterm-256color",
         "Restart=on-failure",
         "PrivateTmp=no",

@@ -195,6 +195,8 @@ impl SessionsState {
         };
         let pid = spawned.child.tree().leader;
         let kind = spec.kind;
+        let tree = spawned.child.tree().clone();
+        let ring = self.kept_ring(&id, &spec, row.id, &row.created_at, &tree, &spawned);
         let actor = self
             .admit(
                 me,
@@ -202,7 +204,7 @@ impl SessionsState {
                 spec,
                 spawned,
                 (row.id, row.created_at),
-                None,
+                ring,
             )
             .await
             .map_err(|e| SessionError::Spawn(e.to_string()))?;
@@ -273,6 +275,7 @@ impl SessionsState {
         entry.exited_at = Some(std::time::Instant::now());
         let kind = entry.kind;
         self.counter(kind).fetch_sub(1, Ordering::Relaxed);
+        crate::handover::crash::forget(handover::kind_name(kind), &id);
         self.exited_order.push_back(id);
         while self.exited_order.len() > RECENTLY_EXITED_MAX {
             if let Some(old) = self.exited_order.pop_front() {

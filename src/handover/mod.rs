@@ -19,7 +19,9 @@
 //! inherits.
 
 mod adopt;
+pub mod crash;
 mod exec;
+pub mod fdstore;
 mod prepare;
 mod record;
 mod serving;
@@ -87,17 +89,24 @@ pub struct ReloadReport {
     pub last_reload_outcome: Option<String>,
     /// Why the last reload failed.
     pub last_reload_error: Option<String>,
+    /// Fds this process holds in systemd's fd store (two per live session under systemd).
+    pub fd_store_fds: u64,
+    /// Sends to the fd store that failed since start (those sessions would not survive a crash).
+    pub fd_store_failures: u64,
 }
 
 static REPORT: Mutex<Option<ReloadReport>> = Mutex::new(None);
 
 /// The current report (all zero before the server started).
 pub fn report() -> ReloadReport {
-    REPORT
+    let mut report = REPORT
         .lock()
         .ok()
         .and_then(|r| r.clone())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    report.fd_store_fds = fdstore::held();
+    report.fd_store_failures = fdstore::failures();
+    report
 }
 
 /// Changes the report in place.

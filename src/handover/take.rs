@@ -24,6 +24,8 @@ pub struct InheritedSession {
     pub record: SessionRecord,
     pub master: OwnedFd,
     pub ring: Vec<u8>,
+    /// The ring itself, when it came back from systemd's fd store after a crash.
+    pub mapped: Option<crate::replay::ReplayBuffer>,
 }
 
 impl Inherited {
@@ -133,6 +135,7 @@ fn read(raw: &str) -> Result<Inherited, Unreadable> {
             record: s.clone(),
             master,
             ring: blobs[at..at + s.ring_len as usize].to_vec(),
+            mapped: None,
         });
     }
     Ok(Inherited {

@@ -234,9 +234,15 @@ async fn scrape(state: AppState) -> Result<Response, Rejection> {
     );
     gauge(
         "reload_adopted_sessions",
-        "Sessions this image took over from the one before the last reload.",
+        "Sessions this image took over from the one before the last reload, or after a crash from systemd's fd store.",
         "gauge",
         &[("", reload.adopted_sessions as f64)],
+    );
+    gauge(
+        "fd_store_fds",
+        "File descriptors held in systemd's fd store (PTY masters and rings: sessions that survive a crash).",
+        "gauge",
+        &[("", reload.fd_store_fds as f64)],
     );
     gauge(
         "reload_last_success",

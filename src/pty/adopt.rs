@@ -37,11 +37,23 @@ impl PidFd {
         Ok(PidFd { fd })
     }
 
-    /// Waits for the process to exit and reaps it (it must be our child).
+    /// Waits for the process to exit and reaps it if it is our child (a reload). One that is
+    /// not (adopted after a crash: its parent was the crashed process, it was re-parented) is
+    /// only seen to exit: its exit status is unknown, both fields `None`.
     pub async fn wait(&mut self) -> io::Result<ExitInfo> {
         loop {
-            if let Some(exit) = self.try_reap()? {
-                return Ok(exit);
+            match self.try_reap() {
+                Ok(Some(exit)) => return Ok(exit),
+                Ok(None) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
+                    // The pidfd turns readable once the process has exited.
+                    let _ready = self.fd.readable().await?;
+                    return Ok(ExitInfo {
+                        code: None,
+                        signal: None,
+                    });
+                }
+                Err(e) => return Err(e),
             }
             let mut ready = self.fd.readable().await?;
             ready.clear_ready();

@@ -342,7 +342,7 @@ impl ServerProcess {
         env: &[(&str, &str)],
         nofile: Option<u64>,
     ) -> ServerProcess {
-        Self::start_full(&binary(), data_dir, bind, extra, env, nofile).await
+        Self::start_full(&binary(), data_dir, bind, extra, env, nofile, |_| {}).await
     }
 
     /// As [`ServerProcess::start_env`], running the binary at `bin` (a copy, for reload tests
@@ -354,7 +354,19 @@ impl ServerProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> ServerProcess {
-        Self::start_full(bin, data_dir, bind, extra, env, None).await
+        Self::start_full(bin, data_dir, bind, extra, env, None, |_| {}).await
+    }
+
+    /// As [`ServerProcess::start_from`], with `prepare` run on the command before the `serve`
+    /// arguments are added (a wrapper's arguments, a `pre_exec` hook: tests that play systemd).
+    pub async fn start_prepared(
+        bin: &Path,
+        data_dir: &Path,
+        bind: &str,
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&mut tokio::process::Command),
+    ) -> ServerProcess {
+        Self::start_full(bin, data_dir, bind, &[], env, None, prepare).await
     }
 
     async fn start_full(
@@ -364,10 +376,12 @@ impl ServerProcess {
         extra: &[&str],
         env: &[(&str, &str)],
         nofile: Option<u64>,
+        prepare: impl FnOnce(&mut tokio::process::Command),
     ) -> ServerProcess {
         let token = cli_token(data_dir, "admin").await;
         let mut cmd = tokio::process::Command::new(bin);
         cmd.envs(env.iter().copied());
+        prepare(&mut cmd);
         if let Some(limit) = nofile {
             // SAFETY: one async-signal-safe system call between fork and exec.
             unsafe {

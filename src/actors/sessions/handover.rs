@@ -2,6 +2,7 @@
 //! the sessions a handover record names (new image). A session that cannot be adopted is stopped
 //! and recorded `interrupted` with the reason, as a shutdown would — never left running unknown.
 
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -97,6 +98,7 @@ impl SessionsState {
         s: InheritedSession,
         tree: ProcessTree,
     ) -> Result<(), String> {
+        let kept = s.record.clone();
         let r = s.record;
         let kind = match r.kind.as_str() {
             "terminal" => SessionKind::Terminal,
@@ -121,8 +123,13 @@ impl SessionsState {
             worktree: None,
             caps: Default::default(),
         };
+        let mut ring = match s.mapped {
+            Some(ring) => ring,
+            None => ReplayBuffer::resume(self.args.deps.scrollback_bytes, r.ring_start, &s.ring),
+        };
+        // In systemd's fd store again (a reload made a new ring), before the master moves.
+        crate::handover::crash::keep(&mut ring, &kept, s.master.as_fd(), &self.log);
         let spawned = pty::adopt(s.master, tree.clone()).map_err(|e| e.to_string())?;
-        let ring = ReplayBuffer::resume(self.args.deps.scrollback_bytes, r.ring_start, &s.ring);
         self.args
             .deps
             .lifecycle
@@ -133,6 +140,32 @@ impl SessionsState {
             .await
             .map_err(|e| e.to_string())?;
         Ok(())
+    }
+
+    /// A new session's ring; under systemd it goes into the fd store with the session's master
+    /// and record at once, so the session survives a crash (`src/handover/crash.rs`).
+    pub(super) fn kept_ring(
+        &self,
+        id: &str,
+        spec: &SessionSpec,
+        execution_id: i64,
+        created_at: &str,
+        tree: &ProcessTree,
+        spawned: &pty::SpawnedPty,
+    ) -> Option<ReplayBuffer> {
+        let mut ring = ReplayBuffer::new(self.args.deps.scrollback_bytes);
+        if crate::handover::fdstore::enabled() {
+            let record =
+                crate::handover::crash::session_record(id, spec, execution_id, created_at, tree);
+            match spawned.writer.resizer().dup_master() {
+                Ok(master) => {
+                    crate::handover::crash::keep(&mut ring, &record, master.as_fd(), &self.log)
+                }
+                Err(e) => warn!(self.log, "cannot keep the session in the fd store";
+                                "session_id" => id, "error" => %e),
+            }
+        }
+        Some(ring)
     }
 
     /// A session the record named that cannot go on: killed, reaped, recorded.

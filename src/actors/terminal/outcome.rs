@@ -87,7 +87,11 @@ impl TerminalState {
         }
         info!(self.log, "session exited"; "code" => exit.code, "signal" => exit.signal,
               "status" => status.as_str(), "bytes_out" => self.replay.end());
-        let reason = self.stop_reason.clone();
+        // No exit status: an adopted child that is no longer ours (after a crash).
+        let reason = self.stop_reason.clone().or_else(|| {
+            (exit.code.is_none() && exit.signal.is_none())
+                .then(|| crate::handover::crash::REASON_ADOPTED.to_string())
+        });
         self.record(status, reason).await;
         if let Some(text) = self.final_exit_json() {
             for viewer in self.viewers.values() {
