@@ -13,9 +13,9 @@ use crate::pty::ProcessTree;
 /// Everything the exec passes on; dropped (closing every fd) only if the exec failed.
 pub struct Prepared {
     pub record: Record,
-    rings: Vec<Vec<u8>>,
-    fds: Vec<OwnedFd>,
-    trees: Vec<ProcessTree>,
+    pub(super) rings: Vec<Vec<u8>>,
+    pub(super) fds: Vec<OwnedFd>,
+    pub(super) trees: Vec<ProcessTree>,
 }
 
 /// What the record says about the reload itself.
@@ -73,6 +73,7 @@ impl Prepared {
                 requested_at: meta.requested_at,
                 exec_error: None,
                 sessions,
+                runs: Vec::new(),
             },
             rings,
             fds,
