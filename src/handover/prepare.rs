@@ -12,7 +12,7 @@ use crate::pty::ProcessTree;
 
 /// Everything the exec passes on; dropped (closing every fd) only if the exec failed.
 pub struct Prepared {
-    pub record: Record,
+    pub record: Box<Record>,
     pub(super) rings: Vec<Vec<u8>>,
     pub(super) fds: Vec<OwnedFd>,
     pub(super) trees: Vec<ProcessTree>,
@@ -64,7 +64,7 @@ impl Prepared {
             trees.push(h.tree);
         }
         Prepared {
-            record: Record {
+            record: Box::new(Record {
                 version: RECORD_VERSION,
                 generation: meta.generation,
                 boot_id: meta.boot_id,
@@ -74,7 +74,7 @@ impl Prepared {
                 exec_error: None,
                 sessions,
                 runs: Vec::new(),
-            },
+            }),
             rings,
             fds,
             trees,
@@ -85,7 +85,7 @@ impl Prepared {
     pub fn exec(&self) -> ExecError {
         let rings: Vec<&[u8]> = self.rings.iter().map(Vec::as_slice).collect();
         let keep: Vec<_> = self.fds.iter().map(|fd| fd.as_fd()).collect();
-        exec_next(self.record.clone(), &rings, &keep)
+        exec_next((*self.record).clone(), &rings, &keep)
     }
 
     /// Executes the next image; if none can be, stops every session (logged) and returns.
