@@ -180,6 +180,9 @@ impl Server {
             })?
         };
         continued.reap_unadopted().await;
+        let inherited_runs = (continued.inherited.as_mut())
+            .map(|i| std::mem::take(&mut i.runs))
+            .unwrap_or_default();
         tokio::spawn(escalate(surviving_groups, log.clone()));
         let first_admin_token = if config.insecure_no_auth {
             None
@@ -295,6 +298,7 @@ impl Server {
                     max_concurrent: config.max_concurrent_runs,
                     allowed_roots: config.allowed_roots.clone(),
                     worktrees_dir: crate::isolation::worktrees_dir(&config.data_dir),
+                    inherited: Arc::new(std::sync::Mutex::new(inherited_runs)),
                 },
                 log: log.new(slog::o!("actor" => "root")),
             },
@@ -421,8 +425,15 @@ impl Server {
             .sessions
             .hand_over(self.state.config.shutdown_grace)
             .await;
+        let runs = self
+            .state
+            .runs
+            .hand_over(self.state.config.shutdown_grace)
+            .await;
         let (ids, boot) = (
-            handed.iter().map(|h| h.execution_id).collect::<Vec<_>>(),
+            (handed.iter().map(|h| h.execution_id))
+                .chain(runs.iter().map(|r| r.execution_id))
+                .collect::<Vec<_>>(),
             meta.boot_id.clone(),
         );
         let moved = self
@@ -432,7 +443,7 @@ impl Server {
             .await;
         if let Err(e) = moved {
             // The next image's reconciliation would interrupt them: do not hand over.
-            let prepared = crate::handover::Prepared::new(meta, listener, handed);
+            let prepared = crate::handover::Prepared::new(meta, listener, handed).with_runs(runs);
             prepared.abandon();
             self.stop_actors(deadline).await;
             return Err(std::io::Error::other(format!(
@@ -440,7 +451,7 @@ impl Server {
             )));
         }
         self.stop_actors(deadline).await;
-        Ok(crate::handover::Prepared::new(meta, listener, handed))
+        Ok(crate::handover::Prepared::new(meta, listener, handed).with_runs(runs))
     }
 
     /// Stops accepting, closes every WebSocket and lets in-flight requests finish; returns the

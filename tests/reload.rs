@@ -460,3 +460,152 @@ async fn an_approval_pending_across_a_reload_is_answered_after_it() {
     p.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(p.wait().await.success());
 }
+
+/// Every message of a run's event socket (`since=0`) until its `end`.
+async fn run_events(p: &ServerProcess, id: i64) -> Vec<Value> {
+    use futures_util::StreamExt;
+    let mut ws = p.ws(&format!("/api/executions/{id}/events?since=0")).await;
+    let mut out = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("in time");
+        match msg {
+            Some(Ok(m)) if m.is_text() => {
+                let v: Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
+                let end = v["type"] == "end";
+                out.push(v);
+                if end {
+                    return out;
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the event socket ended before its end: {other:?}"),
+        }
+    }
+}
+
+/// The `tick N` numbers of a run's events, in order, and their sequence numbers.
+fn ticks_and_seqs(events: &[Value]) -> (Vec<u64>, Vec<i64>) {
+    let events: Vec<&Value> = events.iter().filter(|m| m["type"] == "event").collect();
+    let seqs = events.iter().map(|m| m["data"]["seq"].as_i64().unwrap());
+    let ticks = events.iter().filter_map(|m| {
+        let text = m["data"]["data"]["message"]["content"][0]["text"].as_str()?;
+        text.strip_prefix("tick ")?.parse().ok()
+    });
+    (ticks.collect(), seqs.collect())
+}
+
+/// A headless run mid-stream and one queued behind it survive a reload: same server PID, the
+/// running run's child is the same process, its event stream goes on with no gap and no repeat
+/// (a line half-written at the reload included), its stderr tail spans both images, its exit
+/// code is exact; the queued one starts in the new image and completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_mid_stream_and_a_queued_one_go_on_across_a_reload() {
+    const TICKS: u64 = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = ["--max-concurrent-runs", "1"];
+    let mut p = ServerProcess::start(dir.path(), "127.0.0.1:0", &extra).await;
+    let api = Api::new(&p);
+    let pid = p.pid();
+    let fake = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-claude");
+    let env = json!({"FAKE_CLAUDE_MODE": "ticks", "FAKE_CLAUDE_TICKS": TICKS.to_string(),
+                     "FAKE_CLAUDE_TICK_SECS": "0.05", "FAKE_CLAUDE_EXIT_CODE": "5"});
+    let (status, agent) = api
+        .post(
+            "/api/agents",
+            json!({"name": "ticker", "command": [fake], "env": env}),
+        )
+        .await;
+    assert_eq!(status, 201, "{agent}");
+    let mut runs = Vec::new();
+    for title in ["first", "second"] {
+        let body = json!({"title": title, "description": "", "agent_id": agent["id"]});
+        let (status, task) = api.post("/api/tasks", body).await;
+        assert_eq!(status, 201, "{task}");
+        let (status, run) = api
+            .post(&format!("/api/tasks/{}/run", task["id"]), json!({}))
+            .await;
+        assert_eq!(status, 202, "{run}");
+        runs.push(run["id"].as_i64().unwrap());
+    }
+    let (first, second) = (runs[0], runs[1]);
+
+    // Mid-stream: some ticks stored, most still to come.
+    let running = common::eventually("the first run ticks", || async {
+        let (_, e) = api.get(&format!("/api/executions/{first}")).await;
+        (e["status"] == "running" && e["pid"].is_i64()).then_some(e)
+    })
+    .await;
+    let (mut ws, mut seen) = (
+        p.ws(&format!("/api/executions/{first}/events?since=0"))
+            .await,
+        0u64,
+    );
+    while seen < 5 {
+        use futures_util::StreamExt;
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("in time");
+        let text = msg.expect("open").expect("message");
+        if text.to_text().unwrap_or("").contains("\"tick ") {
+            seen += 1;
+        }
+    }
+    drop(ws);
+    let (_, queued) = api.get(&format!("/api/executions/{second}")).await;
+    assert_eq!(queued["status"], "pending", "{queued}");
+
+    let (code, out, err) = reload(dir.path()).await;
+    assert_eq!(code, 0, "reload failed: {out} {err}");
+    assert_eq!(p.pid(), pid);
+    let (_, during) = api.get(&format!("/api/executions/{first}")).await;
+    assert_eq!(during["pid"], running["pid"], "{during}");
+    assert_eq!(
+        during["status"], "running",
+        "handed over, not ended: {during}"
+    );
+
+    for id in [first, second] {
+        let done = common::eventually("the run ends", || async {
+            let (_, e) = api.get(&format!("/api/executions/{id}")).await;
+            (e["status"] != "running" && e["status"] != "pending").then_some(e)
+        })
+        .await;
+        assert_eq!(done["exit_code"], 5, "exact exit code: {done}");
+        assert_eq!(done["status"], "failed", "{done}");
+        let reason = done["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("exited with code 5"), "{done}");
+        let result = done["result"].as_str().unwrap_or_default();
+        assert!(
+            result.starts_with("Done: "),
+            "the result event was read: {done}"
+        );
+        let events = run_events(&p, id).await;
+        let (ticks, seqs) = ticks_and_seqs(&events);
+        assert_eq!(
+            ticks,
+            (1..=TICKS).collect::<Vec<_>>(),
+            "every tick once, in order"
+        );
+        let n = seqs.len() as i64;
+        assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "no gap, no repeat");
+        assert_eq!(n as u64, TICKS + 5, "system, 3 turns, the ticks, result");
+        let tail = done["output_tail"].as_str().unwrap_or_default();
+        assert!(
+            tail.contains("stderr tick 1\n") && tail.contains(&format!("stderr tick {TICKS}\n")),
+            "the stderr tail spans the reload: {done}"
+        );
+    }
+    let (_, after) = api.get(&format!("/api/executions/{first}")).await;
+    assert_eq!(
+        after["pid"], running["pid"],
+        "the same child ran to its end"
+    );
+    assert!(
+        p.child.try_wait().unwrap().is_none(),
+        "the server is still running"
+    );
+    p.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(p.wait().await.success());
+}

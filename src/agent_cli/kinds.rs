@@ -26,7 +26,7 @@ pub enum AgentKind {
 }
 
 /// How a headless run's stdout is read (`crate::actors::runs::stream`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OutputFormat {
     /// Claude Code's `--output-format stream-json`: JSON lines ending with a `result` event.

@@ -19,12 +19,24 @@ use super::Approvals;
 /// deadline (a denial with its reason) always comes before Claude Code gives up on the hook.
 const HOOK_TIMEOUT_MARGIN_SECS: u64 = 60;
 
-/// The extra argv and env of one agent session or run.
+/// The extra argv and env of one agent session or run. Serialised only into a reload's handover
+/// record (a run's hooks outlive the exec); its `Debug` never shows the secret.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct AgentHooks {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     token: String,
     mcp_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AgentHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentHooks")
+            .field("args", &self.args.len())
+            .field("env", &"<redacted>")
+            .field("mcp_file", &self.mcp_file)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AgentHooks {

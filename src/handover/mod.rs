@@ -8,7 +8,8 @@
 //!   └─ RELOADING=1; WebSockets close with 1012; the accept loop stops (the listening socket
 //!      stays open: new connections wait in its backlog, none is refused)
 //!   └─ every live session hands over its PTY master, ring (bytes + absolute offsets) and child
-//!      (which stays our child: same PID); the rest stops as a shutdown would
+//!      (which stays our child: same PID); every running headless run its pipes, parser
+//!      position and child (`runs.rs`); the rest stops as a shutdown would
 //!   └─ one versioned record (memfd, its fd in CM_HANDOVER_FD) + the fds it names; execve
 //! new image: reads the record, takes the listening socket, adopts every session (pidfd),
 //!   serves, writes the status file, READY=1.
@@ -24,6 +25,7 @@ mod exec;
 pub mod fdstore;
 mod prepare;
 mod record;
+mod runs;
 mod serving;
 mod start;
 mod status;
@@ -40,6 +42,7 @@ pub use adopt::{
 pub use exec::{exec_next, preflight, remember_start, ExecError};
 pub use prepare::{Prepared, ReloadMeta};
 pub use record::{Record, SessionRecord, RECORD_VERSION};
+pub use runs::{InheritedRun, RunRecord};
 pub use serving::{begin, write_status, Refused};
 pub use start::Continued;
 pub use status::{reload_command, ServerStatus};

@@ -12,10 +12,10 @@ use crate::pty::ProcessTree;
 
 /// Everything the exec passes on; dropped (closing every fd) only if the exec failed.
 pub struct Prepared {
-    pub record: Record,
-    rings: Vec<Vec<u8>>,
-    fds: Vec<OwnedFd>,
-    trees: Vec<ProcessTree>,
+    pub record: Box<Record>,
+    pub(super) rings: Vec<Vec<u8>>,
+    pub(super) fds: Vec<OwnedFd>,
+    pub(super) trees: Vec<ProcessTree>,
 }
 
 /// What the record says about the reload itself.
@@ -64,7 +64,7 @@ impl Prepared {
             trees.push(h.tree);
         }
         Prepared {
-            record: Record {
+            record: Box::new(Record {
                 version: RECORD_VERSION,
                 generation: meta.generation,
                 boot_id: meta.boot_id,
@@ -73,7 +73,8 @@ impl Prepared {
                 requested_at: meta.requested_at,
                 exec_error: None,
                 sessions,
-            },
+                runs: Vec::new(),
+            }),
             rings,
             fds,
             trees,
@@ -84,7 +85,7 @@ impl Prepared {
     pub fn exec(&self) -> ExecError {
         let rings: Vec<&[u8]> = self.rings.iter().map(Vec::as_slice).collect();
         let keep: Vec<_> = self.fds.iter().map(|fd| fd.as_fd()).collect();
-        exec_next(self.record.clone(), &rings, &keep)
+        exec_next((*self.record).clone(), &rings, &keep)
     }
 
     /// Executes the next image; if none can be, stops every session (logged) and returns.

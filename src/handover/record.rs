@@ -12,8 +12,11 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use serde::{Deserialize, Serialize};
 
-/// Bumped whenever the layout or the meaning of a field changes.
-pub const RECORD_VERSION: u32 = 1;
+/// Bumped whenever the layout or the meaning of a field changes. Version 2 added headless runs
+/// (`runs.rs`); a version-1 record (no runs) still reads.
+pub const RECORD_VERSION: u32 = 2;
+/// The oldest version this binary reads.
+const OLDEST_READABLE: u32 = 1;
 const MAGIC: &[u8; 8] = b"CMHANDOV";
 /// A record over this is damage, not sessions (1000 sessions × 1 MiB rings is ~1 GiB).
 const MAX_RECORD_BYTES: u64 = 8 << 30;
@@ -47,6 +50,9 @@ pub struct Record {
     /// instead: the reload failed, the sessions go on.
     pub exec_error: Option<String>,
     pub sessions: Vec<SessionRecord>,
+    /// Headless runs (version 2).
+    #[serde(default)]
+    pub runs: Vec<super::runs::RunRecord>,
 }
 
 /// One terminal or agent session.
@@ -127,7 +133,7 @@ impl Record {
             return Err(RecordError::Damaged("no CMHANDOV magic".into()));
         }
         let version = u32::from_le_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]);
-        if version != RECORD_VERSION {
+        if !(OLDEST_READABLE..=RECORD_VERSION).contains(&version) {
             return Err(RecordError::Version { found: version });
         }
         let mut len = [0u8; 8];
@@ -142,7 +148,7 @@ impl Record {
         let mut header = vec![0u8; header_len as usize];
         file.read_exact(&mut header)?;
         let record: Record = serde_json::from_slice(&header)?;
-        if record.version != RECORD_VERSION {
+        if record.version != version {
             return Err(RecordError::Version {
                 found: record.version,
             });
@@ -157,6 +163,7 @@ impl Record {
                 )));
             }
         }
+        super::runs::check_blobs(&record.runs, blobs.len() as u64).map_err(RecordError::Damaged)?;
         Ok((record, blobs))
     }
 }

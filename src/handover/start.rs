@@ -66,11 +66,7 @@ impl Continued {
         if self.inherited.is_none() && self.unreadable.is_none() {
             return;
         }
-        let adopted: Vec<i32> = self
-            .inherited
-            .iter()
-            .flat_map(|i| i.sessions.iter().map(|s| s.record.pid))
-            .collect();
+        let adopted: Vec<i32> = self.inherited.iter().flat_map(|i| i.pids()).collect();
         let mut orphans = tokio::task::spawn_blocking(super::inherited_children)
             .await
             .unwrap_or_default();

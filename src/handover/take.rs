@@ -17,6 +17,8 @@ pub struct Inherited {
     pub record: Record,
     pub listener: std::net::TcpListener,
     pub sessions: Vec<InheritedSession>,
+    /// Headless runs (`runs.rs`), taken by the run queue at start.
+    pub runs: Vec<super::runs::InheritedRun>,
 }
 
 #[derive(Debug)]
@@ -31,14 +33,23 @@ pub struct InheritedSession {
 impl Inherited {
     /// The process trees of the inherited sessions.
     pub fn trees(&self) -> Vec<crate::pty::ProcessTree> {
+        let runs = self.runs.iter().map(|r| &r.record);
         self.sessions
             .iter()
-            .map(|s| crate::pty::ProcessTree {
-                leader: s.record.pid,
-                start_time: s.record.start_time,
-                cgroup: s.record.cgroup.clone().map(Into::into),
+            .map(|s| (s.record.pid, s.record.start_time, &s.record.cgroup))
+            .chain(runs.map(|r| (r.pid, r.start_time, &r.cgroup)))
+            .map(|(leader, start_time, cgroup)| crate::pty::ProcessTree {
+                leader,
+                start_time,
+                cgroup: cgroup.clone().map(Into::into),
             })
             .collect()
+    }
+
+    /// The pids of every inherited child (sessions and runs).
+    pub fn pids(&self) -> impl Iterator<Item = i32> + '_ {
+        let runs = self.runs.iter().map(|r| r.record.pid);
+        self.sessions.iter().map(|s| s.record.pid).chain(runs)
     }
 }
 
@@ -138,15 +149,17 @@ fn read(raw: &str) -> Result<Inherited, Unreadable> {
             mapped: None,
         });
     }
+    let runs = super::runs::take_runs(&record.runs, &blobs, &mut seen)?;
     Ok(Inherited {
         record,
         listener,
         sessions,
+        runs,
     })
 }
 
 /// Takes ownership of an inherited fd after checking that it is open and named only once.
-fn own(fd: RawFd, seen: &mut HashSet<RawFd>) -> Result<OwnedFd, Unreadable> {
+pub(super) fn own(fd: RawFd, seen: &mut HashSet<RawFd>) -> Result<OwnedFd, Unreadable> {
     // SAFETY: F_GETFD only reads the fd's flags.
     if fd < 3 || !seen.insert(fd) || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         return Err(unreadable(format!(

@@ -94,6 +94,18 @@ impl PidFd {
 /// Rebuilds a session's PTY from its inherited master and child. Fails (and takes nothing
 /// over) when the pid no longer names the recorded process.
 pub fn adopt(master: OwnedFd, tree: ProcessTree) -> Result<SpawnedPty, PtyError> {
+    let child = adopt_child(tree)?;
+    let (reader, writer) = register_master(File::from(master))?;
+    Ok(SpawnedPty {
+        reader,
+        writer,
+        child,
+    })
+}
+
+/// Takes over a child inherited across a reload (a session's or a headless run's), watched
+/// through a pidfd. Fails when the pid no longer names the recorded process.
+pub fn adopt_child(tree: ProcessTree) -> Result<PtyChild, PtyError> {
     let pidfd = PidFd::open(tree.leader).map_err(|source| PtyError::Wait {
         pid: tree.leader,
         source,
@@ -105,10 +117,5 @@ pub fn adopt(master: OwnedFd, tree: ProcessTree) -> Result<SpawnedPty, PtyError>
             source: io::Error::other("the pid now names another process"),
         });
     }
-    let (reader, writer) = register_master(File::from(master))?;
-    Ok(SpawnedPty {
-        reader,
-        writer,
-        child: PtyChild::adopted(tree, pidfd),
-    })
+    Ok(PtyChild::adopted(tree, pidfd))
 }

@@ -50,7 +50,7 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
-pub use adopt::{adopt, PidFd};
+pub use adopt::{adopt, adopt_child, PidFd};
 pub use caps::Caps;
 pub use cgroup::CgroupRoot;
 pub use child::{ChildKeeper, PtyChild};

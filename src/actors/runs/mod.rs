@@ -9,34 +9,36 @@
 //! task priority first, then oldest. Queued runs outlive the server: shutdown leaves them
 //! `pending`, and the next start takes them over (`adopt`) and runs them. `Cancel` takes a pending run out of the queue (recorded
 //! `cancelled`) or starts a running one's stop sequence. A run actor that dies before recording
-//! its outcome is recorded `failed` here (its state's Drop has killed the group).
+//! its outcome is recorded `failed` here (its state's Drop has killed the group). On reload
+//! (`HandOver`) every running run is handed to the next image, which takes it over (`adopt.rs`).
 
+mod adopt;
 mod decide;
 mod outcome;
+mod pipes;
 mod run;
 pub mod stream;
+mod task_status;
 mod worktree;
 
 use crate::actors::events::EventType;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use slog::{error, info, Logger};
 
 pub use decide::{prompt_for, RunAsk, RunRequest};
-pub use run::RunDeps;
-use run::{move_task, RunActor, RunArgs, RunMsg, StopReason};
+use run::{move_task, RunActor, RunArgs, RunIo, RunMsg, StopReason};
+pub use run::{RunDeps, RunHandover, RunPosition};
 
 use crate::actors::slot::ActorSlot;
-use crate::agent_cli;
-use crate::db::agents;
 use crate::db::executions::{
     self, ExecutionStatus, ExecutionSummary, ExecutionType, Finish, NewExecution,
 };
-use crate::db::tasks::{self, TaskStatus};
+use crate::db::tasks::TaskStatus;
 use crate::db::DbError;
 use crate::pty::{self, PtyCommand, WindowSize};
 
@@ -72,6 +74,9 @@ pub enum RunsMsg {
     Finished(i64),
     /// Shutdown: stop every run (recorded `interrupted`), then reply.
     StopAll(RpcReplyPort<()>),
+    /// Reload: start no more runs, hand every running one over (those that end meanwhile are
+    /// recorded here), reply with them.
+    HandOver(RpcReplyPort<Vec<RunHandover>>),
 }
 
 #[derive(Clone)]
@@ -83,6 +88,8 @@ pub struct RunsArgs {
     pub allowed_roots: Vec<PathBuf>,
     /// Where isolated runs get their git worktrees (`<data_dir>/worktrees`).
     pub worktrees_dir: PathBuf,
+    /// Runs handed over by the image before a reload, taken over at start (once).
+    pub inherited: Arc<Mutex<Vec<crate::handover::InheritedRun>>>,
 }
 
 struct Queued {
@@ -138,69 +145,6 @@ impl RunsState {
         });
         self.next_order += 1;
         Ok(row)
-    }
-
-    /// Queues the runs an earlier server accepted but never started. Each runs as it was
-    /// accepted (argv and cwd recorded then), with its agent's environment and its task's
-    /// prompt read now; one whose task or agent is gone is recorded failed instead.
-    async fn adopt(&mut self) {
-        let boot_id = self.args.boot_id.to_string();
-        let db = self.args.deps.db.clone();
-        let queued = match db
-            .write(move |c| executions::adopt_queued_runs(c, &boot_id))
-            .await
-        {
-            Ok(q) => q,
-            Err(e) => {
-                error!(self.log, "taking over queued runs failed"; "error" => %e);
-                return;
-            }
-        };
-        for run in queued {
-            let (task_id, agent_id) = (run.task_id, run.agent_id);
-            let found = db
-                .read(move |c| {
-                    let task = task_id.map(|id| tasks::get(c, id)).transpose()?.flatten();
-                    let agent = agent_id.map(|id| agents::get(c, id)).transpose()?.flatten();
-                    Ok::<_, DbError>((task, agent))
-                })
-                .await;
-            let request = match (found, run.cwd) {
-                (Ok((Some(task), Some(agent))), Some(cwd)) if !run.command.is_empty() => {
-                    let timeout = decide::approval_timeout(&agent.def);
-                    RunRequest {
-                        task_id: task.id,
-                        priority: task.priority,
-                        agent_id: agent.id,
-                        argv: run.command,
-                        cwd: PathBuf::from(cwd),
-                        env: agent.def.env.into_iter().collect(),
-                        prompt: prompt_for(&task),
-                        output: agent_cli::spec(agent.def.kind).output,
-                        worktree: None,
-                        approval_timeout_secs: timeout,
-                    }
-                }
-                (Err(e), _) => {
-                    error!(self.log, "reading a queued run's task failed"; "execution_id" => run.id, "error" => %e);
-                    continue;
-                }
-                (Ok((task, _)), _) => {
-                    let reason = "queued before a restart, and its task or agent no longer exists";
-                    let task_id = task.map(|t| t.id);
-                    self.record_end(run.id, task_id, ExecutionStatus::Failed, reason.into())
-                        .await;
-                    continue;
-                }
-            };
-            info!(self.log, "queued run taken over from the previous start"; "execution_id" => run.id);
-            self.pending.push(Queued {
-                execution_id: run.id,
-                order: self.next_order,
-                request,
-            });
-            self.next_order += 1;
-        }
     }
 
     /// The next run to start: highest task priority, then oldest.
@@ -292,15 +236,14 @@ impl RunsState {
         };
         let pid = spawned.child.pid();
         move_task(&deps.db, &deps.events, request.task_id, TaskStatus::Running).await;
+        let position = RunPosition::fresh(request.output, deps.timeout, hooks);
         let args = RunArgs {
             execution_id: id,
             task_id: request.task_id,
-            prompt: request.prompt,
-            output: request.output,
-            spawned,
+            io: RunIo::fresh(spawned, request.prompt),
+            position,
             deps,
             queue: me.clone(),
-            hooks,
         };
         match Actor::spawn_linked(None, RunActor, args, me.get_cell()).await {
             Ok((actor, _)) => {
@@ -362,6 +305,7 @@ impl Actor for RunQueue {
         me: ActorRef<RunsMsg>,
         state: &mut RunsState,
     ) -> Result<(), ActorProcessingErr> {
+        state.adopt_inherited(&me).await;
         state.adopt().await;
         state.start_ready(&me).await;
         Ok(())
@@ -406,6 +350,9 @@ impl Actor for RunQueue {
                     info!(state.log, "queued runs kept for the next start"; "runs" => kept);
                 }
                 let _ = reply.send(());
+            }
+            RunsMsg::HandOver(reply) => {
+                let _ = reply.send(state.hand_over().await);
             }
         }
         Ok(())
@@ -499,5 +446,12 @@ impl Runs {
 
     pub async fn stop_all(&self, timeout: Duration) {
         let _ = self.ask(RunsMsg::StopAll, timeout).await;
+    }
+
+    /// Reload: every running run, handed over (none if the queue does not answer in time).
+    pub async fn hand_over(&self, timeout: Duration) -> Vec<RunHandover> {
+        self.ask(RunsMsg::HandOver, timeout)
+            .await
+            .unwrap_or_default()
     }
 }

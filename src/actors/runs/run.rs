@@ -12,33 +12,36 @@
 //! of stdout. Timeout and cancel run the stop sequence used everywhere (HUP, TERM, KILL, 2 s
 //! apart) on the whole process group. Dropping the state kills the group (panic safety).
 
+mod handover;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
 use slog::{info, warn, Logger};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+pub use super::task_status::move_task;
+pub use handover::{RunHandover, RunPosition};
+
 use super::outcome;
+use super::pipes::{self, Held};
 use super::stream::{OutputReader, RunResult};
 use super::RunsMsg;
 use crate::actors::db::Db;
 use crate::actors::events::{EventType, Events};
-use crate::agent_cli::OutputFormat;
 use crate::db::execution_events::{self, ExecutionEvent};
 use crate::db::executions::{self, ExecutionStatus, Finish};
-use crate::db::tasks::{self, TaskPatch, TaskStatus};
+use crate::db::tasks::TaskStatus;
 use crate::lifecycle::{self, Lifecycle};
-use crate::pty::{ExitInfo, ProcessTree, SpawnedPiped};
+use crate::pty::{ChildKeeper, ExitInfo, ProcessTree, PtyChild, SpawnedPiped};
 use crate::time::format_ts;
 
-/// A stdout line longer than this is cut into pieces (each a `raw` event at worst).
-const LINE_MAX_BYTES: usize = 1024 * 1024;
-/// The end of stderr kept for a failed run's record.
-const STDERR_TAIL_BYTES: usize = 8 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StopReason {
     Cancelled,
     TimedOut,
@@ -52,6 +55,10 @@ pub enum RunMsg {
     DrainDeadline,
     Stop(StopReason),
     Escalate(Signal),
+    /// Reload: hand the run over to the next image (`run/handover.rs`).
+    HandOver(RpcReplyPort<Option<RunHandover>>),
+    /// The stdout reader stopped for the handover: stdout and its partial line.
+    ReaderStopped(Box<Held<ChildStdout>>),
 }
 
 #[derive(Clone)]
@@ -69,14 +76,40 @@ pub struct RunDeps {
 pub struct RunArgs {
     pub execution_id: i64,
     pub task_id: i64,
-    pub prompt: String,
-    /// How its stdout is read: its agent kind's format.
-    pub output: OutputFormat,
-    pub spawned: SpawnedPiped,
+    pub io: RunIo,
+    /// How far it got: fresh, or handed over by the image before a reload.
+    pub position: RunPosition,
     pub deps: RunDeps,
     pub queue: ActorRef<RunsMsg>,
-    /// Its secret and MCP config, dropped when it ends.
-    pub hooks: Option<crate::approvals::setup::AgentHooks>,
+}
+
+/// The child and its pipes, each with what its task starts from (the prompt to write, a partial
+/// stdout line, the stderr tail); a pipe already closed is `None`.
+pub struct RunIo {
+    pub child: PtyChild,
+    pub stdin: Option<Held<ChildStdin>>,
+    pub stdout: Option<Held<ChildStdout>>,
+    pub stderr: Option<Held<ChildStderr>>,
+}
+
+impl RunIo {
+    /// A child just started: the whole prompt to write, nothing read yet.
+    pub fn fresh(spawned: SpawnedPiped, prompt: String) -> RunIo {
+        RunIo {
+            child: spawned.child,
+            stdin: Some((spawned.stdin, prompt.into_bytes())),
+            stdout: Some((spawned.stdout, Vec::new())),
+            stderr: Some((spawned.stderr, Vec::new())),
+        }
+    }
+}
+
+/// Wakes each pipe task to stop it (a reload).
+#[derive(Default)]
+struct Stops {
+    stdin: Arc<Notify>,
+    stdout: Arc<Notify>,
+    stderr: Arc<Notify>,
 }
 
 pub struct RunState {
@@ -92,13 +125,23 @@ pub struct RunState {
     reader: OutputReader,
     result: Option<RunResult>,
     exit: Option<ExitInfo>,
+    /// When `run_timeout_secs` runs out (carried across a reload).
+    deadline: Instant,
     /// When the leader's exit was seen, and when stdout last gave a line (the exit drain).
     exited_at: Option<Instant>,
     last_output: Instant,
     stdout_ended: bool,
     stop: Option<StopReason>,
     recorded: bool,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<(Vec<u8>, Option<ChildStderr>)>>,
+    writer: Option<JoinHandle<Option<Held<ChildStdin>>>>,
+    waiter: Option<JoinHandle<()>>,
+    keeper: ChildKeeper,
+    stops: Stops,
+    /// A handover under way: answered once the stdout reader has stopped.
+    handing_over: Option<RpcReplyPort<Option<RunHandover>>>,
+    /// Handed to the next image: neither killed nor recorded here.
+    handed_over: bool,
     tasks: Vec<JoinHandle<()>>,
     hooks: Option<crate::approvals::setup::AgentHooks>,
 }
@@ -115,33 +158,47 @@ impl Actor for RunActor {
         me: ActorRef<RunMsg>,
         args: RunArgs,
     ) -> Result<RunState, ActorProcessingErr> {
-        let SpawnedPiped {
+        let RunIo {
             child,
-            mut stdin,
+            stdin,
             stdout,
             stderr,
-        } = args.spawned;
-        let tree = child.tree().clone();
-        let prompt = args.prompt;
-        let writer = tokio::spawn(async move {
-            // A child that exits without reading its prompt is its own failure, seen at exit.
-            let _ = stdin.write_all(prompt.as_bytes()).await;
-            let _ = stdin.shutdown().await;
+        } = args.io;
+        let (tree, keeper) = (child.tree().clone(), child.keeper());
+        let stops = Stops::default();
+        let writer = stdin.map(|(stdin, rest)| {
+            tokio::spawn(pipes::write_prompt(stdin, rest, stops.stdin.clone()))
         });
-        let reader = tokio::spawn(read_lines(stdout, me.clone()));
-        let stderr = tokio::spawn(read_tail(stderr));
+        let stdout_ended = stdout.is_none();
+        let reader = stdout.map(|(stdout, partial)| {
+            tokio::spawn(pipes::read_lines(
+                stdout,
+                partial,
+                me.clone(),
+                stops.stdout.clone(),
+            ))
+        });
+        let stderr = stderr.map(|(stderr, tail)| {
+            tokio::spawn(pipes::read_tail(stderr, tail, stops.stderr.clone()))
+        });
         let log = args
             .deps
             .log
             .new(slog::o!("execution_id" => args.execution_id));
-        {
+        let waiter = {
             let (me, log) = (me.clone(), log.clone());
             tokio::spawn(async move {
                 let exit = lifecycle::wait_child(child, &log).await;
                 let _ = me.cast(RunMsg::ChildExited(exit));
-            });
+            })
+        };
+        let p = args.position;
+        let left = Duration::from_millis(p.timeout_left_ms);
+        me.send_after(left, || RunMsg::Stop(StopReason::TimedOut));
+        if let Some(reason) = p.stop {
+            // Its stop sequence was under way before a reload: it starts again here.
+            let _ = me.cast(RunMsg::Stop(reason));
         }
-        me.send_after(args.deps.timeout, || RunMsg::Stop(StopReason::TimedOut));
         Ok(RunState {
             execution_id: args.execution_id,
             task_id: args.task_id,
@@ -149,20 +206,27 @@ impl Actor for RunActor {
             log,
             queue: args.queue,
             tree,
-            next_seq: 1,
-            dropped_events: 0,
-            bytes_out: 0,
-            reader: OutputReader::new(args.output),
-            result: None,
+            next_seq: p.next_seq,
+            dropped_events: p.dropped_events,
+            bytes_out: p.bytes_out,
+            reader: p.reader,
+            result: p.result,
             exit: None,
+            deadline: Instant::now() + left,
             exited_at: None,
             last_output: Instant::now(),
-            stdout_ended: false,
+            stdout_ended,
             stop: None,
             recorded: false,
-            stderr: Some(stderr),
-            tasks: vec![writer, reader],
-            hooks: args.hooks,
+            stderr,
+            writer,
+            waiter: Some(waiter),
+            keeper,
+            stops,
+            handing_over: None,
+            handed_over: false,
+            tasks: reader.into_iter().collect(),
+            hooks: p.hooks,
         })
     }
 
@@ -180,10 +244,14 @@ impl Actor for RunActor {
             }
             RunMsg::StdoutEnded => {
                 state.stdout_ended = true;
-                if state.exit.is_some() {
+                if state.handing_over.is_some() {
+                    state.hand_over_finish(None).await;
+                } else if state.exit.is_some() {
                     state.finish(&me).await;
                 }
             }
+            RunMsg::HandOver(reply) => state.hand_over_begin(reply).await,
+            RunMsg::ReaderStopped(stdout) => state.hand_over_finish(Some(*stdout)).await,
             RunMsg::ChildExited(result) => {
                 let exit = result.unwrap_or_else(|why| {
                     warn!(state.log, "waiting for the run's child failed"; "error" => why);
@@ -212,7 +280,8 @@ impl Actor for RunActor {
                 }
             }
             RunMsg::Stop(reason) => {
-                if state.exit.is_none() && state.stop.is_none() {
+                let busy = state.handing_over.is_some() || state.handed_over;
+                if state.exit.is_none() && state.stop.is_none() && !busy {
                     state.stop = Some(reason);
                     info!(state.log, "stopping run"; "reason" => ?reason);
                     lifecycle::stop_step(
@@ -237,95 +306,16 @@ impl Actor for RunActor {
         me: ActorRef<RunMsg>,
         state: &mut RunState,
     ) -> Result<(), ActorProcessingErr> {
-        // Stopped while the child runs: only server shutdown does that.
+        // Stopped while the child runs: only server shutdown does that. A child that already
+        // exited is recorded with its own exit.
         if !state.recorded {
-            state.signal(Signal::SIGKILL);
-            state.stop = Some(StopReason::Shutdown);
+            if state.exit.is_none() {
+                state.signal(Signal::SIGKILL);
+                state.stop = Some(StopReason::Shutdown);
+            }
             state.finish(&me).await;
         }
         Ok(())
-    }
-}
-
-/// Reads stdout as lines (at most [`LINE_MAX_BYTES`] each) and hands each to the actor,
-/// waiting for it to be handled: the only buffer is this one line.
-async fn read_lines(mut stdout: impl AsyncRead + Unpin, actor: ActorRef<RunMsg>) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut line: Vec<u8> = Vec::new();
-    loop {
-        let n = match stdout.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        for &b in &buf[..n] {
-            if b == b'\n' || line.len() >= LINE_MAX_BYTES {
-                let full = std::mem::take(&mut line);
-                if actor.call(|r| RunMsg::Line(full, r), None).await.is_err() {
-                    return;
-                }
-                if b == b'\n' {
-                    continue;
-                }
-            }
-            line.push(b);
-        }
-    }
-    if !line.is_empty() {
-        let _ = actor.call(|r| RunMsg::Line(line, r), None).await;
-    }
-    let _ = actor.cast(RunMsg::StdoutEnded);
-}
-
-/// Reads stderr to its end, keeping the last [`STDERR_TAIL_BYTES`].
-async fn read_tail(mut stderr: impl AsyncRead + Unpin) -> Vec<u8> {
-    let mut tail = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = stderr.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-        tail.extend_from_slice(&buf[..n]);
-        if tail.len() > STDERR_TAIL_BYTES {
-            tail.drain(..tail.len() - STDERR_TAIL_BYTES);
-        }
-    }
-    tail
-}
-
-/// Moves a task along its state machine toward `to`, via `pending` when it must, so that its
-/// status is that of its latest run: a run started on a succeeded task re-opens it first. A task
-/// that cannot get there (deleted, or cancelled by its user while the run ended) is left as it is.
-pub async fn move_task(db: &Db, events: &Events, task_id: i64, to: TaskStatus) {
-    let moved = db
-        .write(move |c| {
-            let Some(task) = tasks::get(c, task_id)? else {
-                return Ok(None);
-            };
-            if task.status == to {
-                return Ok(None);
-            }
-            if task.status == TaskStatus::Succeeded && to == TaskStatus::Running {
-                tasks::reopen(c, task_id)?;
-            }
-            if !task.status.allowed_next().contains(&to)
-                && task.status.allowed_next().contains(&TaskStatus::Pending)
-                && task.status != TaskStatus::Pending
-            {
-                let via = TaskPatch {
-                    status: Some(TaskStatus::Pending),
-                    ..TaskPatch::default()
-                };
-                let _ = tasks::update(c, task_id, &via);
-            }
-            let patch = TaskPatch {
-                status: Some(to),
-                ..TaskPatch::default()
-            };
-            Ok::<_, tasks::TaskError>(tasks::update(c, task_id, &patch).ok())
-        })
-        .await;
-    if let Ok(Some(task)) = moved {
-        events.publish(EventType::TaskUpdated, &task);
     }
 }
 
@@ -414,6 +404,9 @@ impl RunState {
         for task in &self.tasks {
             task.abort();
         }
+        if let Some(writer) = &self.writer {
+            writer.abort();
+        }
         if let Some(text) = self.reader.text_result() {
             self.result = Some(text);
         }
@@ -423,6 +416,7 @@ impl RunState {
                 .await
                 .ok()
                 .and_then(Result::ok)
+                .map(|(tail, _)| tail)
                 .unwrap_or_default(),
             None => Vec::new(),
         };
@@ -472,11 +466,14 @@ impl RunState {
 impl Drop for RunState {
     /// Runs even after a panic: no process group outlives its run.
     fn drop(&mut self) {
-        if self.exit.is_none() {
+        if self.exit.is_none() && !self.handed_over {
             self.signal(Signal::SIGKILL);
         }
         for task in &self.tasks {
             task.abort();
+        }
+        if let Some(writer) = &self.writer {
+            writer.abort();
         }
     }
 }

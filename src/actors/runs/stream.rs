@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::agent_cli::OutputFormat;
@@ -21,7 +22,7 @@ const RAW_LINE_MAX_CHARS: usize = 4096;
 const KIND_MAX_CHARS: usize = 32;
 
 /// What the agent's `result` event said.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     pub subtype: Option<String>,
     pub is_error: bool,
@@ -94,6 +95,8 @@ const TEXT_RESULT_MAX_CHARS: usize = 4096;
 
 /// Reads one run's output in its kind's format, remembering across lines what the format
 /// spreads over several (Codex's last message, Gemini's streamed answer, a text agent's tail).
+/// Serialised into a reload's handover record: the parser's position goes on in the next image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputReader {
     format: OutputFormat,
     session_id: Option<String>,
