@@ -182,11 +182,7 @@ impl Perform for Modes {
                     _ => self.region,
                 };
             }
-            ([], 'h' | 'l') => {
-                if values().any(|mode| mode == 4) {
-                    self.insert = action == 'h';
-                }
-            }
+            ([], 'h' | 'l') if values().any(|mode| mode == 4) => self.insert = action == 'h',
             ([b'?'], 'h' | 'l') => {
                 let on = action == 'h';
                 for mode in values() {
