@@ -36,21 +36,50 @@ fn pyte_screens(streams: &[&[u8]]) -> Vec<Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// A full-screen program: scrollback, colours (16, 256, RGB, bold, reverse), wide characters,
-/// the alternate screen, a scrolling region; then, after a keypress, more output that scrolls
-/// inside the region, so what follows a snapshot must land where the whole stream puts it.
+/// A full-screen program: scrollback and a shell line under it, then in the alternate screen
+/// colours (16, 256, RGB, bold, reverse), wide characters (CJK, emoji), DEC line drawing, a
+/// scrolling region with origin mode. At READY a late viewer attaches (its snapshot is taken in
+/// the middle of that, the line-drawing set still designated); after a keypress, more output
+/// that draws lines and scrolls inside the region relative to its top, so what follows a snapshot
+/// must land where the whole stream puts it; after another, the program leaves the alternate
+/// screen (vim's `:q`) and the shell's screen must be back.
 const PROGRAM: &str = r#"stty -echo
 i=0; while [ $i -lt 30 ]; do printf 'history line %s\n' $i; i=$((i+1)); done
+printf '\033[33mshell$\033[0m vim'
 printf '\033[?1049h\033[H\033[2J\033[?2004h\033[?1h\033[?1000h\033[?1006h'
-printf '\033[1;31mTitle\033[0m \033[38;5;196m256\033[0m \033[38;2;10;200;30mrgb\033[0m 日本語 wide\n'
-printf '\033[3;8r\033[3;1H'
+printf '\033[1;31mTitle\033[0m \033[38;5;196m256\033[0m \033[38;2;10;200;30mrgb\033[0m 日本語 🎉 wide\n'
+printf '\033(0lqqqk\033(B box \033(0x\033(B\n'
+printf '\033[10;1H\033[44mstatus bar\033[0m'
+printf '\033[3;8r\033[?6h\033[1;1H'
 i=0; while [ $i -lt 9 ]; do printf '\033[7mrow %s\033[0m 漢字 %s\n' $i $i; i=$((i+1)); done
-printf '\033[10;1H\033[44mstatus bar\033[0m\033[5;5H'
+printf '\033[3;5H\033(0'
 printf READY; read x
-printf '\033[8;1H'
+printf 'qqq\033(B\033[6;1H'
 i=0; while [ $i -lt 4 ]; do printf '\n\033[32mafter %s 表\033[0m' $i; i=$((i+1)); done
-printf '\033[2;3HDONE'
-read y"#;
+printf '\033[?6l\033[2;20HDONE'
+read y
+printf '\033[?1049l\r\nback at the shell, BYE'
+read z"#;
+
+/// Asserts that pyte shows the same screen, cell by cell, from the whole stream and from the
+/// snapshot and what followed it.
+fn assert_same_screen(all: &[u8], snap: &[u8], expect: &str) {
+    let screens = pyte_screens(&[all, snap]);
+    let (want, got) = (&screens[0], &screens[1]);
+    assert!(
+        want["text"].to_string().contains(expect),
+        "the program ran: {}",
+        want["text"]
+    );
+    for row in 0..ROWS as usize {
+        assert_eq!(
+            got["cells"][row], want["cells"][row],
+            "row {row}\nwhole stream: {}\nsnapshot: {}",
+            want["text"], got["text"]
+        );
+    }
+    assert_eq!(got["cursor"], want["cursor"]);
+}
 
 #[tokio::test]
 async fn a_snapshot_and_what_follows_show_what_the_whole_stream_shows() {
@@ -79,26 +108,17 @@ async fn a_snapshot_and_what_follows_show_what_the_whole_stream_shows() {
     send_input(&mut whole, b"\n").await;
     read_until_output(&mut whole, &mut all, "DONE").await;
     read_until_output(&mut late, &mut snap, "DONE").await;
+    assert_same_screen(&all.bytes, &snap.bytes, "after 3");
     assert!(
-        !snap.contains(b"history line 0"),
-        "alternate screen: no replay of the shell's lines"
+        String::from_utf8_lossy(&all.bytes).contains("(0lqqqk"),
+        "the program drew with DEC line drawing, which pyte maps"
     );
 
-    let screens = pyte_screens(&[&all.bytes, &snap.bytes]);
-    let (want, got) = (&screens[0], &screens[1]);
-    assert!(
-        want["text"].to_string().contains("after 3"),
-        "the program ran: {}",
-        want["text"]
-    );
-    for row in 0..ROWS as usize {
-        assert_eq!(
-            got["cells"][row], want["cells"][row],
-            "row {row}\nwhole stream: {}\nsnapshot: {}",
-            want["text"], got["text"]
-        );
-    }
-    assert_eq!(got["cursor"], want["cursor"]);
+    // `:q`: the shell's screen under the alternate one comes back on both.
+    send_input(&mut whole, b"\n").await;
+    read_until_output(&mut whole, &mut all, "BYE").await;
+    read_until_output(&mut late, &mut snap, "BYE").await;
+    assert_same_screen(&all.bytes, &snap.bytes, "history line 29");
     s.stop().await;
 }
 

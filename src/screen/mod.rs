@@ -9,7 +9,8 @@
 //! [`Screen::freeze`] (an idle screen kept as its snapshot bytes only). `feeder` runs it off the
 //! session actor's hot path; `recording` times the output for an asciicast recording.
 //!
-//! What `vt100` does not expose is tracked beside it by [`extra::Extra`] (the scroll region).
+//! What `vt100` does not keep or expose is tracked beside it by [`extra::Extra`] (the scroll
+//! region, origin, insert and autowrap modes, focus reporting, character sets).
 
 mod extra;
 pub mod feeder;
@@ -78,8 +79,7 @@ impl Screen {
         }
         let skip = self.offset.saturating_sub(offset) as usize;
         let (parser, extra) = self.live();
-        parser.process(&bytes[skip..]);
-        extra.feed(&bytes[skip..]);
+        parser.process(&extra.feed(&bytes[skip..]));
         self.offset = end;
     }
 
@@ -109,9 +109,11 @@ impl Screen {
     }
 
     /// Bytes that reproduce this screen on a fresh terminal of its size, in this order: a reset,
-    /// the scrollback as lines pushed up above the screen, the screen drawn with the cursor, the alternate screen if it is
-    /// on, the scroll region, and the input modes (application cursor keys and keypad, bracketed
-    /// paste, mouse reporting and its encoding).
+    /// the scrollback as lines pushed up above the primary screen, the primary screen with its
+    /// cursor, the alternate screen if it is on (so the primary one is there when the program
+    /// leaves it), the scroll region and origin mode, and the modes (application cursor keys and
+    /// keypad, bracketed paste, mouse reporting and its encoding, insert, autowrap, focus
+    /// reporting, character sets).
     pub fn snapshot(&mut self) -> Snapshot {
         let (offset, cols, rows) = (self.offset, self.cols, self.rows);
         let bytes = match &mut self.state {
@@ -168,8 +170,7 @@ impl Screen {
         if let State::Frozen(bytes) = &self.state {
             let mut parser = vt100::Parser::new(self.rows, self.cols, SCROLLBACK_LINES);
             let mut extra = Extra::new();
-            parser.process(bytes);
-            extra.feed(bytes);
+            parser.process(&extra.feed(bytes));
             self.state = State::Live(Box::new((parser, extra)));
         }
         match &mut self.state {
@@ -191,36 +192,58 @@ fn scrollback_len(screen: &mut vt100::Screen) -> usize {
 }
 
 fn render_snapshot(screen: &mut vt100::Screen, extra: &Extra) -> Vec<u8> {
-    let (_, cols) = screen.size();
     // RIS: the snapshot is self-contained even on a terminal that was showing something else.
     let mut out = b"\x1bc".to_vec();
     if screen.alternate_screen() {
-        // vt100 does not expose the primary screen under the alternate one: it is left blank.
+        // vt100 keeps the primary screen under the alternate one but does not show it: a copy
+        // of the screen, switched back without the cursor restore, shows it as it is.
+        let (rows, cols) = screen.size();
+        let mut primary = vt100::Parser::new(rows, cols, SCROLLBACK_LINES);
+        *primary.screen_mut() = screen.clone();
+        primary.process(b"\x1b[?47l");
+        render_primary(primary.screen_mut(), &mut out);
+        // Saves the primary cursor, which the program's own `?1049l` restores.
         out.extend_from_slice(b"\x1b[?1049h");
+        out.extend_from_slice(&screen.contents_formatted());
     } else {
-        let (rows, _) = screen.size();
-        let held = scrollback_len(screen);
-        for back in (1..=held).rev() {
-            screen.set_scrollback(back);
-            out.extend(screen.rows_formatted(0, cols).next().unwrap_or_default());
-            out.extend_from_slice(b"\x1b[m\r\n");
-        }
-        screen.set_scrollback(0);
-        if held > 0 {
-            // The last scrollback line is on the bottom row's line above now; `rows - 1` more
-            // line feeds push every scrollback line above the screen.
-            out.extend(std::iter::repeat_n(b'\n', usize::from(rows) - 1));
-        }
+        render_primary(screen, &mut out);
     }
-    out.extend_from_slice(&screen.contents_formatted());
-    if let Some(region) = extra.scroll_region() {
-        // DECSTBM homes the cursor: put it back, then the pen (cursor moves may redraw a cell).
+    if let Some(region) = extra.scroll_region_formatted() {
         out.extend_from_slice(region.as_bytes());
+    }
+    if extra.origin_mode() {
+        // DECOM homes the cursor and makes its row count from the region's top.
+        let top = extra.scroll_region().map_or(1, |(top, _)| top);
+        let (row, col) = screen.cursor_position();
+        let row = (row + 1).saturating_sub(top - 1).max(1);
+        out.extend_from_slice(format!("\x1b[?6h\x1b[{row};{}H", col + 1).as_bytes());
+        out.extend_from_slice(&screen.attributes_formatted());
+    } else if extra.scroll_region().is_some() {
+        // DECSTBM homes the cursor: put it back, then the pen (cursor moves may redraw a cell).
         out.extend_from_slice(&screen.cursor_state_formatted());
         out.extend_from_slice(&screen.attributes_formatted());
     }
     out.extend_from_slice(&screen.input_mode_formatted());
+    out.extend_from_slice(&extra.modes_formatted());
     out
+}
+
+/// The scrollback, pushed up above the screen, then the screen with its cursor.
+fn render_primary(screen: &mut vt100::Screen, out: &mut Vec<u8>) {
+    let (rows, cols) = screen.size();
+    let held = scrollback_len(screen);
+    for back in (1..=held).rev() {
+        screen.set_scrollback(back);
+        out.extend(screen.rows_formatted(0, cols).next().unwrap_or_default());
+        out.extend_from_slice(b"\x1b[m\r\n");
+    }
+    screen.set_scrollback(0);
+    if held > 0 {
+        // The last scrollback line is on the bottom row's line above now; `rows - 1` more
+        // line feeds push every scrollback line above the screen.
+        out.extend(std::iter::repeat_n(b'\n', usize::from(rows) - 1));
+    }
+    out.extend_from_slice(&screen.contents_formatted());
 }
 
 #[cfg(test)]

@@ -4,6 +4,11 @@
 //! resizes. So a recording costs the ring (already kept) plus ≤ 24 bytes per mark, and its size
 //! is bounded by the ring (`scrollback_bytes`): JSON escaping makes it up to ~6× that at worst
 //! (all control bytes), ~1.1× for ordinary output.
+//!
+//! When the session's beginning has left the ring, the recording says so instead of starting
+//! mid-screen: it opens with a reset, a one-line notice and an asciicast marker (`"m"`, which
+//! asciinema's player shows on its progress bar), and its output starts at the first line start
+//! in the ring (within [`LINE_START_WITHIN`]), not in the middle of an escape sequence.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -13,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const MARK_EVERY: Duration = Duration::from_millis(10);
 /// Marks kept at most (the oldest go first; their output has usually left the ring by then).
 pub const MAX_MARKS: usize = 16_384;
+/// How far into a cut ring the recording looks for a line start to begin at.
+pub const LINE_START_WITHIN: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Mark {
@@ -92,6 +99,11 @@ impl Timeline {
     /// asciicast v2: a header line, then one `[time, "o", text]` or `[time, "r", "COLSxROWS"]`
     /// event per line. Times count from the first event.
     pub fn cast(&self, start: u64, bytes: &[u8]) -> String {
+        let cut = start > 0;
+        let (start, bytes) = match cut {
+            true => from_line_start(start, bytes),
+            false => (start, bytes),
+        };
         let end = start + bytes.len() as u64;
         // The size in force at `start`, and the marks from `start` on.
         let mut size = self.first_size;
@@ -117,6 +129,14 @@ impl Timeline {
         });
         let mut out = header.to_string();
         out.push('\n');
+        if cut {
+            let notice = format!(
+                "\x1bc\x1b[2m[recording starts {start} bytes into the session: older output has \
+                 left the server's scrollback]\x1b[m\r\n"
+            );
+            let _ = writeln!(out, "[0.000, \"o\", {}]", serde_json::Value::String(notice));
+            let _ = writeln!(out, "[0.000, \"m\", \"older output dropped\"]");
+        }
         let mut pending: Vec<u8> = Vec::new();
         let mut emit = |out: &mut String, at_ms: u64, from: u64, to: u64| {
             let (from, to) = (from.clamp(start, end), to.clamp(start, end));
@@ -139,6 +159,16 @@ impl Timeline {
             emit(&mut out, mark.at_ms, mark.offset, next);
         }
         out
+    }
+}
+
+/// `bytes` (output from `start` on) from just after its first line feed, if there is one within
+/// [`LINE_START_WITHIN`].
+fn from_line_start(start: u64, bytes: &[u8]) -> (u64, &[u8]) {
+    let within = &bytes[..bytes.len().min(LINE_START_WITHIN)];
+    match within.iter().position(|&b| b == b'\n') {
+        Some(at) => (start + at as u64 + 1, &bytes[at + 1..]),
+        None => (start, bytes),
     }
 }
 
@@ -203,11 +233,49 @@ mod tests {
         assert_eq!(lines[3][1], "r");
         assert_eq!(lines[3][2], "100x30");
         assert_eq!(lines[4][2], "\u{1b}[m!");
-        // From a later start, the size in force there heads the cast.
+        // From a later start, the size in force there heads the cast, and the cast says that
+        // it does not begin with the session.
         let cast = t.cast(5, &out[5..]);
         assert!(
             cast.starts_with(r#"{"env":{"TERM":"xterm-256color"},"height":30,"#),
             "{cast}"
+        );
+        let lines: Vec<serde_json::Value> = cast
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(lines[1][2]
+            .as_str()
+            .unwrap()
+            .contains("recording starts 5 bytes into"));
+        assert_eq!(
+            lines[2],
+            serde_json::json!([0.0, "m", "older output dropped"])
+        );
+        assert_eq!(lines[3][2], "\u{1b}[m!");
+    }
+
+    #[test]
+    fn a_cut_recording_starts_at_a_line_start() {
+        let t = Timeline::new(80, 24);
+        let cast = t.cast(100, b"31m half a line\r\nwhole line\r\n");
+        let events: Vec<serde_json::Value> = cast
+            .lines()
+            .skip(1)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let played: String = events
+            .iter()
+            .filter(|e| e[1] == "o")
+            .map(|e| e[2].as_str().unwrap())
+            .collect();
+        assert!(
+            played.ends_with("]\u{1b}[m\r\nwhole line\r\n"),
+            "{played:?}"
+        );
+        assert!(
+            played.contains("recording starts 117 bytes into"),
+            "{played:?}"
         );
     }
 

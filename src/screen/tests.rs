@@ -114,3 +114,111 @@ fn output_past_the_screen_skips_ahead() {
     assert_eq!(screen.offset(), 103);
     assert_eq!(screen.text(), "one\ntwo\n");
 }
+
+/// What the screen shows as text after `bytes` (DEC graphics included, which vt100 alone lacks).
+fn text_of(chunks: &[&[u8]], cols: u16, rows: u16) -> String {
+    let mut screen = Screen::new(cols, rows);
+    let mut offset = 0;
+    for chunk in chunks {
+        screen.feed(offset, chunk);
+        offset += chunk.len() as u64;
+    }
+    screen.text()
+}
+
+#[test]
+fn the_primary_screen_under_the_alternate_one_comes_back_when_the_program_leaves() {
+    let mut screen = Screen::new(12, 4);
+    let mut stream = b"old 1\r\nold 2\r\nold 3\r\nold 4\r\nshell$ vim".to_vec();
+    stream.extend_from_slice(b"\x1b[?1049h\x1b[H\x1b[2J\x1b[7m~ file\x1b[m\x1b[3;3H");
+    screen.feed(0, &stream);
+    let snap = screen.snapshot();
+    // While vim runs, both show vim.
+    assert_eq!(shown(&snap.bytes, 12, 4), shown(&stream, 12, 4));
+    // `:q`: the shell's screen and cursor are back, as on the terminal that saw it all.
+    let quit = b"\x1b[?1049l\r\nshell$ ";
+    let mut a = snap.bytes.clone();
+    a.extend_from_slice(quit);
+    stream.extend_from_slice(quit);
+    assert_eq!(shown(&a, 12, 4), shown(&stream, 12, 4));
+    assert!(String::from_utf8_lossy(&a).contains("shell$ vim"));
+    // The scrollback above it came along too.
+    let mut restored = Screen::new(12, 4);
+    restored.feed(0, &a);
+    assert!(
+        restored.text().starts_with("old 1\n"),
+        "{}",
+        restored.text()
+    );
+}
+
+#[test]
+fn dec_line_drawing_is_shown_as_the_box_it_draws_even_split_across_reads() {
+    let whole = text_of(
+        &[b"\x1b(0lqqk\x1b(B ok\r\n\x1b)0\x0ex\x0fx\x0e\x1b[31mx\x0f"],
+        20,
+        3,
+    );
+    assert_eq!(whole, "┌──┐ ok\n│x│\n");
+    let split = text_of(
+        &[
+            b"\x1b(",
+            b"0lq",
+            b"qk\x1b(B ok\r\n\x1b",
+            b")0\x0e",
+            b"x\x0fx\x0e\x1b[3",
+            b"1mx\x0f",
+        ],
+        20,
+        3,
+    );
+    assert_eq!(split, whole);
+}
+
+#[test]
+fn a_charset_in_use_at_the_snapshot_goes_on_after_it() {
+    let mut screen = Screen::new(20, 3);
+    screen.feed(0, b"\x1b(0lq");
+    let snap = screen.snapshot();
+    let mut again = Screen::new(20, 3);
+    again.feed(0, &snap.bytes);
+    again.feed(snap.bytes.len() as u64, b"qk\x1b(B ok");
+    assert_eq!(again.text(), "┌──┐ ok\n");
+}
+
+#[test]
+fn origin_mode_and_the_other_tracked_modes_are_reproduced() {
+    let mut screen = Screen::new(10, 6);
+    let stream = b"top\x1b[2;5r\x1b[?6h\x1b[2;4Hx\x1b[4h\x1b[?7l\x1b[?1004h";
+    screen.feed(0, stream);
+    let snap = screen.snapshot();
+    let text = String::from_utf8_lossy(&snap.bytes);
+    for mode in [
+        "\x1b[2;5r",
+        "\x1b[?6h",
+        "\x1b[4h",
+        "\x1b[?7l",
+        "\x1b[?1004h",
+    ] {
+        assert!(text.contains(mode), "{mode:?} in {text:?}");
+    }
+    // A cursor move after the snapshot counts from the region's top on both.
+    let more = b"\x1b[1;1Hy\x1b[10;1Hz";
+    let mut a = snap.bytes.clone();
+    a.extend_from_slice(more);
+    let mut b = stream.to_vec();
+    b.extend_from_slice(more);
+    assert_eq!(shown(&a, 10, 6), shown(&b, 10, 6));
+    // A reset forgets them all.
+    screen.feed(stream.len() as u64, b"\x1bc");
+    let text = String::from_utf8_lossy(&screen.snapshot().bytes).into_owned();
+    for mode in [
+        "\x1b[2;5r",
+        "\x1b[?6h",
+        "\x1b[4h",
+        "\x1b[?7l",
+        "\x1b[?1004h",
+    ] {
+        assert!(!text.contains(mode), "{mode:?} in {text:?}");
+    }
+}
