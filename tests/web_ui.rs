@@ -143,3 +143,9 @@ async fn caps_in_the_terminal_and_agent_forms_and_the_refusal_under_the_field() 
     })
     .await;
 }
+
+/// A 16 KiB ring, so the full-screen program's output leaves it and only a snapshot can show it.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_size_for_a_desktop_and_a_phone_and_a_full_screen_program_across_reloads() {
+    browser_test_with("size", |c| c.scrollback_bytes = 16 * 1024).await;
+}

@@ -1,0 +1,125 @@
+// One terminal, two browsers of different sizes (DESIGN "Size with several viewers"): a desktop
+// (1280×800) and a phone (390×844). The phone joining does not resize the session, the desktop's
+// view is not re-wrapped, the phone renders at the session's size and says who set it; "Fit to my
+// window" on the phone takes the size and the desktop is told. Then a full-screen program (the
+// alternate screen) survives a reload of the page — the view is drawn from the server's snapshot,
+// not from a replay that starts mid-screen — and when it exits the shell's screen is back.
+import { apiCall, env, login, run, shot, until } from "./lib.mjs";
+
+const rand = Math.random().toString(36).slice(2, 8);
+const screen = (page) => page.locator(".xterm-rows").innerText();
+const rows = (page) => page.locator(".xterm-rows > div").allInnerTexts();
+const live = (page) => page.locator('.conn[data-state="live"]').waitFor();
+
+async function typeLine(page, line) {
+  await page.locator(".xterm-helper-textarea").focus();
+  await page.keyboard.type(line);
+  await page.keyboard.press("Enter");
+}
+
+/** The PTY's size as the shell sees it (a computed marker, so only the output line matches). */
+async function sttySize(page, tag) {
+  await typeLine(page, `echo ${tag}-$(stty size | tr ' ' x)-end`);
+  const m = await until(`${tag} stty size`, async () =>
+    (await screen(page)).match(new RegExp(`${tag}-(\\d+)x(\\d+)-end`)),
+  );
+  return { rows: Number(m[1]), cols: Number(m[2]) };
+}
+
+await run("size", async ({ newPage }) => {
+  const t = await apiCall("POST", "/api/terminals", {
+    command: ["bash", "--norc", "--noprofile"],
+    cwd: env.workDir,
+    name: `size-${rand}`,
+  });
+  const path = `/terminals/${t.id}`;
+
+  const { page: desk } = await newPage({ label: "desktop" });
+  await login(desk, path);
+  await live(desk);
+  const deskSize = await sttySize(desk, "d");
+  if (deskSize.cols < 100) throw new Error(`desktop PTY is only ${JSON.stringify(deskSize)}`);
+  // A line as wide as the desktop's terminal less two: one row on the desktop, three on a phone
+  // that re-wrapped it.
+  const wide = deskSize.cols - 2;
+  await typeLine(desk, `printf 'W%.0s' $(seq 1 ${wide}); echo`);
+  const line = "W".repeat(wide);
+  await until("the wide line on one row", async () => (await rows(desk)).some((r) => r.trim() === line));
+
+  // The phone joins: the session keeps the desktop's size.
+  const { page: phone } = await newPage({
+    label: "phone",
+    viewport: { width: 390, height: 844 },
+    isMobile: true,
+    hasTouch: true,
+  });
+  await login(phone, path);
+  await live(phone);
+  const told = phone.getByTestId("size-by-other");
+  await told.waitFor();
+  const tellsSize = `${deskSize.cols}×${deskSize.rows}`;
+  if (!(await told.innerText()).includes(tellsSize)) throw new Error(`phone says ${await told.innerText()}, expected ${tellsSize}`);
+  // The phone renders at the session's size: the wide line is one row there too (scaled or
+  // scrolled, never re-wrapped), and it has the session's rows.
+  await until("the wide line on one row on the phone", async () => (await rows(phone)).some((r) => r.trim() === line));
+  const phoneRows = await phone.locator(".xterm-rows > div").count();
+  if (phoneRows !== deskSize.rows) throw new Error(`phone draws ${phoneRows} rows, the session has ${deskSize.rows}`);
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 0) throw new Error(`the phone's page overflows sideways by ${overflow} px`);
+  await shot(phone, "size-phone-joined");
+  // The desktop was not resized, nor told it lost the size.
+  if (JSON.stringify(await sttySize(desk, "d2")) !== JSON.stringify(deskSize)) throw new Error("the phone joining resized the PTY");
+  if (await desk.getByTestId("size-by-other").count()) throw new Error("the desktop says another viewer set the size");
+  if (!(await rows(desk)).some((r) => r.trim() === line)) throw new Error("the desktop's view was re-wrapped");
+  await shot(desk, "size-desktop-with-phone");
+
+  // "Fit to my window" on the phone: the session takes the phone's size; the desktop is told.
+  await phone.getByRole("button", { name: "Fit to my window" }).tap();
+  await told.waitFor({ state: "detached" });
+  const deskTold = desk.getByTestId("size-by-other");
+  await deskTold.waitFor();
+  const phoneSize = await sttySize(phone, "p");
+  if (phoneSize.cols >= deskSize.cols || phoneSize.cols < 30) throw new Error(`phone's PTY ${JSON.stringify(phoneSize)}`);
+  await until("the desktop to show the phone's size", async () => (await deskTold.innerText()).includes(`${phoneSize.cols}×${phoneSize.rows}`));
+  await shot(phone, "size-phone-fitted");
+  await shot(desk, "size-desktop-told");
+  // And back: the desktop takes it again.
+  await desk.getByRole("button", { name: "Fit to my window" }).click();
+  await deskTold.waitFor({ state: "detached" });
+  await told.waitFor();
+  if (JSON.stringify(await sttySize(desk, "d3")) !== JSON.stringify(deskSize)) throw new Error("the desktop did not get its size back");
+
+  // A full-screen program in the alternate screen, busy enough that the ring (16 KiB in this
+  // test) starts mid-screen.
+  await typeLine(
+    desk,
+    `clear; echo shell-${rand}-$((2+3)); printf '\\033[?1049h\\033[H\\033[2J'; ` +
+      `for i in $(seq 1 2000); do printf '\\033[3;1H\\033[1;32mframe %s\\033[0m \\033(0lqqk\\033(B' $i; done; ` +
+      `printf '\\033[1;1HFULL-%s 日本語' $((6*7)); read x; printf '\\033[?1049l'; echo back-$((3*4))`,
+  );
+  await until("the program on the desktop", async () => (await screen(desk)).includes("FULL-42"));
+  for (const [page, name] of [
+    [desk, "desktop"],
+    [phone, "phone"],
+  ]) {
+    await page.reload();
+    await live(page);
+    const text = await until(`the program after reload (${name})`, async () => {
+      const s = await screen(page);
+      return s.includes("FULL-42") && s;
+    });
+    if (!text.includes("frame 2000 ┌──┐")) throw new Error(`${name} after reload:\n${text}`);
+    if (text.includes(`shell-${rand}-5`) || text.includes("frame 1999")) throw new Error(`${name} shows a replay, not the screen:\n${text}`);
+    await shot(page, `size-fullscreen-reloaded-${name}`);
+  }
+  // The program exits: the shell's screen under it comes back on both.
+  await typeLine(desk, "");
+  for (const page of [desk, phone]) {
+    await until("the shell back", async () => {
+      const s = await screen(page);
+      return s.includes(`shell-${rand}-5`) && s.includes("back-12") && !s.includes("FULL-42");
+    });
+  }
+  await shot(desk, "size-fullscreen-exited-desktop");
+  await shot(phone, "size-fullscreen-exited-phone");
+});
