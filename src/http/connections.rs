@@ -231,6 +231,16 @@ impl ConnectionClock {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    /// Accepted, but no request has begun on it yet.
+    pub fn awaiting_first_request(&self) -> bool {
+        !self.served.load(Ordering::SeqCst) && self.in_flight.load(Ordering::SeqCst) == 0
+    }
+
+    /// How long ago the connection was accepted.
+    pub fn age(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
     /// Resolves when the connection has been idle for longer than it may be.
     pub async fn idle_expired(&self, header_timeout: Duration, keep_alive: Duration) {
         loop {

@@ -19,7 +19,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderName, HeaderValue};
@@ -82,6 +82,8 @@ pub async fn serve<F>(
     let mut backoff = AcceptBackoff::default();
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let trimmer = tokio::spawn(trim_memory_after_floods(gate.clone()));
+    // Connections accepted within the last RELOAD_SETTLE: what a reload waits for.
+    let mut fresh: Vec<Weak<ConnectionClock>> = Vec::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -104,6 +106,8 @@ pub async fn serve<F>(
         let _ = stream.set_nodelay(true); // terminal keystrokes: no Nagle delay
         let limits = gate.limits().clone();
         let clock = ConnectionClock::new();
+        fresh.retain(|c| c.upgrade().is_some_and(|c| c.age() < RELOAD_SETTLE));
+        fresh.push(Arc::downgrade(&clock));
         let service = service.clone();
         let parser_log = log.clone();
         let (log, metrics, conn_clock) = (log.clone(), metrics.clone(), clock.clone());
@@ -156,8 +160,15 @@ pub async fn serve<F>(
         // A connection accepted just now has not sent its request yet, and hyper's graceful
         // shutdown closes a connection with no request begun: let it arrive, so a reload
         // answers every connection it accepted (later ones wait in the backlog for the next
-        // image, on the listening socket the reload hands over).
-        tokio::time::sleep(RELOAD_SETTLE).await;
+        // image, on the listening socket the reload hands over). Only as long as one of them
+        // has not begun its request: a reload is a pause every viewer sees.
+        let until = tokio::time::Instant::now() + RELOAD_SETTLE;
+        let waiting = |fresh: &[Weak<ConnectionClock>]| {
+            (fresh.iter()).any(|c| c.upgrade().is_some_and(|c| c.awaiting_first_request()))
+        };
+        while waiting(&fresh) && tokio::time::Instant::now() < until {
+            tokio::time::sleep(RELOAD_SETTLE_POLL).await;
+        }
     }
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
@@ -172,6 +183,8 @@ pub async fn serve<F>(
 
 /// How long a reload keeps serving connections it accepted before the accept loop stopped.
 const RELOAD_SETTLE: Duration = Duration::from_millis(100);
+/// How often a reload looks whether those connections have begun their requests.
+const RELOAD_SETTLE_POLL: Duration = Duration::from_millis(1);
 
 /// Refused connections answered at once: each holds an fd until its 503 is written, so a flood
 /// beyond this is simply closed.
