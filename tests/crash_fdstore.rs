@@ -13,8 +13,9 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use common::resume::{alive, assert_resume_is_exact, attach};
 use common::term::{read_until, send_input, Seen};
-use common::{binary, ServerProcess, Ws, WAIT};
+use common::{binary, ServerProcess, WAIT};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::{json, Value};
 
@@ -119,20 +120,6 @@ impl Api {
         })
         .await
     }
-}
-
-async fn attach(p: &ServerProcess, prefix: &str, id: &str, query: &str) -> (Ws, Value) {
-    let mut ws = p.ws(&format!("{prefix}/{id}/ws{query}")).await;
-    let msg = common::term::next(&mut ws).await;
-    let v: Value = serde_json::from_str(msg.to_text().expect("text")).expect("json");
-    assert_eq!(v["type"], "attached", "{v}");
-    (ws, v)
-}
-
-fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(") ").next().and_then(|r| r.chars().next()) != Some('Z'))
-        .unwrap_or(false)
 }
 
 /// Starts the server as systemd restarts it: the kept fds at 3…, `LISTEN_*` for its own pid.
@@ -298,47 +285,12 @@ async fn sessions_survive_a_crash_through_the_fd_store() {
 
     // `since` resumes where the old viewer stopped, equal to a since=0 replay; offsets went on.
     let resume_at = attached["offset"].as_u64().unwrap() + before.bytes.len() as u64;
-    let (mut ws, resumed_attached) =
-        attach(&p, "/api/terminals", &cid, &format!("?since={resume_at}")).await;
-    assert_eq!(
-        resumed_attached["offset"].as_u64(),
-        Some(resume_at),
-        "{resumed_attached}"
-    );
-    assert_eq!(resumed_attached["truncated"], false);
-    let mut resumed = Seen::default();
-    read_until(&mut ws, &mut resumed, |s| s.bytes.len() >= 2000).await;
-    let (mut ws0, from_zero_attached) = attach(&p, "/api/terminals", &cid, "?since=0").await;
-    assert_eq!(from_zero_attached["offset"], 0, "{from_zero_attached}");
-    let mut from_zero = Seen::default();
-    let want = resume_at as usize + resumed.bytes.len();
-    read_until(&mut ws0, &mut from_zero, |s| s.bytes.len() >= want).await;
-    assert_eq!(
-        &from_zero.bytes[resume_at as usize..want],
-        &resumed.bytes[..],
-        "since resume differs from the since=0 replay"
-    );
-    assert!(
-        from_zero.bytes.starts_with(b"tick 1\r\n"),
-        "offsets went on from 0"
-    );
-    let text = String::from_utf8_lossy(&from_zero.bytes[..want]).to_string();
-    let ticks: Vec<u64> = text
-        .split("\r\n")
-        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
-        .collect();
+    let ticks = assert_resume_is_exact(&p, &cid, resume_at).await;
     assert!(
         ticks.len() > 20,
         "the counter went on: {} ticks",
         ticks.len()
     );
-    for pair in ticks.windows(2) {
-        assert_eq!(
-            pair[1],
-            pair[0] + 1,
-            "a tick was lost or repeated: {pair:?}"
-        );
-    }
 
     // The agent goes on with its conversation.
     let (mut agent_ws, _) = attach(&p, "/api/agent-sessions", &aid, "").await;

@@ -12,8 +12,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use common::resume::{alive, assert_resume_is_exact, attach};
 use common::term::{read_until, send_input, Seen};
-use common::{binary, run_cli, ServerProcess, Ws, WAIT};
+use common::{binary, run_cli, ServerProcess, WAIT};
 use serde_json::{json, Value};
 
 /// Prints a numbered line every 20 ms, forever.
@@ -94,25 +95,6 @@ impl Api {
         })
         .await
     }
-}
-
-/// A viewer of session `id` (`prefix` is its collection) and its `attached` message.
-async fn attach(p: &ServerProcess, prefix: &str, id: &str, query: &str) -> (Ws, Value) {
-    let mut ws = p.ws(&format!("{prefix}/{id}/ws{query}")).await;
-    let msg = common::term::next(&mut ws).await;
-    let v: Value = serde_json::from_str(msg.to_text().expect("text")).expect("json");
-    assert_eq!(v["type"], "attached", "{v}");
-    (ws, v)
-}
-
-/// Alive and not a zombie.
-fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            let state = s.rsplit(") ").next().and_then(|r| r.chars().next());
-            state != Some('Z')
-        })
-        .unwrap_or(false)
 }
 
 async fn reload(dir: &Path) -> (i32, String, String) {
@@ -253,42 +235,7 @@ async fn reload_keeps_every_session_and_the_pid() {
 
     // `since` resumes exactly where the old viewer stopped, and equals a since=0 replay.
     let resume_at = attached["offset"].as_u64().unwrap() + before.bytes.len() as u64;
-    let (mut ws, resumed_attached) =
-        attach(&p, "/api/terminals", cid, &format!("?since={resume_at}")).await;
-    assert_eq!(
-        resumed_attached["offset"].as_u64(),
-        Some(resume_at),
-        "{resumed_attached}"
-    );
-    assert_eq!(resumed_attached["truncated"], false);
-    let mut resumed = Seen::default();
-    read_until(&mut ws, &mut resumed, |s| s.bytes.len() >= 2000).await;
-    let (mut ws0, from_zero_attached) = attach(&p, "/api/terminals", cid, "?since=0").await;
-    assert_eq!(from_zero_attached["offset"], 0, "{from_zero_attached}");
-    let mut from_zero = Seen::default();
-    let want = resume_at as usize + resumed.bytes.len();
-    read_until(&mut ws0, &mut from_zero, |s| s.bytes.len() >= want).await;
-    assert_eq!(
-        &from_zero.bytes[resume_at as usize..want],
-        &resumed.bytes[..],
-        "since resume differs from the since=0 replay"
-    );
-    assert!(
-        from_zero.bytes.starts_with(b"tick 1\r\n"),
-        "offsets went on from 0"
-    );
-    let text = String::from_utf8_lossy(&from_zero.bytes[..want]).to_string();
-    let ticks: Vec<u64> = text
-        .split("\r\n")
-        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
-        .collect();
-    for pair in ticks.windows(2) {
-        assert_eq!(
-            pair[1],
-            pair[0] + 1,
-            "a tick was lost or repeated: {pair:?}"
-        );
-    }
+    assert_resume_is_exact(&p, cid, resume_at).await;
 
     // The agent goes on with its conversation; vim still answers; the exit code is exact.
     let (mut agent_ws, _) = attach(&p, "/api/agent-sessions", aid, "").await;
@@ -311,7 +258,6 @@ async fn reload_keeps_every_session_and_the_pid() {
         "health requests failed during the reload: {failures:?}"
     );
     assert!(ok >= 10);
-    drop(ws);
     p.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(p.wait().await.success());
 }
@@ -552,7 +498,6 @@ async fn a_run_mid_stream_and_a_queued_one_go_on_across_a_reload() {
             seen += 1;
         }
     }
-    drop(ws);
     let (_, queued) = api.get(&format!("/api/executions/{second}")).await;
     assert_eq!(queued["status"], "pending", "{queued}");
 

@@ -10,15 +10,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 use claude_manager::config::Config;
 use common::TestServer;
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
-/// One browser test, all its steps included; each step inside waits at most 20 s.
-const TEST_BOUND: Duration = Duration::from_secs(240);
 
 /// One Chromium at a time: two cores, and each test's timing stays its own.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -30,16 +26,9 @@ async fn browser_test(name: &str) {
 /// [`browser_test`] against a server whose config `tweak` changes.
 async fn browser_test_with(name: &str, tweak: impl FnOnce(&mut Config)) {
     let _one_at_a_time = SERIAL.lock().await;
-    if std::env::var_os("CM_SKIP_BROWSER_TESTS").is_some_and(|v| v == "1") {
-        eprintln!("CM_SKIP_BROWSER_TESTS=1: browser test {name} skipped");
+    if common::browser::skipped(name) {
         return;
     }
-    let chromium = std::env::var("CM_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} not found: browser tests need Debian's Chromium (apt-get install chromium), \
-         or CM_SKIP_BROWSER_TESTS=1 to skip them"
-    );
     let work = tempfile::tempdir().expect("work dir");
     let work_path = work.path().canonicalize().expect("canonical work dir");
     let roots = work_path.clone();
@@ -49,35 +38,18 @@ async fn browser_test_with(name: &str, tweak: impl FnOnce(&mut Config)) {
     })
     .await;
     let monitor = s.create_token("monitor").await;
-    let web = Path::new(MANIFEST).join("web");
-    let mut child = tokio::process::Command::new("node")
-        .arg(format!("tests/{name}.test.mjs"))
-        .current_dir(&web)
-        .env("CM_URL", &s.base)
-        .env("CM_TOKEN", s.token.as_deref().unwrap_or_default())
-        .env("CM_MONITOR_TOKEN", &monitor)
-        .env(
-            "CM_FAKE_CLAUDE",
-            Path::new(MANIFEST).join("tests/fixtures/fake-claude"),
-        )
-        .env("CM_WORK_DIR", &work_path)
-        .env(
-            "CM_SHOT_DIR",
-            Path::new(MANIFEST).join("target/web-screenshots"),
-        )
-        .env("CM_CHROMIUM", &chromium)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node runs (Node.js is needed to build and test the UI)");
-    let status = tokio::time::timeout(TEST_BOUND, child.wait())
-        .await
-        .unwrap_or_else(|_| panic!("browser test {name} still running after {TEST_BOUND:?}"))
-        .expect("node exit status");
-    assert!(
-        status.success(),
-        "browser test {name} failed: {status} (output above)"
-    );
+    let fake = Path::new(MANIFEST).join("tests/fixtures/fake-claude");
+    common::browser::run(
+        name,
+        &[
+            ("CM_URL", s.base.clone().into()),
+            ("CM_TOKEN", s.token.clone().unwrap_or_default().into()),
+            ("CM_MONITOR_TOKEN", monitor.into()),
+            ("CM_FAKE_CLAUDE", fake.into()),
+            ("CM_WORK_DIR", work_path.into()),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

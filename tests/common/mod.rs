@@ -20,7 +20,9 @@ use tokio_tungstenite::tungstenite::Message;
 use claude_manager::app::Server;
 use claude_manager::config::Config;
 
+pub mod browser;
 pub mod git;
+pub mod resume;
 pub mod runs;
 pub mod term;
 
