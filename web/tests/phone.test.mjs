@@ -32,8 +32,10 @@ await run("phone", async ({ newPage }) => {
   await page.locator(".xterm-helper-textarea").focus();
   const focused = () => page.evaluate(() => document.activeElement?.classList.contains("xterm-helper-textarea"));
 
-  // Sticky Ctrl, then "c" typed on the keyboard: an interrupt.
-  await typeLine(page, `echo sleeping-$((1*5))-${rand}; sleep 600`);
+  // Sticky Ctrl, then "c" typed on the keyboard: an interrupt. The marker is printed by the
+  // foreground process itself, so once it shows, ^C reaches the sleep (not the shell, which may
+  // not have handed the terminal to its child yet).
+  await typeLine(page, `sh -c 'echo sleeping-$((1*5))-${rand}; exec sleep 600'`);
   await seen(page, `sleeping-5-${rand}`);
   const ctrl = page.getByRole("button", { name: "Ctrl", exact: true });
   await ctrl.tap();
@@ -45,8 +47,8 @@ await run("phone", async ({ newPage }) => {
   await seen(page, `after-2-${rand}`);
 
   // The ^C button.
-  await typeLine(page, "sleep 601");
-  await seen(page, "sleep 601");
+  await typeLine(page, `sh -c 'echo napping-$((3*3))-${rand}; exec sleep 601'`);
+  await seen(page, `napping-9-${rand}`);
   await page.getByRole("button", { name: "Ctrl-C" }).tap();
   await typeLine(page, `echo again-$((2+2))-${rand}`);
   await seen(page, `again-4-${rand}`);
