@@ -38,6 +38,9 @@ pub enum ServerMsg<'a, T: Serialize = ()> {
         /// The viewer whose size the session has (the last read-write one to type or resize),
         /// `null` when none has claimed it.
         size_by: Option<u64>,
+        /// That viewer's device, as people say it ("Chrome on Android"); absent when none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size_by_client: Option<&'a str>,
         offset: u64,
         end: u64,
         cols: u16,
@@ -55,6 +58,9 @@ pub enum ServerMsg<'a, T: Serialize = ()> {
         rows: u16,
         #[serde(skip_serializing_if = "Option::is_none")]
         by: Option<u64>,
+        /// That viewer's device ("Chrome on Android").
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by_client: Option<&'a str>,
     },
     /// Output from `offset` on follows again from the scrollback (the viewer fell behind).
     Resync {
@@ -165,6 +171,7 @@ mod tests {
             session: &session,
             viewer: 2,
             size_by: None,
+            size_by_client: None,
             offset: 0,
             end: 5,
             cols: 80,

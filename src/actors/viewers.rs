@@ -5,14 +5,25 @@
 //! batching beyond what is already queued. The queue is capped in bytes: a viewer whose socket
 //! does not keep up is not pushed to any more once it would go over the cap. It is marked
 //! *lagging* from the first offset it missed, and its socket task later catches up from the
-//! session's ring (`resync`), or is closed with 4008 when that offset has left the ring. So a
-//! slow viewer costs at most its cap in memory and never slows the PTY or the other viewers.
+//! session's ring (`resync`), or gets the screen (a snapshot) when that offset has left the
+//! ring. So a slow viewer costs at most its cap in memory.
+//!
+//! Flow control ([`Flow`]): a viewer that is *reading* — it took from its queue within
+//! [`READING_GRACE`] — and is behind by a quarter of its cap (or, catching up, by half the
+//! ring) holds the session's reader back until it has taken, as ttyd's flow control does: the
+//! child waits for it instead of the viewer losing bytes, so a reading viewer gets every byte
+//! of a flood. A viewer that stops reading holds nothing back after [`READING_GRACE`]: it never
+//! slows the PTY or the other viewers for longer.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+
+/// A viewer that took from its queue this recently is reading, and may hold the reader back.
+pub const READING_GRACE: Duration = Duration::from_secs(1);
 
 /// What a viewer's socket task sends next, in order.
 #[derive(Debug)]
@@ -38,6 +49,8 @@ struct QueueInner {
     /// viewer did not get. Nothing more is pushed until it has caught up from the ring.
     lagging_from: Option<u64>,
     close: Option<CloseReason>,
+    /// When the socket task last took from the queue (or attached).
+    last_take: Option<Instant>,
 }
 
 /// One viewer's outbound queue, shared by the terminal actor (producer) and the socket task.
@@ -46,6 +59,8 @@ pub struct ViewerQueue {
     inner: Mutex<QueueInner>,
     cap_bytes: usize,
     wake: Notify,
+    /// The session's flow control, told when this viewer takes.
+    flow: Option<Arc<Flow>>,
 }
 
 /// What the socket task finds when it takes from the queue.
@@ -59,11 +74,41 @@ pub enum Taken {
 
 impl ViewerQueue {
     pub fn new(cap_bytes: usize) -> Arc<ViewerQueue> {
+        Self::with_flow(cap_bytes, None)
+    }
+
+    /// A queue that can hold the session's reader back through `flow` (module doc).
+    pub fn with_flow(cap_bytes: usize, flow: Option<Arc<Flow>>) -> Arc<ViewerQueue> {
         Arc::new(ViewerQueue {
-            inner: Mutex::new(QueueInner::default()),
+            inner: Mutex::new(QueueInner {
+                last_take: Some(Instant::now()),
+                ..QueueInner::default()
+            }),
             cap_bytes,
             wake: Notify::new(),
+            flow,
         })
+    }
+
+    /// Whether this viewer holds the reader back now that the output has reached `read_end`.
+    fn holds_back(&self, read_end: u64, ring_bytes: u64) -> bool {
+        let Ok(q) = self.inner.lock() else {
+            return false;
+        };
+        let reading = q.last_take.is_some_and(|t| t.elapsed() < READING_GRACE);
+        if !reading || q.close.is_some() {
+            return false;
+        }
+        match q.lagging_from {
+            Some(from) => read_end.saturating_sub(from) > ring_bytes / 2,
+            None => q.bytes >= self.cap_bytes / 4,
+        }
+    }
+
+    fn took(&self) {
+        if let Some(flow) = &self.flow {
+            flow.room.notify_one();
+        }
     }
 
     /// Queues output that starts at absolute offset `offset`. Returns false when the viewer is
@@ -116,7 +161,9 @@ impl ViewerQueue {
     pub fn rejoin(&self) {
         if let Ok(mut q) = self.inner.lock() {
             q.lagging_from = None;
+            q.last_take = Some(Instant::now());
         }
+        self.took();
     }
 
     /// Moves a lag on: the viewer got the ring bytes before `offset` and catches up from it.
@@ -125,7 +172,9 @@ impl ViewerQueue {
             if q.lagging_from.is_some() {
                 q.lagging_from = Some(offset);
             }
+            q.last_take = Some(Instant::now());
         }
+        self.took();
     }
 
     pub fn is_lagging(&self) -> bool {
@@ -143,9 +192,13 @@ impl ViewerQueue {
                 reason: "viewer queue poisoned",
             });
         };
+        q.last_take = Some(Instant::now());
         if !q.items.is_empty() {
             q.bytes = 0;
-            return Taken::Items(q.items.drain(..).collect());
+            let items = q.items.drain(..).collect();
+            drop(q);
+            self.took();
+            return Taken::Items(items);
         }
         if let Some(close) = &q.close {
             return Taken::Close(close.clone());
@@ -159,6 +212,61 @@ impl ViewerQueue {
     /// Resolves after the next push (or at once if one happened since the last wait).
     pub async fn changed(&self) {
         self.wake.notified().await;
+    }
+}
+
+/// A session's flow control: the viewer queues its reader waits for (module doc).
+#[derive(Debug)]
+pub struct Flow {
+    queues: Mutex<Vec<(u64, Arc<ViewerQueue>)>>,
+    room: Notify,
+    /// The session's ring size: a catching-up viewer holds back when half of it is ahead.
+    ring_bytes: u64,
+}
+
+impl Flow {
+    pub fn new(ring_bytes: usize) -> Arc<Flow> {
+        Arc::new(Flow {
+            queues: Mutex::new(Vec::new()),
+            room: Notify::new(),
+            ring_bytes: ring_bytes as u64,
+        })
+    }
+
+    pub fn add(&self, viewer: u64, queue: Arc<ViewerQueue>) {
+        if let Ok(mut queues) = self.queues.lock() {
+            queues.push((viewer, queue));
+        }
+    }
+
+    pub fn remove(&self, viewer: u64) {
+        if let Ok(mut queues) = self.queues.lock() {
+            queues.retain(|(id, _)| *id != viewer);
+        }
+        self.room.notify_one();
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut queues) = self.queues.lock() {
+            queues.clear();
+        }
+        self.room.notify_one();
+    }
+
+    /// Waits while a reading viewer is behind (output has reached `read_end`); a viewer that
+    /// stops reading is waited for at most [`READING_GRACE`].
+    pub async fn wait_for_room(&self, read_end: u64) {
+        loop {
+            let held = self.queues.lock().is_ok_and(|queues| {
+                queues
+                    .iter()
+                    .any(|(_, q)| q.holds_back(read_end, self.ring_bytes))
+            });
+            if !held {
+                return;
+            }
+            let _ = tokio::time::timeout(READING_GRACE, self.room.notified()).await;
+        }
     }
 }
 

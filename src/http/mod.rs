@@ -13,6 +13,7 @@ pub mod approvals;
 pub mod assets;
 pub mod auth;
 pub mod connections;
+pub mod device;
 pub mod errors;
 pub mod events;
 pub mod executions;

@@ -12,7 +12,6 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -48,32 +47,52 @@ pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<
         .and(warp::path::end())
         .and(warp::get())
         .and(raw_query())
+        .and(warp::header::headers_cloned())
         .and(upgrade())
-        .and_then(move |id: String, query: String, ws: Upgrade| {
-            let state = state.clone();
-            async move {
-                let q = Query::parse(&query, &["since", "mode"]).map_err(reject)?;
-                let since = q
-                    .int("since", 0, i64::MAX)
-                    .map_err(reject)?
-                    .map(|n| n as u64);
-                let mode = q
-                    .choice("mode", &["rw", "ro"], |m| match m {
-                        "rw" => Some(ViewerMode::ReadWrite),
-                        "ro" => Some(ViewerMode::ReadOnly),
-                        _ => None,
-                    })
-                    .map_err(reject)?
-                    .unwrap_or(ViewerMode::ReadWrite);
-                Ok::<_, warp::Rejection>(ws.accept(CLIENT_MESSAGE_MAX_BYTES, move |socket| {
-                    viewer(socket, state, kind, id, since, mode)
-                }))
-            }
-        })
+        .and_then(
+            move |id: String, query: String, headers: warp::http::HeaderMap, ws: Upgrade| {
+                let state = state.clone();
+                async move {
+                    let q = Query::parse(&query, &["since", "mode"]).map_err(reject)?;
+                    let since = q
+                        .int("since", 0, i64::MAX)
+                        .map_err(reject)?
+                        .map(|n| n as u64);
+                    let mode = q
+                        .choice("mode", &["rw", "ro"], |m| match m {
+                            "rw" => Some(ViewerMode::ReadWrite),
+                            "ro" => Some(ViewerMode::ReadOnly),
+                            _ => None,
+                        })
+                        .map_err(reject)?
+                        .unwrap_or(ViewerMode::ReadWrite);
+                    let client = super::device::label(
+                        headers
+                            .get(warp::http::header::USER_AGENT)
+                            .and_then(|v| v.to_str().ok()),
+                    );
+                    let who = Who {
+                        since,
+                        mode,
+                        client,
+                    };
+                    Ok::<_, warp::Rejection>(ws.accept(CLIENT_MESSAGE_MAX_BYTES, move |socket| {
+                        viewer(socket, state, kind, id, who)
+                    }))
+                }
+            },
+        )
         .boxed()
 }
 
 type Tx = SplitSink<ServerSocket, Message>;
+
+/// What a viewer asked for on attach, and its device's name.
+struct Who {
+    since: Option<u64>,
+    mode: ViewerMode,
+    client: String,
+}
 
 /// Sends a close frame and returns its code (counted by the caller, `viewer`).
 async fn close(tx: &mut Tx, code: u16, reason: &'static str) -> Option<u16> {
@@ -86,14 +105,7 @@ async fn close(tx: &mut Tx, code: u16, reason: &'static str) -> Option<u16> {
     Some(code)
 }
 
-async fn viewer(
-    socket: ServerSocket,
-    state: AppState,
-    kind: SessionKind,
-    id: String,
-    since: Option<u64>,
-    mode: ViewerMode,
-) {
+async fn viewer(socket: ServerSocket, state: AppState, kind: SessionKind, id: String, who: Who) {
     let _open = state.sockets.hold();
     let (counter, label) = match kind {
         SessionKind::Terminal => (&state.metrics.ws_terminals, "terminal"),
@@ -101,7 +113,7 @@ async fn viewer(
     };
     let _gauge = Gauge::hold(counter);
     state.http_metrics.websocket_opened(label);
-    if let Some(code) = serve_viewer(socket, &state, kind, id, since, mode).await {
+    if let Some(code) = serve_viewer(socket, &state, kind, id, who).await {
         state.http_metrics.viewer_closed(code);
     }
 }
@@ -112,9 +124,13 @@ async fn serve_viewer(
     state: &AppState,
     kind: SessionKind,
     id: String,
-    since: Option<u64>,
-    mode: ViewerMode,
+    who: Who,
 ) -> Option<u16> {
+    let Who {
+        since,
+        mode,
+        client,
+    } = who;
     let (mut tx, rx) = socket.split();
     let actor = match is_valid_session_id(&id) {
         true => state.sessions.lookup(kind, &id).await.ok(),
@@ -125,7 +141,12 @@ async fn serve_viewer(
     };
     let attached = match actor
         .call(
-            |reply| TerminalMsg::Attach { mode, since, reply },
+            |reply| TerminalMsg::Attach {
+                mode,
+                since,
+                client,
+                reply,
+            },
             Some(CALL_TIMEOUT),
         )
         .await
@@ -165,6 +186,7 @@ async fn outgoing(
         viewer,
         queue,
         size_by,
+        size_by_client,
         offset,
         end,
         truncated,
@@ -177,6 +199,7 @@ async fn outgoing(
         session: &session,
         viewer,
         size_by,
+        size_by_client: size_by_client.as_deref(),
         offset,
         end,
         cols: size.cols,
@@ -378,7 +401,7 @@ async fn incoming(
     viewer: u64,
     mode: ViewerMode,
     queue: &ViewerQueue,
-    input: mpsc::Sender<Bytes>,
+    input: crate::actors::terminal::Input,
     holds_size: &std::sync::atomic::AtomicBool,
 ) -> Option<(u16, &'static str)> {
     while let Some(msg) = rx.next().await {

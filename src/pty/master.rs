@@ -28,6 +28,26 @@ pub struct PtyWriter {
 
 /// Changes the terminal size from outside the task that writes input (cloneable), so a resize
 /// is never stuck behind input the child is not reading.
+/// Writes to the master without waiting: for input that can go out at once (see
+/// `actors::terminal::input`).
+#[derive(Debug, Clone)]
+pub struct PtyTryWriter {
+    master: Arc<AsyncFd<File>>,
+}
+
+impl PtyTryWriter {
+    /// Writes what the PTY takes now: the count written, or `WouldBlock` when it takes nothing.
+    pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        let mut file: &File = self.master.get_ref();
+        loop {
+            match file.write(bytes) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                written => return written,
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PtyResizer {
     master: Arc<AsyncFd<File>>,
@@ -106,7 +126,33 @@ pub(super) fn set_window_size(fd: BorrowedFd<'_>, size: WindowSize) -> io::Resul
     Ok(())
 }
 
+/// The most one [`PtyReader::read_chunk`] returns (a PTY read rarely returns more than 4 KiB,
+/// the line discipline's buffer).
+pub const READ_CHUNK_BYTES: usize = 16 * 1024;
+
 impl PtyReader {
+    /// The next output, as its own `Bytes`; empty at the end of output. Reads into a buffer on
+    /// the thread's stack, not in the task: an idle session holds no read buffer. Cancel-safe.
+    pub async fn read_chunk(&mut self) -> io::Result<bytes::Bytes> {
+        loop {
+            let mut ready = self.master.readable().await?;
+            match ready.try_io(|master| {
+                let mut buf = [0u8; READ_CHUNK_BYTES];
+                let mut file: &File = master.get_ref();
+                let n = file.read(&mut buf)?;
+                Ok(bytes::Bytes::copy_from_slice(&buf[..n]))
+            }) {
+                Ok(Ok(chunk)) => return Ok(chunk),
+                Ok(Err(error)) if error.raw_os_error() == Some(libc::EIO) => {
+                    return Ok(bytes::Bytes::new())
+                }
+                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(error)) => return Err(error),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
     /// Reads output into `buf`; `Ok(0)` means the end of output (every holder of the slave has
     /// closed it). Cancel-safe: no bytes are lost if the future is dropped.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -154,6 +200,12 @@ impl PtyWriter {
     }
 
     /// A handle that resizes this terminal; it keeps the master open while held.
+    pub fn try_writer(&self) -> PtyTryWriter {
+        PtyTryWriter {
+            master: Arc::clone(&self.master),
+        }
+    }
+
     pub fn resizer(&self) -> PtyResizer {
         PtyResizer {
             master: Arc::clone(&self.master),

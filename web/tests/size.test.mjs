@@ -50,6 +50,8 @@ await run("size", async ({ newPage }) => {
   const { page: phone } = await newPage({
     label: "phone",
     viewport: { width: 390, height: 844 },
+    userAgent:
+      "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
     isMobile: true,
     hasTouch: true,
   });
@@ -59,6 +61,8 @@ await run("size", async ({ newPage }) => {
   await told.waitFor();
   const tellsSize = `${deskSize.cols}×${deskSize.rows}`;
   if (!(await told.innerText()).includes(tellsSize)) throw new Error(`phone says ${await told.innerText()}, expected ${tellsSize}`);
+  // And who set it: the desktop's browser, by name.
+  if (!(await told.innerText()).includes("Chrome on Linux")) throw new Error(`phone says ${await told.innerText()}, expected the desktop's browser`);
   // The phone renders at the session's size: the wide line is one row there too (scaled or
   // scrolled, never re-wrapped), and it has the session's rows.
   await until("the wide line on one row on the phone", async () => (await rows(phone)).some((r) => r.trim() === line));
@@ -81,6 +85,7 @@ await run("size", async ({ newPage }) => {
   const phoneSize = await sttySize(phone, "p");
   if (phoneSize.cols >= deskSize.cols || phoneSize.cols < 30) throw new Error(`phone's PTY ${JSON.stringify(phoneSize)}`);
   await until("the desktop to show the phone's size", async () => (await deskTold.innerText()).includes(`${phoneSize.cols}×${phoneSize.rows}`));
+  if (!(await deskTold.innerText()).includes("Chrome on Android")) throw new Error(`desktop says ${await deskTold.innerText()}, expected the phone's browser`);
   await shot(phone, "size-phone-fitted");
   await shot(desk, "size-desktop-told");
   // And back: the desktop takes it again.

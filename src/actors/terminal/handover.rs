@@ -88,6 +88,7 @@ impl TerminalState {
         self.handed_over = true;
         self.recorded.store(true, Ordering::SeqCst);
         self.deps.lifecycle.live.remove(self.execution_id);
+        self.flow.clear();
         for (_, viewer) in self.viewers.drain() {
             viewer.queue.close(CloseReason {
                 code: CLOSE_SERVICE_RESTART,

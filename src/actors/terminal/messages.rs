@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use nix::sys::signal::Signal;
 use ractor::RpcReplyPort;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::handover::SessionHandover;
 use crate::actors::session_types::SessionInfo;
@@ -31,6 +31,8 @@ pub enum TerminalMsg {
     Attach {
         mode: ViewerMode,
         since: Option<u64>,
+        /// The viewer's device, as people say it (`http::device`).
+        client: String,
         reply: RpcReplyPort<Result<Attached, AttachRefused>>,
     },
     Detach(u64),
@@ -75,8 +77,10 @@ pub struct Attached {
     /// while it does not).
     pub holds_size: Arc<AtomicBool>,
     pub size_by: Option<u64>,
+    /// The device of the viewer that holds the size.
+    pub size_by_client: Option<String>,
     pub queue: Arc<ViewerQueue>,
-    pub input: mpsc::Sender<Bytes>,
+    pub input: super::Input,
     pub offset: u64,
     pub end: u64,
     pub truncated: bool,

@@ -23,14 +23,14 @@ use bytes::Bytes;
 use nix::sys::signal::Signal;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use slog::{info, warn, Logger};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::db::Db;
 use super::events::Events;
 use super::session_types::{Activity, SessionSpec};
 use super::sessions::SessionsMsg;
-use super::viewers::{CloseReason, ViewerQueue};
+use super::viewers::{CloseReason, Flow, ViewerQueue};
 use crate::db::executions::ExecutionStatus;
 use crate::lifecycle::{self, Lifecycle};
 use crate::protocol::CLOSE_SESSION_GONE;
@@ -42,20 +42,18 @@ use crate::screen::feeder::ScreenFeed;
 use crate::screen::recording::Timeline;
 
 mod handover;
+mod input;
 mod messages;
 mod outcome;
 mod viewing;
 
 pub use handover::SessionHandover;
+pub use input::{Input, InputClosed};
 pub use messages::{AttachRefused, Attached, Catchup, TerminalMsg, ViewerMode};
 
-/// One read of the master at most (a PTY read rarely returns more than a few KiB).
-const READ_BUF_BYTES: usize = 64 * 1024;
-/// Chunks read but not yet handled by the actor: bounds the mailbox to 16 × 64 KiB = 1 MiB.
+/// Chunks read but not yet handled by the actor: bounds the mailbox to 16 reads of at most
+/// [`crate::pty::READ_CHUNK_BYTES`] each.
 const READS_IN_FLIGHT: usize = 16;
-/// Input chunks from viewers waiting for the child to read them; senders wait beyond it, so a
-/// child that stops reading pushes back on the typing client's socket, not on memory.
-const INPUT_QUEUE_CHUNKS: usize = 64;
 /// `last_activity_at` and `bytes_out` reach the DB at most this often (the issue: 5 s).
 const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 /// How long shutdown waits for a SIGKILLed child to be reaped.
@@ -97,6 +95,8 @@ struct Viewer {
     /// The size this viewer last asked for.
     size: Option<WindowSize>,
     holds_size: Arc<AtomicBool>,
+    /// Its device, as people say it ("Chrome on Android").
+    client: String,
 }
 
 pub struct TerminalState {
@@ -114,8 +114,10 @@ pub struct TerminalState {
     /// The viewer whose size the session has: the last read-write one to type or resize.
     size_by: Option<u64>,
     resizer: PtyResizer,
-    input: mpsc::Sender<Bytes>,
+    input: Input,
     replay: ReplayBuffer,
+    /// The viewers the reader waits for while they read and are behind (`viewers::Flow`).
+    flow: Arc<Flow>,
     /// The session's screen, fed off the hot path (`src/screen`).
     screen: ScreenFeed,
     /// When output arrived, for the recording.
@@ -165,22 +167,12 @@ impl Actor for TerminalActor {
             writer,
             child,
         } = args.spawned;
-        let (input_tx, mut input_rx) = mpsc::channel::<Bytes>(INPUT_QUEUE_CHUNKS);
         let resizer = writer.resizer();
         let pid = child.pid();
         let tree = child.tree().clone();
         let keeper = child.keeper();
         let log = args.deps.log.new(slog::o!("session_id" => args.id.clone()));
-        let typed = args.activity.clone();
-        let writer_task = tokio::spawn(async move {
-            let mut writer = writer;
-            while let Some(bytes) = input_rx.recv().await {
-                typed.touch();
-                if writer.write_all(&bytes).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let (input, writer_task) = Input::start(writer, args.activity.clone());
         let waiter = {
             let (me, log) = (me.clone(), log.clone());
             Some(tokio::spawn(async move {
@@ -188,7 +180,12 @@ impl Actor for TerminalActor {
                 let _ = me.cast(TerminalMsg::ChildExited(exit));
             }))
         };
-        let tasks = vec![tokio::spawn(read_master(reader, me.clone())), writer_task];
+        let replay = args
+            .ring
+            .unwrap_or_else(|| ReplayBuffer::new(args.deps.scrollback_bytes));
+        let flow = Flow::new(replay.capacity());
+        let reader_task = tokio::spawn(read_master(reader, me.clone(), flow.clone(), replay.end()));
+        let tasks = vec![reader_task, writer_task];
         Ok(TerminalState {
             id: args.id,
             size: args.spec.size,
@@ -198,9 +195,8 @@ impl Actor for TerminalActor {
             spec: args.spec,
             execution_id: args.execution_id,
             created_at: args.created_at,
-            replay: args
-                .ring
-                .unwrap_or_else(|| ReplayBuffer::new(args.deps.scrollback_bytes)),
+            replay,
+            flow,
             deps: args.deps,
             log,
             supervisor: args.supervisor,
@@ -208,7 +204,7 @@ impl Actor for TerminalActor {
             pid,
             tree,
             resizer,
-            input: input_tx,
+            input,
             viewers: HashMap::new(),
             next_viewer: 1,
             last_activity: SystemTime::now(),
@@ -282,11 +278,17 @@ impl Actor for TerminalActor {
                     state.finalize().await;
                 }
             }
-            TerminalMsg::Attach { mode, since, reply } => {
-                let _ = reply.send(state.attach(mode, since));
+            TerminalMsg::Attach {
+                mode,
+                since,
+                client,
+                reply,
+            } => {
+                let _ = reply.send(state.attach(mode, since, client));
             }
             TerminalMsg::Detach(viewer) => {
                 state.viewers.remove(&viewer);
+                state.flow.remove(viewer);
                 if state.size_by == Some(viewer) {
                     state.size_by = None;
                 }
@@ -367,17 +369,22 @@ impl Actor for TerminalActor {
 }
 
 /// Reads the master continuously, attached or not; at most [`READS_IN_FLIGHT`] unhandled chunks.
-async fn read_master(mut reader: PtyReader, actor: ActorRef<TerminalMsg>) {
+/// Waits only while a reading viewer is behind (`flow`); `read_end` is the output's end offset.
+async fn read_master(
+    mut reader: PtyReader,
+    actor: ActorRef<TerminalMsg>,
+    flow: Arc<Flow>,
+    mut read_end: u64,
+) {
     let permits = Arc::new(Semaphore::new(READS_IN_FLIGHT));
-    // Allocated once; only the pages a read touches count in RSS.
-    let mut buf = vec![0u8; READ_BUF_BYTES];
     loop {
+        flow.wait_for_room(read_end).await;
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
-        match reader.read(&mut buf).await {
-            Ok(n) if n > 0 => {
-                let chunk = Bytes::copy_from_slice(&buf[..n]);
+        match reader.read_chunk().await {
+            Ok(chunk) if !chunk.is_empty() => {
+                read_end += chunk.len() as u64;
                 if actor.cast(TerminalMsg::Output(chunk, permit)).is_err() {
                     return;
                 }
@@ -446,6 +453,7 @@ impl Drop for TerminalState {
         for task in &self.tasks {
             task.abort();
         }
+        self.flow.clear();
         for viewer in self.viewers.values() {
             viewer.queue.close(CloseReason {
                 code: CLOSE_SESSION_GONE,

@@ -17,6 +17,7 @@ impl TerminalState {
         &mut self,
         mode: ViewerMode,
         since: Option<u64>,
+        client: String,
     ) -> Result<Attached, AttachRefused> {
         if self.viewers.len() >= self.deps.max_viewers {
             return Err(AttachRefused::TooManyViewers);
@@ -34,13 +35,14 @@ impl TerminalState {
             (None, None) => self.replay.safe_start(),
         };
         let replay = self.replay.read_from(from);
-        let queue = ViewerQueue::new(self.deps.viewer_queue_bytes);
+        let queue = ViewerQueue::with_flow(self.deps.viewer_queue_bytes, Some(self.flow.clone()));
         if let Some(exit) = self.final_exit_json() {
             queue.push_text(exit);
         }
         let viewer = self.next_viewer;
         self.next_viewer += 1;
         let holds_size = Arc::new(AtomicBool::new(false));
+        self.flow.add(viewer, queue.clone());
         self.viewers.insert(
             viewer,
             Viewer {
@@ -48,12 +50,18 @@ impl TerminalState {
                 mode,
                 size: None,
                 holds_size: holds_size.clone(),
+                client,
             },
         );
+        let size_by_client = self
+            .size_by
+            .and_then(|holder| self.viewers.get(&holder))
+            .map(|v| v.client.clone());
         Ok(Attached {
             viewer,
             holds_size,
             size_by: self.size_by,
+            size_by_client,
             queue,
             input: self.input.clone(),
             offset: replay.start,
@@ -159,6 +167,7 @@ impl TerminalState {
             cols: size.cols,
             rows: size.rows,
             by: Some(from),
+            by_client: self.viewers.get(&from).map(|v| v.client.as_str()),
         }
         .to_text();
         for viewer in self.viewers.values() {

@@ -76,7 +76,8 @@ export function TermView(props: {
   /** Whether this view holds the session's size (the last rw view to type or resize does). */
   const holderRef = useRef(true);
   const [holder, setHolderState] = useState(true);
-  const [ptySize, setPtySize] = useState<{ cols: number; rows: number } | null>(null);
+  /** The PTY's size and the device of the viewer that set it, when known. */
+  const [ptySize, setPtySize] = useState<{ cols: number; rows: number; by: string | null } | null>(null);
   const setHolder = (v: boolean) => {
     holderRef.current = v;
     setHolderState(v);
@@ -112,19 +113,19 @@ export function TermView(props: {
         term.write(bytes, () => fitAndReport());
       },
       notice: (text, where) => (where === "terminal" ? term.write(`\r\n\x1b[33m[${text}]\x1b[0m\r\n`) : flash(text)),
-      attached: (cols, rows, holder) => {
+      attached: (cols, rows, holder, by) => {
         pty.cols = cols;
         pty.rows = rows;
-        setPtySize({ cols, rows });
+        setPtySize({ cols, rows, by });
         setHolder(holder);
         declared = null;
         if (modeRef.current === "ro") term.resize(cols, rows);
         else fitAndReport();
       },
-      resize: (cols, rows, mine) => {
+      resize: (cols, rows, mine, by) => {
         pty.cols = cols;
         pty.rows = rows;
-        setPtySize({ cols, rows });
+        setPtySize({ cols, rows, by });
         setHolder(mine);
         fitAndReport();
       },
@@ -287,7 +288,7 @@ export function TermView(props: {
         <span class="spacer" />
         {!ro && !holder && ptySize ? (
           <span class="term-size" data-testid="size-by-other">
-            {ptySize.cols}×{ptySize.rows}, set by another viewer{" "}
+            {ptySize.cols}×{ptySize.rows}, set by {ptySize.by ? `another viewer (${ptySize.by})` : "another viewer"}{" "}
             <button type="button" onClick={() => fitMine.current()}>
               Fit to my window
             </button>

@@ -39,9 +39,9 @@ export interface SessionEvents {
    * A (re)attach succeeded; the PTY currently has this size. `holder`: this view holds the
    * session's size (or nobody does, so it may take it).
    */
-  attached(cols: number, rows: number, holder: boolean): void;
+  attached(cols: number, rows: number, holder: boolean, by: string | null): void;
   /** The session's size changed; `mine`: it is this view's size now (it typed or resized). */
-  resize(cols: number, rows: number, mine: boolean): void;
+  resize(cols: number, rows: number, mine: boolean, by: string | null): void;
   state(s: ConnState): void;
   /** A `{"type":"error"}` message from the server (e.g. `read_only`). */
   error(code: string, message: string): void;
@@ -75,7 +75,10 @@ interface ServerText {
   truncated?: boolean;
   viewer?: number;
   size_by?: number | null;
+  /** The device of the viewer that holds the size ("Chrome on Android"). */
+  size_by_client?: string;
   by?: number;
+  by_client?: string;
   code?: number | string | null;
   signal?: number | null;
   message?: string;
@@ -219,7 +222,9 @@ export class SessionClient {
       case "attached":
         return this.onAttached(msg);
       case "resize":
-        if (msg.cols && msg.rows) this.ev.resize(msg.cols, msg.rows, msg.by !== undefined && msg.by === this.viewer);
+        if (msg.cols && msg.rows) {
+          this.ev.resize(msg.cols, msg.rows, msg.by !== undefined && msg.by === this.viewer, msg.by_client ?? null);
+        }
         return;
       case "exit":
         this.finished = true;
@@ -251,7 +256,7 @@ export class SessionClient {
     this.attempt = 0;
     this.setState({ kind: "live" });
     const holder = msg.size_by == null || msg.size_by === msg.viewer;
-    this.ev.attached(msg.cols ?? 80, msg.rows ?? 24, holder);
+    this.ev.attached(msg.cols ?? 80, msg.rows ?? 24, holder, msg.size_by_client ?? null);
     this.flushQueue();
   }
 
