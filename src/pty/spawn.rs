@@ -228,8 +228,25 @@ fn become_session_leader() -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
     }
+    default_signal_dispositions();
     mark_fds_cloexec();
     Ok(())
+}
+
+/// Every signal back to its default action. A signal ignored by whoever started the server
+/// (`nohup`, `cmd &` in a script: SIGINT and SIGQUIT ignored) stays ignored across exec, and a
+/// shell that starts with SIGINT ignored can never undo it: ^C would do nothing in any session.
+/// std resets only SIGPIPE (and the mask). Async-signal-safe: runs between fork and exec.
+fn default_signal_dispositions() {
+    for signal in 1..=64 {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            // SAFETY: `signal` with SIG_DFL is async-signal-safe; failures (numbers the kernel
+            // reserves) change nothing and are ignored.
+            unsafe {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+        }
+    }
 }
 
 /// `pre_exec` of a headless child (pipes, no PTY): a new session (so its own process group,
@@ -241,6 +258,7 @@ fn become_session_leader_without_tty() -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
     }
+    default_signal_dispositions();
     mark_fds_cloexec();
     Ok(())
 }
@@ -283,6 +301,46 @@ mod tests {
     use std::path::PathBuf;
 
     use nix::fcntl::{fcntl, FcntlArg};
+
+    /// A server started with SIGINT and SIGQUIT ignored (`nohup`, `cmd &` in a script) still
+    /// gives its sessions a terminal where ^C works: the child starts with default actions.
+    #[tokio::test]
+    async fn a_child_starts_with_default_signal_actions_even_if_the_server_ignores_some() {
+        // SAFETY: process-wide dispositions, restored right after the spawn.
+        let (int, quit) = unsafe {
+            (
+                libc::signal(libc::SIGINT, libc::SIG_IGN),
+                libc::signal(libc::SIGQUIT, libc::SIG_IGN),
+            )
+        };
+        let spawned = spawn(&sh("grep SigIgn /proc/self/status; echo END"));
+        // SAFETY: as above.
+        unsafe {
+            libc::signal(libc::SIGINT, int);
+            libc::signal(libc::SIGQUIT, quit);
+        }
+        let SpawnedPty {
+            mut reader,
+            mut child,
+            ..
+        } = spawned.expect("spawn");
+        let mut out = Vec::new();
+        read_until(&mut reader, &mut out, b"END").await;
+        let text = String::from_utf8_lossy(&out);
+        let mask = text
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .map(|hex| u64::from_str_radix(hex.trim(), 16).expect("hex mask"))
+            .expect("a SigIgn line");
+        for signal in [libc::SIGINT, libc::SIGQUIT] {
+            assert_eq!(
+                mask & (1 << (signal - 1)),
+                0,
+                "signal {signal} ignored: {text}"
+            );
+        }
+        kill_and_reap(&mut child).await;
+    }
 
     fn open_fds(pid: i32) -> BTreeSet<i32> {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
