@@ -9,8 +9,9 @@
 //! ring. So a slow viewer costs at most its cap in memory.
 //!
 //! Flow control ([`Flow`]): a viewer that is *reading* — it took from its queue within
-//! [`READING_GRACE`] — and is behind by a quarter of its cap (or, catching up, by half the
-//! ring) holds the session's reader back until it has taken, as ttyd's flow control does: the
+//! [`READING_GRACE`] — holds the session's reader back while one more read could take it past
+//! its queue's cap or half the ring (counting what is read but not yet queued), until it has
+//! taken, as ttyd's flow control does: the
 //! child waits for it instead of the viewer losing bytes, so a reading viewer gets every byte
 //! of a flood. A viewer that stops reading holds nothing back after [`READING_GRACE`]: it never
 //! slows the PTY or the other viewers for longer.
@@ -51,6 +52,10 @@ struct QueueInner {
     close: Option<CloseReason>,
     /// When the socket task last took from the queue (or attached).
     last_take: Option<Instant>,
+    /// The output offset the socket task has taken everything before (what it holds back by).
+    taken_to: u64,
+    /// The output offset everything queued ends at.
+    pushed_to: u64,
 }
 
 /// One viewer's outbound queue, shared by the terminal actor (producer) and the socket task.
@@ -74,14 +79,17 @@ pub enum Taken {
 
 impl ViewerQueue {
     pub fn new(cap_bytes: usize) -> Arc<ViewerQueue> {
-        Self::with_flow(cap_bytes, None)
+        Self::with_flow(cap_bytes, None, 0)
     }
 
-    /// A queue that can hold the session's reader back through `flow` (module doc).
-    pub fn with_flow(cap_bytes: usize, flow: Option<Arc<Flow>>) -> Arc<ViewerQueue> {
+    /// A queue that can hold the session's reader back through `flow` (module doc); its viewer
+    /// has the output before offset `at` (the replay it is sent on attach).
+    pub fn with_flow(cap_bytes: usize, flow: Option<Arc<Flow>>, at: u64) -> Arc<ViewerQueue> {
         Arc::new(ViewerQueue {
             inner: Mutex::new(QueueInner {
                 last_take: Some(Instant::now()),
+                taken_to: at,
+                pushed_to: at,
                 ..QueueInner::default()
             }),
             cap_bytes,
@@ -99,10 +107,14 @@ impl ViewerQueue {
         if !reading || q.close.is_some() {
             return false;
         }
-        match q.lagging_from {
-            Some(from) => read_end.saturating_sub(from) > ring_bytes / 2,
-            None => q.bytes >= self.cap_bytes / 4,
-        }
+        // Measured from what the reader has read, not from what is queued: chunks still on
+        // their way to the actor count too. One more read must leave the viewer inside its
+        // queue's cap and inside the ring.
+        let position = q.lagging_from.unwrap_or(q.taken_to);
+        let limit = (self.cap_bytes as u64)
+            .min(ring_bytes / 2)
+            .saturating_sub(crate::pty::READ_CHUNK_BYTES as u64);
+        read_end.saturating_sub(position) > limit
     }
 
     fn took(&self) {
@@ -127,6 +139,7 @@ impl ViewerQueue {
             return false;
         }
         q.bytes += data.len();
+        q.pushed_to = offset + data.len() as u64;
         q.items.push_back(Outbound::Data(data.clone()));
         drop(q);
         self.wake.notify_one();
@@ -158,9 +171,12 @@ impl ViewerQueue {
 
     /// Ends a lag: called by the actor when the viewer has caught up to the ring's end, in the
     /// same actor step that hands it the last catch-up bytes, so nothing is missed or repeated.
-    pub fn rejoin(&self) {
+    /// `end` is the ring's end, which the viewer now has.
+    pub fn rejoin(&self, end: u64) {
         if let Ok(mut q) = self.inner.lock() {
             q.lagging_from = None;
+            q.taken_to = end;
+            q.pushed_to = end;
             q.last_take = Some(Instant::now());
         }
         self.took();
@@ -195,6 +211,7 @@ impl ViewerQueue {
         q.last_take = Some(Instant::now());
         if !q.items.is_empty() {
             q.bytes = 0;
+            q.taken_to = q.pushed_to;
             let items = q.items.drain(..).collect();
             drop(q);
             self.took();
@@ -291,7 +308,7 @@ mod tests {
             _ => panic!("queued bytes come first"),
         }
         assert!(matches!(q.take(), Taken::Lagging(6)));
-        q.rejoin();
+        q.rejoin(0);
         assert!(!q.is_lagging());
         assert!(q.push_data(13, &data(4)));
     }

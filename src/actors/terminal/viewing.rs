@@ -35,7 +35,11 @@ impl TerminalState {
             (None, None) => self.replay.safe_start(),
         };
         let replay = self.replay.read_from(from);
-        let queue = ViewerQueue::with_flow(self.deps.viewer_queue_bytes, Some(self.flow.clone()));
+        let queue = ViewerQueue::with_flow(
+            self.deps.viewer_queue_bytes,
+            Some(self.flow.clone()),
+            replay.end,
+        );
         if let Some(exit) = self.final_exit_json() {
             queue.push_text(exit);
         }
@@ -89,7 +93,7 @@ impl TerminalState {
         replay.bytes.truncate(cap);
         if let Some(v) = self.viewers.get(&viewer) {
             if caught_up {
-                v.queue.rejoin();
+                v.queue.rejoin(self.replay.end());
                 if let Some(exit) = self.final_exit_json() {
                     v.queue.push_text(exit);
                 }

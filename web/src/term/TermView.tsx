@@ -288,7 +288,9 @@ export function TermView(props: {
         <span class="spacer" />
         {!ro && !holder && ptySize ? (
           <span class="term-size" data-testid="size-by-other">
-            {ptySize.cols}×{ptySize.rows}, set by {ptySize.by ? `another viewer (${ptySize.by})` : "another viewer"}{" "}
+            <span class="term-size-text">
+              {ptySize.cols}×{ptySize.rows}, set by {ptySize.by ? `another viewer (${ptySize.by})` : "another viewer"}
+            </span>{" "}
             <button type="button" onClick={() => fitMine.current()}>
               Fit to my window
             </button>
