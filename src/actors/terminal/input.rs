@@ -1,8 +1,8 @@
-//! Input from the viewers to the PTY. A keystroke is written straight from the viewer's socket
-//! task when nothing is queued before it — no hop to another task on the echo path. What the
-//! PTY does not take at once (a child that is not reading) is queued, bounded, for the writer
-//! task, and everything after it waits its turn there, so input is never reordered within a
-//! viewer and a message is never split by another one's.
+//! Input from the viewers to the PTY, through a bounded queue to the session's writer task, so
+//! input is never reordered within a viewer and a message is never split by another one's. The
+//! path that writes a keystroke straight from the socket task when nothing is queued (one task
+//! hop less on the echo path) is here but switched off ([`DIRECT`]) until resizes are ordered
+//! before the input that follows them.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +13,12 @@ use tokio::task::JoinHandle;
 
 use crate::actors::session_types::Activity;
 use crate::pty::{PtyTryWriter, PtyWriter};
+
+/// Whether input may skip the writer task. Off: a viewer's `resize` (and its size take-over when
+/// it types) reach the PTY through the actor, so input written straight from the socket task
+/// overtook them — a program read keystrokes typed after a resize before it saw the new size
+/// (`cli_client` caught it). It needs those messages acknowledged before input goes on.
+const DIRECT: bool = false;
 
 /// Input chunks waiting for the child to read them; senders wait beyond it, so a child that
 /// stops reading pushes back on the typing client's socket, not on memory.
@@ -66,7 +72,9 @@ impl Input {
     pub async fn send(&self, bytes: Bytes) -> Result<(), InputClosed> {
         let rest = {
             let mut queued = self.queued.lock().map_err(|_| InputClosed)?;
-            let rest = if *queued == 0 {
+            // Straight to the PTY only when nothing is queued and the viewer has no resize or
+            // size take-over on its way to the actor (see `DIRECT`).
+            let rest = if DIRECT && *queued == 0 {
                 self.activity.touch();
                 match self.now.try_write(&bytes) {
                     Ok(n) if n == bytes.len() => return Ok(()),
