@@ -28,26 +28,6 @@ pub struct PtyWriter {
 
 /// Changes the terminal size from outside the task that writes input (cloneable), so a resize
 /// is never stuck behind input the child is not reading.
-/// Writes to the master without waiting: for input that can go out at once (see
-/// `actors::terminal::input`).
-#[derive(Debug, Clone)]
-pub struct PtyTryWriter {
-    master: Arc<AsyncFd<File>>,
-}
-
-impl PtyTryWriter {
-    /// Writes what the PTY takes now: the count written, or `WouldBlock` when it takes nothing.
-    pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
-        let mut file: &File = self.master.get_ref();
-        loop {
-            match file.write(bytes) {
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                written => return written,
-            }
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct PtyResizer {
     master: Arc<AsyncFd<File>>,
@@ -200,12 +180,6 @@ impl PtyWriter {
     }
 
     /// A handle that resizes this terminal; it keeps the master open while held.
-    pub fn try_writer(&self) -> PtyTryWriter {
-        PtyTryWriter {
-            master: Arc::clone(&self.master),
-        }
-    }
-
     pub fn resizer(&self) -> PtyResizer {
         PtyResizer {
             master: Arc::clone(&self.master),

@@ -55,7 +55,7 @@ pub use caps::Caps;
 pub use cgroup::CgroupRoot;
 pub use child::{ChildKeeper, PtyChild};
 pub use lookup::resolve_command;
-pub use master::{PtyReader, PtyResizer, PtyTryWriter, PtyWriter, READ_CHUNK_BYTES};
+pub use master::{PtyReader, PtyResizer, PtyWriter, READ_CHUNK_BYTES};
 pub use signal::{process_start_time, signal_group, signal_recorded_group, SignalOutcome};
 pub use spawn::{spawn, spawn_piped, SpawnedPiped, SpawnedPty};
 pub use tree::ProcessTree;
