@@ -116,19 +116,25 @@ impl PtyReader {
     pub async fn read_chunk(&mut self) -> io::Result<bytes::Bytes> {
         loop {
             let mut ready = self.master.readable().await?;
-            match ready.try_io(|master| {
-                let mut buf = [0u8; READ_CHUNK_BYTES];
-                let mut file: &File = master.get_ref();
-                let n = file.read(&mut buf)?;
-                Ok(bytes::Bytes::copy_from_slice(&buf[..n]))
-            }) {
-                Ok(Ok(chunk)) => return Ok(chunk),
-                Ok(Err(error)) if error.raw_os_error() == Some(libc::EIO) => {
+            let mut buf = [0u8; READ_CHUNK_BYTES];
+            let mut file: &File = ready.get_inner();
+            match file.read(&mut buf) {
+                Ok(n) => {
+                    // A read shorter than the buffer emptied the master's queue: forget the
+                    // readiness now instead of paying a read that fails with EAGAIN next time.
+                    // Output that arrives after this read is a new readiness event with a new
+                    // tick, which `clear_ready` leaves set, so no wakeup is lost.
+                    if n < buf.len() {
+                        ready.clear_ready();
+                    }
+                    return Ok(bytes::Bytes::copy_from_slice(&buf[..n]));
+                }
+                Err(error) if error.raw_os_error() == Some(libc::EIO) => {
                     return Ok(bytes::Bytes::new())
                 }
-                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Err(error)) => return Err(error),
-                Err(_would_block) => continue,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+                Err(error) => return Err(error),
             }
         }
     }
