@@ -68,12 +68,21 @@ pub fn keep_draining(exited_at: Instant, last_output: Instant, unread_bytes: usi
 /// Waits for the leader and reaps it, then ends what is left of its tree (background jobs,
 /// processes that ignore SIGHUP) and removes its cgroup, so the session is over when its owner
 /// hears of the exit. Dropping the child afterwards is one more, harmless, SIGKILL.
-pub async fn wait_child(mut child: PtyChild, log: &Logger) -> Result<ExitInfo, String> {
-    let exit = child.wait().await.map_err(|e| e.to_string());
-    if let Err(e) = child.tree().kill_and_remove().await {
-        warn!(log, "ending the rest of the session's processes failed"; "error" => %e);
+///
+/// A block, not an `async fn`, and the ending boxed: this future lives as long as the session,
+/// and an `async fn` would hold a second copy of the child (memory per session).
+#[allow(clippy::manual_async_fn)] // on purpose: see the doc above
+pub fn wait_child(
+    mut child: PtyChild,
+    log: Logger,
+) -> impl std::future::Future<Output = Result<ExitInfo, String>> + Send {
+    async move {
+        let exit = child.wait().await.map_err(|e| e.to_string());
+        if let Err(e) = Box::pin(child.tree().kill_and_remove()).await {
+            warn!(log, "ending the rest of the session's processes failed"; "error" => %e);
+        }
+        exit
     }
-    exit
 }
 
 /// What was spawned: a PTY (terminals, agent sessions) or pipes (headless runs).

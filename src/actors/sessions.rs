@@ -232,7 +232,7 @@ impl SessionsState {
         let recorded = Arc::new(AtomicBool::new(false));
         let activity = Arc::new(Activity::new());
         let (kind, agent_id, idle_timeout) = (spec.kind, spec.agent_id, spec.idle_timeout);
-        let args = TerminalArgs {
+        let args = Box::new(TerminalArgs {
             id: id.clone(),
             spec,
             spawned,
@@ -243,7 +243,7 @@ impl SessionsState {
             recorded: recorded.clone(),
             activity: activity.clone(),
             ring,
-        };
+        });
         // If this fails, the args (and with them the child) are dropped: the group is killed.
         let (actor, _) = Actor::spawn_linked(None, TerminalActor, args, me.get_cell()).await?;
         self.counter(kind).fetch_add(1, Ordering::Relaxed);

@@ -77,7 +77,10 @@ pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<
                         client,
                     };
                     Ok::<_, warp::Rejection>(ws.accept(CLIENT_MESSAGE_MAX_BYTES, move |socket| {
-                        viewer(socket, state, kind, id, who)
+                        // Split before the viewer's future exists: it then holds two small
+                        // halves for the socket's lifetime, not the whole socket by value.
+                        let (tx, rx) = socket.split();
+                        viewer(tx, rx, state, kind, id, who)
                     }))
                 }
             },
@@ -86,6 +89,7 @@ pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<
 }
 
 type Tx = SplitSink<ServerSocket, Message>;
+type Rx = SplitStream<ServerSocket>;
 
 /// What a viewer asked for on attach, and its device's name.
 struct Who {
@@ -94,52 +98,102 @@ struct Who {
     client: String,
 }
 
-/// Sends a close frame and returns its code (counted by the caller, `viewer`).
+/// Sends a close frame and returns its code (counted by the caller, `viewer`). Boxed, like every
+/// await that runs once or rarely here: an idle viewer's task then holds only what it waits on
+/// (memory per session, docs/benchmarks.md).
 async fn close(tx: &mut Tx, code: u16, reason: &'static str) -> Option<u16> {
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    };
-    let _ = tx.send(Message::Close(Some(frame))).await;
-    let _ = tx.close().await;
-    Some(code)
+    Box::pin(async move {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
+        let _ = tx.send(Message::Close(Some(frame))).await;
+        let _ = tx.close().await;
+        Some(code)
+    })
+    .await
 }
 
-async fn viewer(socket: ServerSocket, state: AppState, kind: SessionKind, id: String, who: Who) {
-    let _open = state.sockets.hold();
-    let (counter, label) = match kind {
-        SessionKind::Terminal => (&state.metrics.ws_terminals, "terminal"),
-        SessionKind::AgentSession => (&state.metrics.ws_agents, "agent"),
-    };
-    let _gauge = Gauge::hold(counter);
-    state.http_metrics.websocket_opened(label);
-    if let Some(code) = serve_viewer(socket, &state, kind, id, who).await {
-        state.http_metrics.viewer_closed(code);
+/// One viewer, counted while it is open. A block, not an `async fn`: an `async fn` keeps a
+/// second copy of each argument it takes by value, for the whole life of the socket.
+#[allow(clippy::manual_async_fn)] // on purpose: see the doc above
+fn viewer(
+    mut tx: Tx,
+    rx: Rx,
+    state: AppState,
+    kind: SessionKind,
+    id: String,
+    who: Who,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let _open = state.sockets.hold();
+        let (counter, label) = match kind {
+            SessionKind::Terminal => (&state.metrics.ws_terminals, "terminal"),
+            SessionKind::AgentSession => (&state.metrics.ws_agents, "agent"),
+        };
+        let _gauge = Gauge::hold(counter);
+        state.http_metrics.websocket_opened(label);
+        if let Some(code) = serve_viewer(&mut tx, rx, &state, kind, &id, who).await {
+            state.http_metrics.viewer_closed(code);
+        }
     }
 }
 
 /// Attaches and serves one viewer; returns the close code the server sent, if it sent one.
 async fn serve_viewer(
-    socket: ServerSocket,
+    tx: &mut Tx,
+    rx: Rx,
     state: &AppState,
     kind: SessionKind,
-    id: String,
+    id: &str,
     who: Who,
 ) -> Option<u16> {
+    let mode = who.mode;
+    let (actor, attached) = match Box::pin(attach(state, kind, id, who)).await {
+        Ok(attached) => attached,
+        Err((code, reason)) => return close(tx, code, reason).await,
+    };
+    let viewer_id = attached.viewer;
+    let queue = attached.queue.clone();
+    let input = attached.input.clone();
+    let holds_size = attached.holds_size.clone();
+    let mut shutdown = state.shutdown.clone();
+    let sent = tokio::select! {
+        sent = async {
+            match Box::pin(greet(tx, id, attached, &mut shutdown)).await {
+                Some(sent) => sent,
+                None => outgoing(tx, &actor, viewer_id, &queue, &mut shutdown).await,
+            }
+        } => sent,
+        broken = incoming(rx, &actor, viewer_id, mode, &queue, input, &holds_size) => match broken {
+            Some((code, reason)) => close(tx, code, reason).await,
+            None => None,
+        },
+    };
+    let _ = actor.cast(TerminalMsg::Detach(viewer_id));
+    let _ = tx.close().await;
+    sent
+}
+
+/// The session's actor and this viewer's attachment, or the close code and reason to send.
+async fn attach(
+    state: &AppState,
+    kind: SessionKind,
+    id: &str,
+    who: Who,
+) -> Result<(ActorRef<TerminalMsg>, Box<Attached>), (u16, &'static str)> {
     let Who {
         since,
         mode,
         client,
     } = who;
-    let (mut tx, rx) = socket.split();
-    let actor = match is_valid_session_id(&id) {
-        true => state.sessions.lookup(kind, &id).await.ok(),
+    let actor = match is_valid_session_id(id) {
+        true => state.sessions.lookup(kind, id).await.ok(),
         false => None,
     };
-    let Some(actor) = actor else {
-        return close(&mut tx, CLOSE_NO_SESSION, "no such session").await;
-    };
-    let attached = match actor
+    let no_session = (CLOSE_NO_SESSION, "no such session");
+    let actor = actor.ok_or(no_session)?;
+    let reply = actor
         .call(
             |reply| TerminalMsg::Attach {
                 mode,
@@ -149,42 +203,27 @@ async fn serve_viewer(
             },
             Some(CALL_TIMEOUT),
         )
-        .await
-    {
-        Ok(CallResult::Success(Ok(attached))) => attached,
+        .await;
+    match reply {
+        // Boxed: it is moved on once more, and each async fn it passes through keeps a copy.
+        Ok(CallResult::Success(Ok(attached))) => Ok((actor, Box::new(attached))),
         Ok(CallResult::Success(Err(AttachRefused::TooManyViewers))) => {
-            return close(&mut tx, CLOSE_TOO_MANY_VIEWERS, "too many viewers").await;
+            Err((CLOSE_TOO_MANY_VIEWERS, "too many viewers"))
         }
-        _ => return close(&mut tx, CLOSE_NO_SESSION, "no such session").await,
-    };
-    let viewer_id = attached.viewer;
-    let queue = attached.queue.clone();
-    let input = attached.input.clone();
-    let holds_size = attached.holds_size.clone();
-    let mut shutdown = state.shutdown.clone();
-    let sent = tokio::select! {
-        sent = outgoing(&mut tx, &actor, &id, attached, &mut shutdown) => sent,
-        broken = incoming(rx, &actor, viewer_id, mode, &queue, input, &holds_size) => match broken {
-            Some((code, reason)) => close(&mut tx, code, reason).await,
-            None => None,
-        },
-    };
-    let _ = actor.cast(TerminalMsg::Detach(viewer_id));
-    let _ = tx.close().await;
-    sent
+        _ => Err(no_session),
+    }
 }
 
-/// Everything the server sends, in order. Returns when the socket is done.
-async fn outgoing(
+/// The first frames: `attached`, the snapshot if there is one, and the replay. Returns as
+/// [`send_or_stall`] does.
+async fn greet(
     tx: &mut Tx,
-    actor: &ActorRef<TerminalMsg>,
     session: &str,
-    attached: Attached,
+    attached: Box<Attached>,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
-) -> Option<u16> {
+) -> Option<Option<u16>> {
     let Attached {
         viewer,
-        queue,
         size_by,
         size_by_client,
         offset,
@@ -194,7 +233,7 @@ async fn outgoing(
         snapshot,
         replay,
         ..
-    } = attached;
+    } = *attached;
     let hello = ServerMsg::Attached {
         session: &session,
         viewer,
@@ -211,9 +250,17 @@ async fn outgoing(
         first.extend(snapshot_frames(snapshot));
     }
     first.extend(chunks(replay).map(Message::binary));
-    if let Some(sent) = send_or_stall(tx, first, shutdown).await {
-        return sent;
-    }
+    send_or_stall(tx, first, shutdown).await
+}
+
+/// Everything the server sends after [`greet`], in order. Returns when the socket is done.
+async fn outgoing(
+    tx: &mut Tx,
+    actor: &ActorRef<TerminalMsg>,
+    viewer: u64,
+    queue: &ViewerQueue,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<u16> {
     let mut resyncing = false;
     loop {
         let batch = match queue.take() {
@@ -222,40 +269,9 @@ async fn outgoing(
                 return close(tx, code, reason).await;
             }
             Taken::Lagging(from) => {
-                let reply = actor
-                    .call(
-                        |reply| TerminalMsg::Catchup {
-                            viewer,
-                            from,
-                            reply,
-                        },
-                        Some(CALL_TIMEOUT),
-                    )
-                    .await;
-                match reply {
-                    Ok(CallResult::Success(Catchup::Bytes { bytes, caught_up })) => {
-                        let mut batch = Vec::new();
-                        if !resyncing {
-                            batch.push(Message::text(Control::Resync { offset: from }.to_text()));
-                        }
-                        resyncing = !caught_up;
-                        batch.extend(chunks(bytes).map(Message::binary));
-                        batch
-                    }
-                    Ok(CallResult::Success(Catchup::Snapshot {
-                        snapshot,
-                        bytes,
-                        caught_up,
-                    })) => {
-                        resyncing = !caught_up;
-                        let mut batch: Vec<Message> = snapshot_frames(snapshot).collect();
-                        batch.extend(chunks(bytes).map(Message::binary));
-                        batch
-                    }
-                    Ok(CallResult::Success(Catchup::Gone)) => {
-                        return close(tx, CLOSE_TOO_SLOW, "viewer too slow; reconnect").await;
-                    }
-                    _ => return close(tx, CLOSE_NORMAL, "session ended").await,
+                match Box::pin(catch_up(tx, actor, viewer, from, &mut resyncing)).await {
+                    Ok(batch) => batch,
+                    Err(closed) => return closed,
                 }
             }
             Taken::Empty => {
@@ -277,6 +293,52 @@ async fn outgoing(
             }
             return sent;
         }
+    }
+}
+
+/// What a viewer that fell behind is sent next: the output from `from` on, out of the ring, or a
+/// snapshot once `from` has left it. `Err` is what `outgoing` returns (the socket was closed).
+async fn catch_up(
+    tx: &mut Tx,
+    actor: &ActorRef<TerminalMsg>,
+    viewer: u64,
+    from: u64,
+    resyncing: &mut bool,
+) -> Result<Vec<Message>, Option<u16>> {
+    let reply = actor
+        .call(
+            |reply| TerminalMsg::Catchup {
+                viewer,
+                from,
+                reply,
+            },
+            Some(CALL_TIMEOUT),
+        )
+        .await;
+    match reply {
+        Ok(CallResult::Success(Catchup::Bytes { bytes, caught_up })) => {
+            let mut batch = Vec::new();
+            if !*resyncing {
+                batch.push(Message::text(Control::Resync { offset: from }.to_text()));
+            }
+            *resyncing = !caught_up;
+            batch.extend(chunks(bytes).map(Message::binary));
+            Ok(batch)
+        }
+        Ok(CallResult::Success(Catchup::Snapshot {
+            snapshot,
+            bytes,
+            caught_up,
+        })) => {
+            *resyncing = !caught_up;
+            let mut batch: Vec<Message> = snapshot_frames(snapshot).collect();
+            batch.extend(chunks(bytes).map(Message::binary));
+            Ok(batch)
+        }
+        Ok(CallResult::Success(Catchup::Gone)) => {
+            Err(close(tx, CLOSE_TOO_SLOW, "viewer too slow; reconnect").await)
+        }
+        _ => Err(close(tx, CLOSE_NORMAL, "session ended").await),
     }
 }
 
@@ -303,7 +365,8 @@ async fn send_or_stall(
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Option<Option<u16>> {
     let mut stalled = false;
-    match send_all(tx, batch, shutdown, &mut stalled).await {
+    // Boxed: its timers and the sink's futures are only alive while a batch goes out.
+    match Box::pin(send_all(tx, batch, shutdown, &mut stalled)).await {
         true => None,
         // The close frame cannot get through a full socket either: drop the connection.
         false => Some(stalled.then_some(CLOSE_TOO_SLOW)),

@@ -97,6 +97,9 @@ impl Upgrade {
     {
         let accept = derive_accept_key(self.key.as_bytes());
         let on_upgrade = self.on_upgrade;
+        // Boxed: the task keeps its captures for the socket's whole life, and the handler's
+        // (the session's state, ids) are only needed to start it.
+        let handler = Box::new(handler);
         tokio::spawn(async move {
             // A client that goes away mid-handshake leaves nothing to do.
             let Ok(upgraded) = on_upgrade.await else {

@@ -186,11 +186,12 @@ impl Actor for RunActor {
             .log
             .new(slog::o!("execution_id" => args.execution_id));
         let waiter = {
-            let (me, log) = (me.clone(), log.clone());
-            tokio::spawn(async move {
-                let exit = lifecycle::wait_child(child, &log).await;
+            let me = me.clone();
+            let waiting = lifecycle::wait_child(child, log.clone());
+            // `map`, not a block that awaits it: that would hold the waiting future twice.
+            tokio::spawn(futures_util::FutureExt::map(waiting, move |exit| {
                 let _ = me.cast(RunMsg::ChildExited(exit));
-            })
+            }))
         };
         let p = args.position;
         let left = Duration::from_millis(p.timeout_left_ms);

@@ -46,8 +46,15 @@ impl Input {
         (Input { queue }, task)
     }
 
-    /// Queues `bytes` for the PTY; waits only while the queue is full.
+    /// Queues `bytes` for the PTY; waits only while the queue is full. The waiting is boxed,
+    /// so a viewer's task holds no send future while it only reads (memory per session).
     pub async fn send(&self, bytes: Bytes) -> Result<(), InputClosed> {
-        self.queue.send(bytes).await.map_err(|_| InputClosed)
+        match self.queue.try_send(bytes) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(bytes)) => Box::pin(self.queue.send(bytes))
+                .await
+                .map_err(|_| InputClosed),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(InputClosed),
+        }
     }
 }

@@ -155,13 +155,15 @@ pub struct TerminalActor;
 impl Actor for TerminalActor {
     type Msg = TerminalMsg;
     type State = TerminalState;
-    type Arguments = TerminalArgs;
+    /// Boxed: ractor's task for the actor keeps its arguments for the actor's whole life.
+    type Arguments = Box<TerminalArgs>;
 
     async fn pre_start(
         &self,
         me: ActorRef<TerminalMsg>,
-        args: TerminalArgs,
+        args: Box<TerminalArgs>,
     ) -> Result<TerminalState, ActorProcessingErr> {
+        let args = *args;
         let SpawnedPty {
             reader,
             writer,
@@ -174,11 +176,15 @@ impl Actor for TerminalActor {
         let log = args.deps.log.new(slog::o!("session_id" => args.id.clone()));
         let (input, writer_task) = Input::start(writer, args.activity.clone());
         let waiter = {
-            let (me, log) = (me.clone(), log.clone());
-            Some(tokio::spawn(async move {
-                let exit = lifecycle::wait_child(child, &log).await;
-                let _ = me.cast(TerminalMsg::ChildExited(exit));
-            }))
+            let me = me.clone();
+            let waiting = lifecycle::wait_child(child, log.clone());
+            // `map`, not a block that awaits it: that would hold the waiting future twice.
+            Some(tokio::spawn(futures_util::FutureExt::map(
+                waiting,
+                move |exit| {
+                    let _ = me.cast(TerminalMsg::ChildExited(exit));
+                },
+            )))
         };
         let replay = args
             .ring
@@ -331,7 +337,8 @@ impl Actor for TerminalActor {
             }
             TerminalMsg::HandOver(reply) => state.hand_over_begin(&me, reply).await,
             TerminalMsg::HandOverFinish(reply) => {
-                let _ = reply.send(state.hand_over_finish().await);
+                // Boxed, as `finalize`: it runs once per session at most.
+                let _ = reply.send(Box::pin(state.hand_over_finish()).await);
             }
             #[cfg(any(test, feature = "fault-injection"))]
             TerminalMsg::Panic => panic!("fault injection: session actor panicked"),

@@ -64,7 +64,13 @@ impl TerminalState {
     }
 
     /// The child has exited and its output is drained (or the drain timed out): record, tell.
+    /// Boxed: it runs once, and unboxed its future would be part of the actor's message loop,
+    /// held for the session's whole life (memory per session).
     pub(super) async fn finalize(&mut self) {
+        Box::pin(self.record_and_tell()).await
+    }
+
+    async fn record_and_tell(&mut self) {
         if self.final_status.is_some() {
             return;
         }
