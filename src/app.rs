@@ -243,7 +243,7 @@ impl Server {
             config.hook_program.clone(),
         );
         let sessions_args = SessionsArgs {
-            deps: SessionDeps {
+            deps: Arc::new(SessionDeps {
                 db: db.clone(),
                 events: events.clone(),
                 log: log.clone(),
@@ -252,7 +252,7 @@ impl Server {
                 viewer_queue_bytes: config.viewer_queue_bytes,
                 output_bytes: metrics.pty_output_bytes.clone(),
                 lifecycle: lifecycle.clone(),
-            },
+            }),
             metrics: metrics.clone(),
             boot_id: boot_id.clone(),
             max_sessions: config.max_sessions,

@@ -90,7 +90,8 @@ pub enum SessionsMsg {
 
 #[derive(Clone)]
 pub struct SessionsArgs {
-    pub deps: SessionDeps,
+    /// Shared, not copied into every session (memory per session).
+    pub deps: Arc<SessionDeps>,
     pub metrics: Arc<Metrics>,
     pub boot_id: Arc<str>,
     pub max_sessions: usize,

@@ -3,8 +3,9 @@
 //! warp's `ws()` cannot size tungstenite's read buffer, and tungstenite zero-fills the whole
 //! buffer (128 KiB by default) before its first read: 128 KiB of resident memory per viewer,
 //! four times the rest of a session's cost (docs/benchmarks.md). Viewers send keystrokes and
-//! small JSON, so a 4 KiB buffer (grown on demand for a large paste) is plenty. Same crate and
-//! version as warp uses, so nothing new is compiled.
+//! small JSON, so a 1 KiB buffer is plenty: tungstenite grows it to the frame's length for a
+//! large paste, which then takes one `read` per KiB (a paste is rare; an idle viewer is the
+//! common case). Same crate and version as warp uses, so nothing new is compiled.
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -23,7 +24,7 @@ use crate::error::ApiError;
 pub type ServerSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Read buffer per viewer (see the module doc).
-const READ_BUFFER_BYTES: usize = 4096;
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// The RFC 6455 close code and reason owed to a client whose frames broke the protocol:
 /// 1009 for a message or frame over the cap, 1007 for a text message that is not UTF-8, 1002

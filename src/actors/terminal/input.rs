@@ -6,10 +6,11 @@
 //! overtook it (a program read keys typed after a resize before it saw the new size). A direct
 //! path needs resizes acknowledged before the input that follows them.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::actors::session_types::Activity;
@@ -27,16 +28,58 @@ pub struct InputClosed;
 /// A handle on the session's input, one clone per read-write viewer.
 #[derive(Clone)]
 pub struct Input {
-    queue: mpsc::Sender<Bytes>,
+    queue: Arc<Queue>,
+}
+
+/// The queue itself. Not a tokio `mpsc` channel: that allocates a block of 32 slots when it is
+/// made, and this one holds nothing while nobody types (memory per idle session).
+struct Queue {
+    chunks: Mutex<VecDeque<Bytes>>,
+    /// One permit per free place; closed when the terminal no longer takes input.
+    room: Semaphore,
+    queued: Notify,
+}
+
+/// The writer task's hold on the queue: when the task ends, however it ends (the terminal
+/// closed, or the session aborted it), senders waiting for room and any later ones learn that
+/// input goes nowhere.
+struct Closing(Arc<Queue>);
+
+impl std::ops::Deref for Closing {
+    type Target = Queue;
+    fn deref(&self) -> &Queue {
+        &self.0
+    }
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.room.close();
+    }
 }
 
 impl Input {
     /// The input handle and the writer task that drains its queue into the PTY.
     pub fn start(writer: PtyWriter, activity: Arc<Activity>) -> (Input, JoinHandle<()>) {
-        let (queue, mut rx) = mpsc::channel::<Bytes>(QUEUED_CHUNKS);
+        let queue = Arc::new(Queue {
+            chunks: Mutex::new(VecDeque::new()),
+            room: Semaphore::new(QUEUED_CHUNKS),
+            queued: Notify::new(),
+        });
+        let drained = Closing(queue.clone());
         let task = tokio::spawn(async move {
             let mut writer = writer;
-            while let Some(bytes) = rx.recv().await {
+            loop {
+                let next = drained
+                    .chunks
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop_front();
+                let Some(bytes) = next else {
+                    drained.queued.notified().await;
+                    continue;
+                };
+                drained.room.add_permits(1);
                 activity.touch();
                 if writer.write_all(&bytes).await.is_err() {
                     break;
@@ -49,12 +92,21 @@ impl Input {
     /// Queues `bytes` for the PTY; waits only while the queue is full. The waiting is boxed,
     /// so a viewer's task holds no send future while it only reads (memory per session).
     pub async fn send(&self, bytes: Bytes) -> Result<(), InputClosed> {
-        match self.queue.try_send(bytes) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(bytes)) => Box::pin(self.queue.send(bytes))
+        let room = match self.queue.room.try_acquire() {
+            Ok(room) => room,
+            Err(tokio::sync::TryAcquireError::NoPermits) => Box::pin(self.queue.room.acquire())
                 .await
-                .map_err(|_| InputClosed),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(InputClosed),
-        }
+                .map_err(|_| InputClosed)?,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(InputClosed),
+        };
+        // The writer gives the place back when it takes the chunk.
+        room.forget();
+        self.queue
+            .chunks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(bytes);
+        self.queue.queued.notify_one();
+        Ok(())
     }
 }

@@ -79,7 +79,7 @@ pub struct TerminalArgs {
     pub spawned: SpawnedPty,
     pub execution_id: i64,
     pub created_at: String,
-    pub deps: SessionDeps,
+    pub deps: Arc<SessionDeps>,
     pub supervisor: ActorRef<SessionsMsg>,
     /// Set once the outcome is recorded, so the supervisor's failure path does not record twice.
     pub recorded: Arc<AtomicBool>,
@@ -104,7 +104,7 @@ pub struct TerminalState {
     spec: SessionSpec,
     execution_id: i64,
     created_at: String,
-    deps: SessionDeps,
+    deps: Arc<SessionDeps>,
     log: Logger,
     supervisor: ActorRef<SessionsMsg>,
     recorded: Arc<AtomicBool>,
