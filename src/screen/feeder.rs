@@ -56,7 +56,9 @@ pub struct ScreenFeed {
     screen: Arc<Mutex<Screen>>,
     /// The screen's offset after each parsed batch.
     parsed: watch::Receiver<u64>,
-    task: JoinHandle<()>,
+    /// The parser task, started with the first output: a session that prints nothing holds
+    /// no task for its screen (memory per idle session). Until then, its end of `parsed`.
+    task: Result<JoinHandle<()>, watch::Sender<u64>>,
 }
 
 impl ScreenFeed {
@@ -67,17 +69,21 @@ impl ScreenFeed {
             wake: Notify::new(),
         });
         let (parsed_tx, parsed) = watch::channel(0);
-        let task = tokio::spawn(run(queue.clone(), screen.clone(), parsed_tx));
         ScreenFeed {
             queue,
             screen,
             parsed,
-            task,
+            task: Err(parsed_tx),
         }
     }
 
     /// Output that starts at `offset`, produced while the PTY was `cols` × `rows`.
-    pub fn feed(&self, offset: u64, bytes: Bytes, (cols, rows): (u16, u16)) {
+    pub fn feed(&mut self, offset: u64, bytes: Bytes, (cols, rows): (u16, u16)) {
+        if let Err(parsed_tx) = &self.task {
+            let parsed_tx = parsed_tx.clone();
+            let task = tokio::spawn(run(self.queue.clone(), self.screen.clone(), parsed_tx));
+            self.task = Ok(task);
+        }
         if let Ok(mut pending) = self.queue.pending.lock() {
             pending.bytes += bytes.len();
             pending.feeds.push_back(Feed {
@@ -121,7 +127,9 @@ impl Drop for ScreenFeed {
         if let Ok(mut pending) = self.queue.pending.lock() {
             pending.closed = true;
         }
-        self.task.abort();
+        if let Ok(task) = &self.task {
+            task.abort();
+        }
     }
 }
 

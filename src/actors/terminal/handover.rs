@@ -99,7 +99,7 @@ impl TerminalState {
         info!(self.log, "session handed over"; "pid" => self.pid, "offset" => ring.end);
         Some(SessionHandover {
             id: self.id.clone(),
-            spec: self.spec.clone(),
+            spec: (*self.spec).clone(),
             execution_id: self.execution_id,
             created_at: self.created_at.clone(),
             tree: self.tree.clone(),

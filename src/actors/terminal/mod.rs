@@ -101,7 +101,9 @@ struct Viewer {
 
 pub struct TerminalState {
     id: String,
-    spec: SessionSpec,
+    /// Boxed: it is big (argv, env, limits) and rarely read, and the state lives in the
+    /// actor's task, whose size is rounded up to 128 bytes.
+    spec: Box<SessionSpec>,
     execution_id: i64,
     created_at: String,
     deps: Arc<SessionDeps>,
@@ -198,7 +200,7 @@ impl Actor for TerminalActor {
             size_by: None,
             timeline: Timeline::new(args.spec.size.cols, args.spec.size.rows),
             screen: ScreenFeed::start(args.spec.size.cols, args.spec.size.rows),
-            spec: args.spec,
+            spec: Box::new(args.spec),
             execution_id: args.execution_id,
             created_at: args.created_at,
             replay,
