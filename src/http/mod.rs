@@ -33,6 +33,7 @@ pub mod session_ws;
 pub mod sessions;
 pub mod tasks;
 pub mod terminals;
+pub mod ws_frames;
 pub mod ws_upgrade;
 
 use std::convert::Infallible;

@@ -7,7 +7,6 @@
 //! behind; *incoming* forwards binary input to the PTY and handles `resize` and `ping`. A slow
 //! socket blocks only its own outgoing half.
 
-use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use ractor::rpc::CallResult;
@@ -19,11 +18,12 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::json::{raw_query, reject, Query};
+use super::ws_frames::{chunks, frames, snapshot_frames};
 use super::ws_upgrade::{upgrade, ServerSocket, Upgrade};
 use crate::actors::session_types::{is_valid_session_id, SessionKind};
 use crate::actors::sessions::CALL_TIMEOUT;
 use crate::actors::terminal::{AttachRefused, Attached, Catchup, TerminalMsg, ViewerMode};
-use crate::actors::viewers::{CloseReason, Outbound, Taken, ViewerQueue};
+use crate::actors::viewers::{CloseReason, Taken, ViewerQueue};
 use crate::protocol::{
     ClientMsg, Control, ServerMsg, CLOSE_NORMAL, CLOSE_NOT_FOUND as CLOSE_NO_SESSION,
     CLOSE_TOO_MANY_VIEWERS, CLOSE_TOO_SLOW,
@@ -33,8 +33,6 @@ use crate::state::{shutting_down, AppState, Gauge};
 
 /// Client frames carry keystrokes, pastes and small JSON; 64 KiB bounds a paste per frame.
 const CLIENT_MESSAGE_MAX_BYTES: usize = 64 * 1024;
-/// Output frames are coalesced from what is already queued, up to this size (never waited for).
-const FRAME_MAX_BYTES: usize = 256 * 1024;
 /// A viewer whose socket takes not one frame (≤ 256 KiB) in this long has stopped reading: it is
 /// dropped and counted as 4008. A viewer that reads, however slowly, is never closed: it catches
 /// up from the ring, or from a snapshot once its offset has left the ring.
@@ -342,21 +340,6 @@ async fn catch_up(
     }
 }
 
-/// The `snapshot` message and the screen's bytes as one binary frame (a client counts offsets
-/// from the frame after it).
-fn snapshot_frames(snapshot: crate::screen::Snapshot) -> impl Iterator<Item = Message> {
-    let hello = Control::Snapshot {
-        offset: snapshot.offset,
-        cols: snapshot.cols,
-        rows: snapshot.rows,
-    };
-    [
-        Message::text(hello.to_text()),
-        Message::binary(snapshot.bytes),
-    ]
-    .into_iter()
-}
-
 /// Sends a batch; `None` when it went out, else what `outgoing` returns: nothing when the
 /// socket is gone or the server stops, 4008 when a frame sat unsent for [`STALLED_VIEWER`].
 async fn send_or_stall(
@@ -403,53 +386,6 @@ async fn send_all(
         },
         _ = shutting_down(shutdown) => false,
     }
-}
-
-/// Queue items as frames: consecutive output is joined (up to [`FRAME_MAX_BYTES`]) so a burst
-/// of small reads costs one frame, not one each.
-fn frames(items: Vec<Outbound>) -> Vec<Message> {
-    let mut out = Vec::new();
-    let mut pending: Vec<u8> = Vec::new();
-    let mut single: Option<Bytes> = None;
-    let flush = |out: &mut Vec<Message>, pending: &mut Vec<u8>, single: &mut Option<Bytes>| {
-        if let Some(b) = single.take() {
-            out.push(Message::binary(b));
-        } else if !pending.is_empty() {
-            out.push(Message::binary(std::mem::take(pending)));
-        }
-    };
-    for item in items {
-        match item {
-            Outbound::Data(bytes) => {
-                let held = single.as_ref().map_or(pending.len(), Bytes::len);
-                if held + bytes.len() > FRAME_MAX_BYTES {
-                    flush(&mut out, &mut pending, &mut single);
-                }
-                if let Some(b) = single.take() {
-                    pending.extend_from_slice(&b);
-                    pending.extend_from_slice(&bytes);
-                } else if pending.is_empty() {
-                    // The common case (one read): send the shared bytes without copying.
-                    single = Some(bytes);
-                } else {
-                    pending.extend_from_slice(&bytes);
-                }
-            }
-            Outbound::Text(text) => {
-                flush(&mut out, &mut pending, &mut single);
-                out.push(Message::text(text));
-            }
-        }
-    }
-    flush(&mut out, &mut pending, &mut single);
-    out
-}
-
-fn chunks(bytes: Bytes) -> impl Iterator<Item = Bytes> {
-    let n = bytes.len().div_ceil(FRAME_MAX_BYTES);
-    (0..n).map(move |i| {
-        bytes.slice(i * FRAME_MAX_BYTES..((i + 1) * FRAME_MAX_BYTES).min(bytes.len()))
-    })
 }
 
 fn error_json(code: &str, message: &str) -> String {
