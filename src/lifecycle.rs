@@ -65,6 +65,16 @@ pub fn keep_draining(exited_at: Instant, last_output: Instant, unread_bytes: usi
     (unread_bytes > 0 || last_output.elapsed() < DRAIN_QUIET) && exited_at.elapsed() < DRAIN_MAX
 }
 
+/// Starts the task that waits for `child` ([`wait_child`]) and hands its exit to `exited` (the
+/// actor's cast). Mapped, not awaited inside another block: that would hold the waiting future
+/// twice for the session's whole life.
+pub fn spawn_waiter<F>(child: PtyChild, log: Logger, exited: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnOnce(Result<ExitInfo, String>) + Send + 'static,
+{
+    tokio::spawn(futures_util::FutureExt::map(wait_child(child, log), exited))
+}
+
 /// Waits for the leader and reaps it, then ends what is left of its tree (background jobs,
 /// processes that ignore SIGHUP) and removes its cgroup, so the session is over when its owner
 /// hears of the exit. Dropping the child afterwards is one more, harmless, SIGKILL.
@@ -72,7 +82,7 @@ pub fn keep_draining(exited_at: Instant, last_output: Instant, unread_bytes: usi
 /// A block, not an `async fn`, and the ending boxed: this future lives as long as the session,
 /// and an `async fn` would hold a second copy of the child (memory per session).
 #[allow(clippy::manual_async_fn)] // on purpose: see the doc above
-pub fn wait_child(
+fn wait_child(
     mut child: PtyChild,
     log: Logger,
 ) -> impl std::future::Future<Output = Result<ExitInfo, String>> + Send {

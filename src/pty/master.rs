@@ -117,24 +117,8 @@ impl PtyReader {
         loop {
             let mut ready = self.master.readable().await?;
             let mut buf = [0u8; READ_CHUNK_BYTES];
-            let mut file: &File = ready.get_inner();
-            match file.read(&mut buf) {
-                Ok(n) => {
-                    // A read shorter than the buffer emptied the master's queue: forget the
-                    // readiness now instead of paying a read that fails with EAGAIN next time.
-                    // Output that arrives after this read is a new readiness event with a new
-                    // tick, which `clear_ready` leaves set, so no wakeup is lost.
-                    if n < buf.len() {
-                        ready.clear_ready();
-                    }
-                    return Ok(bytes::Bytes::copy_from_slice(&buf[..n]));
-                }
-                Err(error) if error.raw_os_error() == Some(libc::EIO) => {
-                    return Ok(bytes::Bytes::new())
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
-                Err(error) => return Err(error),
+            if let Some(read) = read_ready(&mut ready, &mut buf) {
+                return read.map(|n| bytes::Bytes::copy_from_slice(&buf[..n]));
             }
         }
     }
@@ -144,18 +128,39 @@ impl PtyReader {
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut ready = self.master.readable().await?;
-            match ready.try_io(|master| {
-                let mut file: &File = master.get_ref();
-                file.read(buf)
-            }) {
-                Ok(Ok(n)) => return Ok(n),
-                // Linux reports a hung-up PTY as EIO, not as a 0-byte read.
-                Ok(Err(error)) if error.raw_os_error() == Some(libc::EIO) => return Ok(0),
-                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Err(error)) => return Err(error),
-                Err(_would_block) => continue,
+            if let Some(read) = read_ready(&mut ready, buf) {
+                return read;
             }
         }
+    }
+}
+
+/// One read from a master the reactor said is readable: the count (0 at the end of output),
+/// an error, or `None` to wait for readiness again.
+///
+/// A read shorter than `buf` emptied the master's queue, so the readiness is cleared at once
+/// instead of by a next read that fails with EAGAIN. Output that arrives after the read is a
+/// new readiness event with a new tick, which `clear_ready` leaves set: no wakeup is lost.
+fn read_ready(
+    ready: &mut tokio::io::unix::AsyncFdReadyGuard<'_, File>,
+    buf: &mut [u8],
+) -> Option<io::Result<usize>> {
+    let mut file: &File = ready.get_inner();
+    match file.read(buf) {
+        Ok(n) => {
+            if n < buf.len() {
+                ready.clear_ready();
+            }
+            Some(Ok(n))
+        }
+        // Linux reports a hung-up PTY as EIO, not as a 0-byte read.
+        Err(error) if error.raw_os_error() == Some(libc::EIO) => Some(Ok(0)),
+        Err(error) if error.kind() == io::ErrorKind::Interrupted => None,
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+            ready.clear_ready();
+            None
+        }
+        Err(error) => Some(Err(error)),
     }
 }
 

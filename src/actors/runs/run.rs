@@ -187,11 +187,9 @@ impl Actor for RunActor {
             .new(slog::o!("execution_id" => args.execution_id));
         let waiter = {
             let me = me.clone();
-            let waiting = lifecycle::wait_child(child, log.clone());
-            // `map`, not a block that awaits it: that would hold the waiting future twice.
-            tokio::spawn(futures_util::FutureExt::map(waiting, move |exit| {
+            lifecycle::spawn_waiter(child, log.clone(), move |exit| {
                 let _ = me.cast(RunMsg::ChildExited(exit));
-            }))
+            })
         };
         let p = args.position;
         let left = Duration::from_millis(p.timeout_left_ms);

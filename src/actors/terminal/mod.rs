@@ -179,14 +179,9 @@ impl Actor for TerminalActor {
         let (input, writer_task) = Input::start(writer, args.activity.clone());
         let waiter = {
             let me = me.clone();
-            let waiting = lifecycle::wait_child(child, log.clone());
-            // `map`, not a block that awaits it: that would hold the waiting future twice.
-            Some(tokio::spawn(futures_util::FutureExt::map(
-                waiting,
-                move |exit| {
-                    let _ = me.cast(TerminalMsg::ChildExited(exit));
-                },
-            )))
+            Some(lifecycle::spawn_waiter(child, log.clone(), move |exit| {
+                let _ = me.cast(TerminalMsg::ChildExited(exit));
+            }))
         };
         let replay = args
             .ring
