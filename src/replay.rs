@@ -6,8 +6,9 @@
 //! `since`" and resume with no byte sent twice and none skipped unless it left the ring.
 //!
 //! The bytes live in a memfd mapping (`mapping.rs`) whose pages are only backed once written, so
-//! memory grows with use and a thousand idle shells do not cost a thousand full rings; the
-//! mapping's header mirrors the offsets, so a ring kept in systemd's fd store survives a crash. Full-screen clears are tracked as bytes are pushed,
+//! memory grows with use and a thousand idle shells do not cost a thousand full rings; once the
+//! ring is kept in systemd's fd store, the mapping's header mirrors the offsets, so it survives a
+//! crash. Full-screen clears are tracked as bytes are pushed,
 //! so finding a safe replay start at attach time is O(1) in the common case; the state machine
 //! lives across pushes so a sequence split over two PTY reads is still seen.
 
@@ -80,6 +81,10 @@ pub struct ReplayBuffer {
     /// Whether the byte just before `start` (already evicted) was a newline, so `start` is
     /// itself a line start.
     start_is_line_start: bool,
+    /// Whether the mapping's header mirrors the fields above: from [`set_meta`](Self::set_meta)
+    /// on (the ring is kept in the fd store), never before, so an unkept ring never backs the
+    /// header's page.
+    durable: bool,
 }
 
 impl ReplayBuffer {
@@ -101,6 +106,7 @@ impl ReplayBuffer {
             last_clear_end: None,
             clear_match: ClearMatch::None,
             start_is_line_start: true,
+            durable: false,
         }
     }
 
@@ -135,6 +141,7 @@ impl ReplayBuffer {
         ring.last_clear_end = (clear_end != u64::MAX).then_some(clear_end);
         ring.clear_match = ClearMatch::from_bits(flags);
         ring.start_is_line_start = flags & 4 != 0;
+        ring.durable = true;
         ring.sync_header();
         Ok(ring)
     }
@@ -144,8 +151,18 @@ impl ReplayBuffer {
         self.map.fd()
     }
 
-    /// Stores what the ring belongs to (at most [`META_MAX`] bytes); false if it does not fit.
+    /// Stores what the ring belongs to (at most [`META_MAX`] bytes); false (and nothing
+    /// written) if it does not fit. From then on the mapping's header mirrors the offsets, so
+    /// the ring can be reopened from its memfd ([`from_memfd`](Self::from_memfd)).
     pub fn set_meta(&mut self, meta: &[u8]) -> bool {
+        if meta.len() > META_MAX {
+            return false;
+        }
+        if !self.durable {
+            self.map.init_header();
+            self.durable = true;
+            self.sync_header();
+        }
         self.map.set_meta(meta)
     }
 
@@ -198,7 +215,9 @@ impl ReplayBuffer {
             };
             self.start = new_start;
             // Before the evicted bytes are overwritten (see `mapping`).
-            self.map.word(W_START).store(new_start, Ordering::Release);
+            if self.durable {
+                self.map.word(W_START).store(new_start, Ordering::Release);
+            }
         }
         if !kept.is_empty() {
             let pos = ((new_end - kept.len() as u64) % cap) as usize;
@@ -211,8 +230,11 @@ impl ReplayBuffer {
         self.sync_header();
     }
 
-    /// Mirrors the fields into the mapping's header, `end` last.
+    /// Mirrors the fields into the mapping's header, `end` last (once the ring is durable).
     fn sync_header(&self) {
+        if !self.durable {
+            return;
+        }
         let w = |i: usize, v: u64| self.map.word(i).store(v, Ordering::Release);
         w(W_START, self.start);
         w(W_CLEAR_END, self.last_clear_end.unwrap_or(u64::MAX));

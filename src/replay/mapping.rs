@@ -9,6 +9,10 @@
 //! grows with use as a heap buffer would. Without a memfd (`memfd_create` failed, e.g. out of
 //! fds) the same layout lives in an anonymous mapping, which dies with the process.
 //!
+//! The header is only written once the ring is kept (its owner stores the metadata, see
+//! [`ReplayBuffer::set_meta`](super::ReplayBuffer::set_meta)): without a service manager's fd
+//! store nothing could ever read it, and an idle session would pay a whole page for it.
+//!
 //! Header (little-endian u64 words): magic, capacity, start, end, last clear end (`u64::MAX` =
 //! none), flags (clear matcher state, whether `start` is a line start), metadata length.
 //! `start` is stored before the bytes that evict are overwritten and `end` after the new bytes
@@ -52,15 +56,18 @@ impl Mapping {
         let len = DATA_AT
             .checked_add(capacity)
             .ok_or_else(|| io::Error::other("ring capacity too large"))?;
-        let map = match memfd(len) {
-            Ok(fd) => map(len, Some(fd))?,
-            Err(_) => map(len, None)?,
-        };
-        map.word(0).store(MAGIC, Ordering::Relaxed);
-        map.word(W_CAPACITY)
-            .store(capacity as u64, Ordering::Relaxed);
-        map.word(W_CLEAR_END).store(u64::MAX, Ordering::Relaxed);
-        Ok(map)
+        match memfd(len) {
+            Ok(fd) => map(len, Some(fd)),
+            Err(_) => map(len, None),
+        }
+    }
+
+    /// Writes the header's constant words (magic, capacity). Until then the header page is
+    /// never touched, so a ring nobody keeps (no fd store) costs no page for it.
+    pub fn init_header(&self) {
+        self.word(0).store(MAGIC, Ordering::Relaxed);
+        self.word(W_CAPACITY)
+            .store((self.len - DATA_AT) as u64, Ordering::Release);
     }
 
     /// Maps a ring written by an earlier process (kept in systemd's fd store).
