@@ -312,7 +312,7 @@ impl ReplayBuffer {
         while i < data.len() {
             if self.clear_match == ClearMatch::None {
                 // Most output has no ESC at all: jump straight to the next one.
-                match data[i..].iter().position(|&b| b == ESC) {
+                match memchr::memchr(ESC, &data[i..]) {
                     Some(skip) => i += skip,
                     None => return,
                 }

@@ -110,15 +110,25 @@ pub(super) fn set_window_size(fd: BorrowedFd<'_>, size: WindowSize) -> io::Resul
 /// the line discipline's buffer).
 pub const READ_CHUNK_BYTES: usize = 16 * 1024;
 
+thread_local! {
+    /// What [`PtyReader::read_chunk`] reads into: one per runtime thread, zeroed once, instead
+    /// of a buffer on the stack that every read would first have to clear.
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; READ_CHUNK_BYTES].into_boxed_slice());
+}
+
 impl PtyReader {
-    /// The next output, as its own `Bytes`; empty at the end of output. Reads into a buffer on
-    /// the thread's stack, not in the task: an idle session holds no read buffer. Cancel-safe.
+    /// The next output, as its own `Bytes`; empty at the end of output. Reads into the thread's
+    /// buffer, not one in the task: an idle session holds no read buffer. Cancel-safe.
     pub async fn read_chunk(&mut self) -> io::Result<bytes::Bytes> {
         loop {
             let mut ready = self.master.readable().await?;
-            let mut buf = [0u8; READ_CHUNK_BYTES];
-            if let Some(read) = read_ready(&mut ready, &mut buf) {
-                return read.map(|n| bytes::Bytes::copy_from_slice(&buf[..n]));
+            let read = READ_BUF.with_borrow_mut(|buf| {
+                read_ready(&mut ready, buf)
+                    .map(|read| read.map(|n| bytes::Bytes::copy_from_slice(&buf[..n])))
+            });
+            if let Some(read) = read {
+                return read;
             }
         }
     }
