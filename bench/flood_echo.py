@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Echo during a flood, two or more builds of the server alternating in one run.
+
+For each round and each binary: a fresh server, a session flooding 40 MB of base64 over and over
+(read by a raw WebSocket client), and, one second in, the keystroke echo round trip measured on
+a second session of the same server (`termbench.py latency`, 3 runs). Prints each measurement and
+the medians of p50 and p99 per binary. Only the comparison between the binaries of one run
+means anything: the machine's load moves the absolute figures.
+
+    python3 -m venv /tmp/tbvenv && /tmp/tbvenv/bin/pip install -r ../shared/bench/requirements.txt
+    /tmp/tbvenv/bin/python bench/flood_echo.py --rounds 3 /tmp/cm-a /tmp/cm-b
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ECHO_CMD = "stty raw -echo; exec cat"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, within_s=10.0):
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"the server did not listen on {port} within {within_s} s")
+
+
+def termbench(a, args):
+    fd, out = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        subprocess.run([sys.executable, a.termbench] + args + ["--json-out", out],
+                       capture_output=True, text=True, timeout=600)
+        with open(out) as f:
+            return json.load(f)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    finally:
+        os.unlink(out)
+
+
+def runs_of(result):
+    if isinstance(result, dict) and "runs" in result:
+        return result["runs"]
+    if isinstance(result, dict) and "result" in result:
+        return runs_of(result["result"])
+    return result if isinstance(result, list) else [result]
+
+
+def measure(a, binary):
+    port = free_port()
+    data = tempfile.mkdtemp(prefix="flood-echo-")
+    env = dict(os.environ, CM_LOG_LEVEL="warning")
+    server = subprocess.Popen([binary, "serve", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}",
+                               "--data-dir", data], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        url = f"ws://127.0.0.1:{port}"
+        stop = threading.Event()
+
+        def flood():
+            while not stop.is_set():
+                termbench(a, ["throughput", "--adapter", "cm", "--url", url, "--transport", "raw",
+                              "--runs", "1", "--max-seconds", "60",
+                              "--opt", f"command=head -c {a.flood_bytes} /dev/zero | base64"])
+
+        flooder = threading.Thread(target=flood, daemon=True)
+        flooder.start()
+        time.sleep(1.0)
+        result = termbench(a, ["latency", "--adapter", "cm", "--url", url, "--transport", "raw",
+                               "--runs", "3", "--count", str(a.count), "--opt", f"command={ECHO_CMD}"])
+        stop.set()
+        flooder.join(120)
+    finally:
+        server.terminate()
+        server.wait(30)
+    rs = [r for r in runs_of(result) if isinstance(r, dict) and "p50_us" in r]
+    if not rs:
+        return None
+    return statistics.median(r["p50_us"] for r in rs), statistics.median(r["p99_us"] for r in rs)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("binaries", nargs="+", help="server binaries to compare")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--count", type=int, default=1000, help="keystrokes per latency run")
+    ap.add_argument("--flood-bytes", type=int, default=40_000_000)
+    ap.add_argument("--termbench", default=os.path.join(HERE, "..", "..", "shared", "bench", "termbench.py"))
+    a = ap.parse_args()
+    if not os.path.exists(a.termbench):
+        raise SystemExit(f"termbench.py not found at {a.termbench} (--termbench)")
+    results = {b: [] for b in a.binaries}
+    for _ in range(a.rounds):
+        for b in a.binaries:
+            r = measure(a, b)
+            print(b, "failed" if r is None else f"p50 {r[0]:.0f} µs, p99 {r[1]:.0f} µs", flush=True)
+            if r is not None:
+                results[b].append(r)
+    for b, rs in results.items():
+        if rs:
+            print(f"{b}: p50 median {statistics.median(r[0] for r in rs):.0f} µs, "
+                  f"p99 median {statistics.median(r[1] for r in rs):.0f} µs over {len(rs)} rounds")
+
+
+if __name__ == "__main__":
+    main()
