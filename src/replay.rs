@@ -155,7 +155,7 @@ impl ReplayBuffer {
     /// written) if it does not fit. From then on the mapping's header mirrors the offsets, so
     /// the ring can be reopened from its memfd ([`from_memfd`](Self::from_memfd)).
     pub fn set_meta(&mut self, meta: &[u8]) -> bool {
-        if meta.len() > META_MAX {
+        if !self.map.set_meta(meta) {
             return false;
         }
         if !self.durable {
@@ -163,7 +163,7 @@ impl ReplayBuffer {
             self.durable = true;
             self.sync_header();
         }
-        self.map.set_meta(meta)
+        true
     }
 
     /// What [`set_meta`](Self::set_meta) stored, if anything.
