@@ -126,13 +126,16 @@ function App() {
   if (auth.state === "checking") return <div class="center muted">Loading…</div>;
   if (auth.state === "out") return <Login reason={auth.reason} onLoggedIn={check} />;
   const logout = async () => {
+    // The pages and the events socket go first: a refetch they started while the logout was
+    // on its way would meet a 401 (a failed request in the console) for nothing.
+    stopEvents();
+    setAuth({ state: "out" });
+    navigate("/", true);
     try {
       await api.post("/api/auth/logout");
     } catch {
-      /* the cookie may already be gone; show the login page either way */
+      /* the cookie may already be gone; the login page is shown either way */
     }
-    setAuth({ state: "out" });
-    navigate("/", true);
   };
   // With --insecure-no-auth there is no session to end.
   return <Shell scope={auth.scope} onLogout={auth.via === "no_auth" ? undefined : logout} />;
