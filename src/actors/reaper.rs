@@ -197,7 +197,6 @@ impl ReaperState {
         let warned = &mut self.worktrees_warned;
         let sweep =
             isolation::housekeeping::sweep(&a.db, a.worktree_retention, &a.log, warned).await;
-        a.stats.worktrees_live.store(sweep.live, Ordering::Relaxed);
         a.stats
             .worktrees_removed
             .fetch_add(sweep.removed, Ordering::Relaxed);
@@ -214,6 +213,8 @@ impl ReaperState {
             a.stats.worktrees_disk_bytes.store(bytes, Ordering::Relaxed);
             self.disk_measured = Some((Instant::now(), sweep.live));
         }
+        // After the disk usage: health never shows a new count beside the old count's bytes.
+        a.stats.worktrees_live.store(sweep.live, Ordering::Relaxed);
     }
 
     async fn pass(&mut self) {
