@@ -5,6 +5,7 @@
 
 use ractor::rpc::CallResult;
 use warp::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
@@ -30,11 +31,22 @@ pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<
 
 async fn recording(state: &AppState, kind: SessionKind, id: &str) -> Result<Response, ApiError> {
     let actor = super::sessions::find(state, kind, id).await?;
-    let cast = match actor.call(TerminalMsg::Recording, Some(CALL_TIMEOUT)).await {
-        Ok(CallResult::Success(cast)) => cast,
+    let (timeline, ring) = match actor.call(TerminalMsg::Recording, Some(CALL_TIMEOUT)).await {
+        Ok(CallResult::Success(source)) => source,
         // The session ended between the lookup and the question.
         _ => return Err(SessionError::NotFound.into()),
     };
+    // Turning a large ring into JSON takes milliseconds; the runtime's thread serves every
+    // session's keystrokes meanwhile.
+    let cast = tokio::task::spawn_blocking(move || timeline.cast(ring.start, &ring.bytes))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "recording_failed",
+                format!("the recording could not be made: {e}"),
+            )
+        })?;
     let mut response = Response::new(cast.into());
     let headers = response.headers_mut();
     headers.insert(

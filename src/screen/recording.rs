@@ -30,6 +30,7 @@ struct Mark {
     resize: Option<(u16, u16)>,
 }
 
+#[derive(Clone)]
 pub struct Timeline {
     started: Instant,
     started_unix: u64,

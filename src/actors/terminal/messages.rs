@@ -12,6 +12,8 @@ use super::handover::SessionHandover;
 use crate::actors::session_types::SessionInfo;
 use crate::actors::viewers::ViewerQueue;
 use crate::pty::{ExitInfo, WindowSize};
+use crate::replay::Replay;
+use crate::screen::recording::Timeline;
 use crate::screen::Snapshot;
 
 /// Whether a viewer may type and resize.
@@ -52,8 +54,9 @@ pub enum TerminalMsg {
     /// A read-write viewer that does not hold the size typed: the size follows it.
     Typed(u64),
     Info(RpcReplyPort<SessionInfo>),
-    /// The output still in the ring as asciicast v2 (`GET …/recording.cast`).
-    Recording(RpcReplyPort<String>),
+    /// What `GET …/recording.cast` is made of: the output still in the ring and its timeline.
+    /// The caller builds the cast, off the runtime (a large ring takes a while).
+    Recording(RpcReplyPort<(Timeline, Replay)>),
     /// Begin the stop sequence; replies with whether the child had already exited.
     Stop(RpcReplyPort<(SessionInfo, bool)>),
     /// Begin the stop sequence and record `reason` on the execution (the reaper: `idle`).

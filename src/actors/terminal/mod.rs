@@ -310,7 +310,7 @@ impl Actor for TerminalActor {
             }
             TerminalMsg::Recording(reply) => {
                 let ring = state.replay.read_from(state.replay.start());
-                let _ = reply.send(state.timeline.cast(ring.start, &ring.bytes));
+                let _ = reply.send((state.timeline.clone(), ring));
             }
             TerminalMsg::Stop(reply) => {
                 // "Exited" means recorded: a child that has exited but whose output is still
