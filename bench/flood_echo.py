@@ -4,8 +4,9 @@
 For each round and each binary: a fresh server, a session flooding 40 MB of base64 over and over
 (read by a raw WebSocket client), and, one second in, the keystroke echo round trip measured on
 a second session of the same server (`termbench.py latency`, 3 runs). Prints each measurement and
-the medians of p50 and p99 per binary. Only the comparison between the binaries of one run
-means anything: the machine's load moves the absolute figures.
+the medians of p50 and p99 per binary. `PATH@N` runs `PATH` with `CM_WORKER_THREADS=N`. Only
+the comparison between the binaries of one run means anything: the machine's load moves the
+absolute figures.
 
     python3 -m venv /tmp/tbvenv && /tmp/tbvenv/bin/pip install -r ../shared/bench/requirements.txt
     /tmp/tbvenv/bin/python bench/flood_echo.py --rounds 3 /tmp/cm-a /tmp/cm-b
@@ -14,7 +15,6 @@ means anything: the machine's load moves the absolute figures.
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,25 +22,10 @@ import tempfile
 import threading
 import time
 
+from local_server import alternate, free_port, wait_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ECHO_CMD = "stty raw -echo; exec cat"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, within_s=10.0):
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"the server did not listen on {port} within {within_s} s")
 
 
 def termbench(a, args):
@@ -65,10 +50,13 @@ def runs_of(result):
     return result if isinstance(result, list) else [result]
 
 
-def measure(a, binary):
+def measure(a, server):
     port = free_port()
     data = tempfile.mkdtemp(prefix="flood-echo-")
     env = dict(os.environ, CM_LOG_LEVEL="warning")
+    binary, _, workers = server.partition("@")
+    if workers:
+        env["CM_WORKER_THREADS"] = workers
     server = subprocess.Popen([binary, "serve", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}",
                                "--data-dir", data], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -101,7 +89,8 @@ def measure(a, binary):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("binaries", nargs="+", help="server binaries to compare")
+    ap.add_argument("binaries", nargs="+",
+                    help="server binaries to compare; PATH@N runs PATH with CM_WORKER_THREADS=N")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--count", type=int, default=1000, help="keystrokes per latency run")
     ap.add_argument("--flood-bytes", type=int, default=40_000_000)
@@ -109,13 +98,8 @@ def main():
     a = ap.parse_args()
     if not os.path.exists(a.termbench):
         raise SystemExit(f"termbench.py not found at {a.termbench} (--termbench)")
-    results = {b: [] for b in a.binaries}
-    for _ in range(a.rounds):
-        for b in a.binaries:
-            r = measure(a, b)
-            print(b, "failed" if r is None else f"p50 {r[0]:.0f} µs, p99 {r[1]:.0f} µs", flush=True)
-            if r is not None:
-                results[b].append(r)
+    results = alternate(a.binaries, a.rounds, lambda b: measure(a, b),
+                        lambda r: f"p50 {r[0]:.0f} µs, p99 {r[1]:.0f} µs")
     for b, rs in results.items():
         if rs:
             print(f"{b}: p50 median {statistics.median(r[0] for r in rs):.0f} µs, "

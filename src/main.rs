@@ -281,6 +281,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     let log = logs.logger.clone();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
         .enable_all()
         .build()
     {

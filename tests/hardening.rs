@@ -223,6 +223,29 @@ async fn binding_a_public_address_without_auth_is_refused() {
 }
 
 #[tokio::test]
+async fn a_worker_thread_count_out_of_range_is_refused_by_name() {
+    for bad in ["0", "257", "two", ""] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(binary())
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("CM_WORKER_THREADS", bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "CM_WORKER_THREADS={bad:?}: {err}"
+        );
+        assert!(
+            err.contains("worker_threads (CM_WORKER_THREADS)") && err.contains("1 to 256"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn insecure_no_auth_on_loopback_serves_without_tokens_but_keeps_origin_checks() {
     let mut s = TestServer::start_with(|c| c.insecure_no_auth = true).await;
     assert!(s.token.is_none(), "no token is created when auth is off");

@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// Events buffered per /api/events subscriber before it is told it lagged [default: 1024].
     #[arg(long, env = "CM_EVENTS_QUEUE_LEN", value_name = "N")]
     pub events_queue_len: Option<String>,
+    /// Threads that run the sockets, sessions and API (blocking work has its own pool)
+    /// [default: 1].
+    #[arg(long, env = "CM_WORKER_THREADS", value_name = "N")]
+    pub worker_threads: Option<String>,
     /// Live terminal + agent sessions at most; more gets 429 [default: 64].
     #[arg(long, env = "CM_MAX_SESSIONS", value_name = "N")]
     pub max_sessions: Option<String>,

@@ -72,6 +72,7 @@ pub struct Config {
     pub max_connections: usize,
     pub max_connections_per_client: usize,
     pub events_queue_len: usize,
+    pub worker_threads: usize,
     pub max_sessions: usize,
     pub max_viewers: usize,
     pub scrollback_bytes: usize,

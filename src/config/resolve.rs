@@ -31,6 +31,8 @@ const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Browsers open ~6 connections per host; 64 leaves room for several behind one NAT.
 const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 const DEFAULT_EVENTS_QUEUE_LEN: usize = 1024;
+// One thread: a keystroke's round trip never wakes a second one (docs/configuration.md).
+const DEFAULT_WORKER_THREADS: usize = 1;
 const DEFAULT_MAX_SESSIONS: usize = 64;
 const DEFAULT_MAX_VIEWERS: usize = 16;
 const DEFAULT_SCROLLBACK_BYTES: usize = 1024 * 1024;
@@ -184,6 +186,13 @@ impl Config {
             DEFAULT_EVENTS_QUEUE_LEN,
             1,
             1_000_000,
+        )?;
+        let worker_threads = parse_num(
+            "worker_threads (CM_WORKER_THREADS)",
+            pick(&args.worker_threads, &file.worker_threads),
+            DEFAULT_WORKER_THREADS,
+            1,
+            256,
         )?;
         let max_sessions = parse_num(
             "max_sessions (CM_MAX_SESSIONS)",
@@ -407,6 +416,7 @@ impl Config {
             max_connections,
             max_connections_per_client,
             events_queue_len,
+            worker_threads,
             max_sessions,
             max_viewers,
             scrollback_bytes,

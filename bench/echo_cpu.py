@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Keystroke echo: round trip, and what each keystroke costs the server, for several servers
+alternating in one run.
+
+A server is `PATH` (our binary), `PATH@N` (our binary with `CM_WORKER_THREADS=N`) or a ttyd
+binary (its file name ends in `ttyd`). For each round and each server: a fresh server, a session
+running `stty raw -echo; exec cat`, a warm-up of 100 keystrokes, then `--count` keystrokes sent
+back to back (`termbench.py latency`, raw transport). Around the measured run it reads the
+server's CPU time (`/proc/PID/stat`, user + system) and its threads' context switches
+(`/proc/PID/task/*/status`), and prints per keystroke: echo p50 and p99, server CPU in µs, and
+voluntary and involuntary context switches. Then the medians per server over the rounds. Only
+the comparison between the servers of one run means anything: the machine's load moves the
+absolute figures.
+
+    python3 -m venv /tmp/tbvenv && /tmp/tbvenv/bin/pip install -r ../shared/bench/requirements.txt
+    /tmp/tbvenv/bin/python bench/echo_cpu.py --rounds 3 target/release/claude-manager@1 \\
+        target/release/claude-manager@2 /tmp/ttyd-1.7.7/build/ttyd
+"""
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from local_server import alternate, free_port, wait_port
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ECHO_CMD = "stty raw -echo; exec cat"
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def context_switches(pid):
+    voluntary = involuntary = 0
+    for status in glob.glob(f"/proc/{pid}/task/*/status"):
+        try:
+            with open(status) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        voluntary += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches"):
+                        involuntary += int(line.split()[1])
+        except OSError:
+            pass  # a thread that ended between the listing and the read
+    return voluntary, involuntary
+
+
+def start(server, port):
+    """The server's process and the termbench arguments that reach its echo session."""
+    path, _, workers = server.partition("@")
+    if os.path.basename(path).endswith("ttyd"):
+        proc = subprocess.Popen([path, "-p", str(port), "-i", "127.0.0.1", "-W", "sh", "-c", ECHO_CMD],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return proc, ["--adapter", "ttyd", "--url", f"ws://127.0.0.1:{port}/ws"]
+    env = dict(os.environ, CM_LOG_LEVEL="warning")
+    if workers:
+        env["CM_WORKER_THREADS"] = workers
+    data = tempfile.mkdtemp(prefix="echo-cpu-")
+    proc = subprocess.Popen([path, "serve", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}",
+                             "--data-dir", data], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, ["--adapter", "cm", "--url", f"ws://127.0.0.1:{port}", "--opt", f"command={ECHO_CMD}"]
+
+
+def latency(a, target, count):
+    fd, out = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        subprocess.run([sys.executable, a.termbench, "latency", *target, "--transport", "raw",
+                        "--runs", "1", "--count", str(count), "--json-out", out],
+                       capture_output=True, text=True, timeout=600)
+        with open(out) as f:
+            result = json.load(f)
+        runs = result.get("runs") or result.get("result", {}).get("runs") or []
+        return runs[0] if runs and "p50_us" in runs[0] else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    finally:
+        os.unlink(out)
+
+
+def measure(a, server):
+    port = free_port()
+    proc, target = start(server, port)
+    try:
+        wait_port(port)
+        latency(a, target, 100)  # warm-up: the session exists and the first attach is done
+        cpu0, (vol0, invol0) = cpu_seconds(proc.pid), context_switches(proc.pid)
+        run = latency(a, target, a.count)
+        cpu1, (vol1, invol1) = cpu_seconds(proc.pid), context_switches(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    if run is None:
+        return None
+    return {
+        "p50_us": run["p50_us"],
+        "p99_us": run["p99_us"],
+        "cpu_us": (cpu1 - cpu0) / a.count * 1e6,
+        "voluntary": (vol1 - vol0) / a.count,
+        "involuntary": (invol1 - invol0) / a.count,
+    }
+
+
+def show(row):
+    return (f"p50 {row['p50_us']:.0f} µs, p99 {row['p99_us']:.0f} µs, server CPU {row['cpu_us']:.1f} µs, "
+            f"context switches {row['voluntary']:.2f} + {row['involuntary']:.2f} involuntary")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("servers", nargs="+", help="PATH, PATH@WORKER_THREADS, or a ttyd binary")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--count", type=int, default=5000, help="keystrokes per measured run")
+    ap.add_argument("--termbench", default=os.path.join(HERE, "..", "..", "shared", "bench", "termbench.py"))
+    a = ap.parse_args()
+    if not os.path.exists(a.termbench):
+        raise SystemExit(f"termbench.py not found at {a.termbench} (--termbench)")
+    results = alternate(a.servers, a.rounds, lambda server: measure(a, server), show)
+    for server, rows in results.items():
+        if rows:
+            median = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+            print(f"{server}: median over {len(rows)} rounds: {show(median)}")
+
+
+if __name__ == "__main__":
+    main()
