@@ -41,11 +41,14 @@ async fn recording(state: &AppState, kind: SessionKind, id: &str) -> Result<Resp
     let cast = tokio::task::spawn_blocking(move || timeline.cast(ring.start, &ring.bytes))
         .await
         .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "recording_failed",
-                format!("the recording could not be made: {e}"),
-            )
+            // A panic in the cast builder: a bug, logged by the envelope with the request id.
+            let mut api = ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the recording could not be made (see the server log)",
+            );
+            api.internal = Some(format!("recording task: {e}"));
+            api
         })?;
     let mut response = Response::new(cast.into());
     let headers = response.headers_mut();
