@@ -27,6 +27,12 @@ use claude_manager::notify::{self, Notifier};
 mod token_cli;
 use token_cli::{token, TokenCommand};
 
+/// How many tasks a busy worker runs between two looks at the sockets and PTYs (tokio's default
+/// is 61). While one session floods, a keystroke on another is then seen sooner: echo p50 during
+/// a flood 314 µs against 414 µs, with no change in throughput or idle echo
+/// (docs/benchmarks.md, "One worker thread").
+const EVENT_INTERVAL: u32 = 8;
+
 #[derive(Parser)]
 #[command(
     name = "claude-manager",
@@ -282,6 +288,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let log = logs.logger.clone();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.worker_threads)
+        .event_interval(EVENT_INTERVAL)
         .enable_all()
         .build()
     {
