@@ -19,16 +19,12 @@ absolute figures.
 
 import argparse
 import glob
-import json
 import os
 import statistics
 import subprocess
-import sys
-import tempfile
 
-from local_server import alternate, free_port, wait_port
+from local_server import TERMBENCH, alternate, free_port, start_cm, termbench_runs, wait_port
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 ECHO_CMD = "stty raw -echo; exec cat"
 
 
@@ -54,36 +50,19 @@ def context_switches(pid):
 
 def start(server, port):
     """The server's process and the termbench arguments that reach its echo session."""
-    path, _, workers = server.partition("@")
+    path = server.partition("@")[0]
     if os.path.basename(path).endswith("ttyd"):
         proc = subprocess.Popen([path, "-p", str(port), "-i", "127.0.0.1", "-W", "sh", "-c", ECHO_CMD],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return proc, ["--adapter", "ttyd", "--url", f"ws://127.0.0.1:{port}/ws"]
-    env = dict(os.environ, CM_LOG_LEVEL="warning")
-    if workers:
-        env["CM_WORKER_THREADS"] = workers
-    data = tempfile.mkdtemp(prefix="echo-cpu-")
-    proc = subprocess.Popen([path, "serve", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}",
-                             "--data-dir", data], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_cm(server, port)
     return proc, ["--adapter", "cm", "--url", f"ws://127.0.0.1:{port}", "--opt", f"command={ECHO_CMD}"]
 
 
 def latency(a, target, count):
-    fd, out = tempfile.mkstemp(suffix=".json")
-    os.close(fd)
-    try:
-        subprocess.run([sys.executable, a.termbench, "latency", *target, "--transport", "raw",
-                        "--runs", "1", "--count", str(count), "--json-out", out],
-                       capture_output=True, text=True, timeout=600)
-        with open(out) as f:
-            result = json.load(f)
-        runs = result.get("runs") or result.get("result", {}).get("runs") or []
-        return runs[0] if runs and "p50_us" in runs[0] else None
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return None
-    finally:
-        os.unlink(out)
+    runs = termbench_runs(a.termbench, ["latency", *target, "--transport", "raw", "--runs", "1",
+                                        "--count", str(count)])
+    return runs[0] if runs and "p50_us" in runs[0] else None
 
 
 def measure(a, server):
@@ -119,7 +98,7 @@ def main():
     ap.add_argument("servers", nargs="+", help="PATH, PATH@WORKER_THREADS, or a ttyd binary")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--count", type=int, default=5000, help="keystrokes per measured run")
-    ap.add_argument("--termbench", default=os.path.join(HERE, "..", "..", "shared", "bench", "termbench.py"))
+    ap.add_argument("--termbench", default=TERMBENCH)
     a = ap.parse_args()
     if not os.path.exists(a.termbench):
         raise SystemExit(f"termbench.py not found at {a.termbench} (--termbench)")

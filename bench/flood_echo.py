@@ -13,53 +13,19 @@ absolute figures.
 """
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 
-from local_server import alternate, free_port, wait_port
+from local_server import TERMBENCH, alternate, free_port, start_cm, termbench_runs, wait_port
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 ECHO_CMD = "stty raw -echo; exec cat"
-
-
-def termbench(a, args):
-    fd, out = tempfile.mkstemp(suffix=".json")
-    os.close(fd)
-    try:
-        subprocess.run([sys.executable, a.termbench] + args + ["--json-out", out],
-                       capture_output=True, text=True, timeout=600)
-        with open(out) as f:
-            return json.load(f)
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return None
-    finally:
-        os.unlink(out)
-
-
-def runs_of(result):
-    if isinstance(result, dict) and "runs" in result:
-        return result["runs"]
-    if isinstance(result, dict) and "result" in result:
-        return runs_of(result["result"])
-    return result if isinstance(result, list) else [result]
 
 
 def measure(a, server):
     port = free_port()
-    data = tempfile.mkdtemp(prefix="flood-echo-")
-    env = dict(os.environ, CM_LOG_LEVEL="warning")
-    binary, _, workers = server.partition("@")
-    if workers:
-        env["CM_WORKER_THREADS"] = workers
-    server = subprocess.Popen([binary, "serve", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}",
-                               "--data-dir", data], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_cm(server, port)
     try:
         wait_port(port)
         url = f"ws://127.0.0.1:{port}"
@@ -67,21 +33,21 @@ def measure(a, server):
 
         def flood():
             while not stop.is_set():
-                termbench(a, ["throughput", "--adapter", "cm", "--url", url, "--transport", "raw",
+                termbench_runs(a.termbench, ["throughput", "--adapter", "cm", "--url", url, "--transport", "raw",
                               "--runs", "1", "--max-seconds", "60",
                               "--opt", f"command=head -c {a.flood_bytes} /dev/zero | base64"])
 
         flooder = threading.Thread(target=flood, daemon=True)
         flooder.start()
         time.sleep(1.0)
-        result = termbench(a, ["latency", "--adapter", "cm", "--url", url, "--transport", "raw",
+        rs = termbench_runs(a.termbench, ["latency", "--adapter", "cm", "--url", url, "--transport", "raw",
                                "--runs", "3", "--count", str(a.count), "--opt", f"command={ECHO_CMD}"])
         stop.set()
         flooder.join(120)
     finally:
         server.terminate()
         server.wait(30)
-    rs = [r for r in runs_of(result) if isinstance(r, dict) and "p50_us" in r]
+    rs = [r for r in rs if "p50_us" in r]
     if not rs:
         return None
     return statistics.median(r["p50_us"] for r in rs), statistics.median(r["p99_us"] for r in rs)
@@ -94,7 +60,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--count", type=int, default=1000, help="keystrokes per latency run")
     ap.add_argument("--flood-bytes", type=int, default=40_000_000)
-    ap.add_argument("--termbench", default=os.path.join(HERE, "..", "..", "shared", "bench", "termbench.py"))
+    ap.add_argument("--termbench", default=TERMBENCH)
     a = ap.parse_args()
     if not os.path.exists(a.termbench):
         raise SystemExit(f"termbench.py not found at {a.termbench} (--termbench)")

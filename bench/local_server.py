@@ -1,8 +1,17 @@
-"""What the A/B scripts beside this file share: a free loopback port and waiting for a server
-to listen on it."""
+"""What the A/B scripts beside this file share: starting our server (`PATH` or `PATH@N`, which
+runs `PATH` with `CM_WORKER_THREADS=N`) on a free loopback port, running `termbench.py`, and
+alternating the servers round by round."""
 
+import json
+import os
 import socket
+import subprocess
+import sys
+import tempfile
 import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TERMBENCH = os.path.join(HERE, "..", "..", "shared", "bench", "termbench.py")
 
 
 def free_port():
@@ -34,3 +43,34 @@ def alternate(servers, rounds, measure, show):
             if result is not None:
                 results[server].append(result)
     return results
+
+
+def start_cm(server, port):
+    """Our server `PATH` or `PATH@N` on `port`, without authentication, in a fresh data directory."""
+    binary, _, workers = server.partition("@")
+    env = dict(os.environ, CM_LOG_LEVEL="warning")
+    if workers:
+        env["CM_WORKER_THREADS"] = workers
+    data = tempfile.mkdtemp(prefix="cm-bench-")
+    return subprocess.Popen([binary, "serve", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}",
+                             "--data-dir", data], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def termbench_runs(termbench, args):
+    """The runs `termbench.py ARGS` reports (each a dict), or [] when it failed."""
+    fd, out = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        subprocess.run([sys.executable, termbench] + args + ["--json-out", out],
+                       capture_output=True, text=True, timeout=600)
+        with open(out) as f:
+            result = json.load(f)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return []
+    finally:
+        os.unlink(out)
+    while isinstance(result, dict) and "runs" not in result and "result" in result:
+        result = result["result"]
+    runs = result.get("runs") if isinstance(result, dict) else result
+    return [r for r in runs or [] if isinstance(r, dict)]
