@@ -6,7 +6,9 @@
 //! reader or a viewer, and it costs a flood little: the queue keeps the newest
 //! [`PARSE_BUDGET`] bytes (older queued output is dropped), and after a large batch the parser
 //! pauses for [`FLOOD_PAUSE`], so a flood is parsed at most [`PARSE_BUDGET`] per pause, resuming
-//! at a line start after what it dropped. For scrolling output the screen is the same; a
+//! at a line start after what it dropped — and of a batch that starts after dropped output,
+//! only its last lines, as many as can still be on the screen or in its scrollback (with room
+//! for a progress line that moves the cursor up). For scrolling output the screen is the same; a
 //! full-screen program's screen is exact again at its next redraw. The newest output is never
 //! dropped, so the screen always ends where the output ends. After [`FREEZE_AFTER`] without
 //! output the screen is frozen to its snapshot bytes, so an idle session does not keep a grid.
@@ -189,13 +191,28 @@ async fn run(queue: Arc<Queue>, screen: Arc<Mutex<Screen>>, parsed: watch::Sende
 
 /// Feeds a batch to the screen; after dropped output (a gap before a feed) it resumes at the
 /// next line start, so the dropped bytes leave no half line (the batch's last feed is parsed
-/// whole if it has none: the screen always ends where the output ends). Returns its offset.
+/// whole if it has none: the screen always ends where the output ends). When the batch itself
+/// starts after a gap, it starts at the last [`kept_lines`] line starts instead ([`line_cut`]):
+/// the lines before them would scroll past the screen and its scrollback anyway. Returns the
+/// screen's offset.
 fn parse(screen: &Mutex<Screen>, batch: &[Feed]) -> Option<u64> {
     let mut s = screen.lock().ok()?;
+    let cut = match batch.first() {
+        Some(feed) if feed.offset > s.offset() => {
+            let rows = batch.iter().map(|f| f.rows).max().unwrap_or(feed.rows);
+            line_cut(batch, kept_lines(rows))
+        }
+        _ => None,
+    };
+    let first = cut.map_or(0, |(feed, _)| feed);
     let mut seek_line = false;
-    for (i, feed) in batch.iter().enumerate() {
+    for (i, feed) in batch.iter().enumerate().skip(first) {
         let last = i + 1 == batch.len();
         s.resize(feed.cols, feed.rows);
+        if let Some((_, from)) = cut.filter(|_| i == first) {
+            s.feed(feed.offset + from as u64, &feed.bytes[from..]);
+            continue;
+        }
         seek_line |= feed.offset > s.offset();
         let from = if seek_line {
             match feed.bytes.iter().position(|&b| b == b'\n') {
@@ -212,4 +229,94 @@ fn parse(screen: &Mutex<Screen>, batch: &[Feed]) -> Option<u64> {
         s.feed(feed.offset + from as u64, &feed.bytes[from..]);
     }
     Some(s.offset())
+}
+
+/// How many of a batch's last lines are parsed after a gap: the screen's rows and scrollback,
+/// and the screen's rows once more for output that moves the cursor up (a progress line).
+fn kept_lines(rows: u16) -> usize {
+    2 * usize::from(rows) + super::SCROLLBACK_LINES
+}
+
+/// Where the last `lines` lines of a batch start: the feed's index and the position after the
+/// newline in it; `None` if the batch has fewer lines.
+fn line_cut(batch: &[Feed], lines: usize) -> Option<(usize, usize)> {
+    let newlines = batch.iter().enumerate().rev().flat_map(|(i, feed)| {
+        let at = feed.bytes.iter().enumerate().rev();
+        at.filter(|(_, b)| **b == b'\n')
+            .map(move |(at, _)| (i, at + 1))
+    });
+    newlines.take(lines + 1).nth(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COLS: u16 = 80;
+    const ROWS: u16 = 24;
+
+    /// `count` numbered lines, cut into feeds of 4000 bytes (not at line ends) from `offset`.
+    fn feeds(offset: u64, count: usize) -> (Vec<u8>, Vec<Feed>) {
+        let stream: Vec<u8> = (0..count)
+            .flat_map(|i| format!("line {i}\r\n").into_bytes())
+            .collect();
+        let mut at = offset;
+        let batch = stream
+            .chunks(4000)
+            .map(|chunk| {
+                let feed = Feed {
+                    offset: at,
+                    bytes: Bytes::copy_from_slice(chunk),
+                    cols: COLS,
+                    rows: ROWS,
+                };
+                at += chunk.len() as u64;
+                feed
+            })
+            .collect();
+        (stream, batch)
+    }
+
+    fn text_after_gap(count: usize) -> (String, String) {
+        let screen = Mutex::new(Screen::new(COLS, ROWS));
+        if let Ok(mut s) = screen.lock() {
+            s.feed(0, b"before the gap\r\n");
+        }
+        let (stream, batch) = feeds(100_000, count);
+        let end = parse(&screen, &batch);
+        assert_eq!(end, Some(100_000 + stream.len() as u64));
+        let mut whole = Screen::new(COLS, ROWS);
+        whole.feed(0, &stream);
+        let text = screen.lock().map(|mut s| s.text()).unwrap_or_default();
+        (text, whole.text())
+    }
+
+    #[test]
+    fn after_a_gap_only_the_lines_that_stay_are_parsed_and_the_screen_is_the_same() {
+        let count = 5000;
+        let (_, batch) = feeds(0, count);
+        let kept = kept_lines(ROWS);
+        let (feed, at) = line_cut(&batch, kept).expect("more lines than are kept");
+        let start = batch[feed].offset as usize + at;
+        let (stream, _) = feeds(0, count);
+        assert_eq!(
+            &stream[start..start + 10],
+            format!("line {}\r", count - kept).as_bytes()
+        );
+
+        let (text, whole) = text_after_gap(count);
+        assert_eq!(text, whole);
+        assert!(text.starts_with(&format!("line {}\n", count - 200 - usize::from(ROWS) + 1)));
+    }
+
+    #[test]
+    fn a_short_batch_after_a_gap_resumes_at_its_first_line_start() {
+        let (_, batch) = feeds(0, 50);
+        assert!(line_cut(&batch, kept_lines(ROWS)).is_none());
+        let (text, _) = text_after_gap(50);
+        // After a gap the batch might begin mid-line: the screen resumes after its first
+        // newline, so "line 0" is skipped.
+        assert!(text.starts_with("before the gap\nline 1\n"), "{text}");
+        assert!(text.ends_with("line 49\n"), "{text}");
+    }
 }
