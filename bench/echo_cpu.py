@@ -21,9 +21,8 @@ import argparse
 import glob
 import os
 import statistics
-import subprocess
 
-from local_server import TERMBENCH, alternate, free_port, start_cm, termbench_runs, wait_port
+from local_server import TERMBENCH, alternate, free_port, start_server, termbench_runs, wait_port
 
 ECHO_CMD = "stty raw -echo; exec cat"
 
@@ -48,17 +47,6 @@ def context_switches(pid):
     return voluntary, involuntary
 
 
-def start(server, port):
-    """The server's process and the termbench arguments that reach its echo session."""
-    path = server.partition("@")[0]
-    if os.path.basename(path).endswith("ttyd"):
-        proc = subprocess.Popen([path, "-p", str(port), "-i", "127.0.0.1", "-W", "sh", "-c", ECHO_CMD],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return proc, ["--adapter", "ttyd", "--url", f"ws://127.0.0.1:{port}/ws"]
-    proc = start_cm(server, port)
-    return proc, ["--adapter", "cm", "--url", f"ws://127.0.0.1:{port}", "--opt", f"command={ECHO_CMD}"]
-
-
 def latency(a, target, count):
     runs = termbench_runs(a.termbench, ["latency", *target, "--transport", "raw", "--runs", "1",
                                         "--count", str(count)])
@@ -67,7 +55,7 @@ def latency(a, target, count):
 
 def measure(a, server):
     port = free_port()
-    proc, target = start(server, port)
+    proc, target = start_server(server, port, ECHO_CMD)
     try:
         wait_port(port)
         latency(a, target, 100)  # warm-up: the session exists and the first attach is done

@@ -57,6 +57,19 @@ def start_cm(server, port):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def start_server(server, port, command):
+    """Our server (`PATH`, `PATH@N`) or ttyd (a binary whose name ends in `ttyd`) on `port`, and
+    the `termbench.py` arguments that reach a session running `sh -c COMMAND` on it (ttyd runs
+    the command for each connection; ours gets it with each new session)."""
+    path = server.partition("@")[0]
+    if os.path.basename(path).endswith("ttyd"):
+        proc = subprocess.Popen([path, "-p", str(port), "-i", "127.0.0.1", "-W", "sh", "-c", command],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return proc, ["--adapter", "ttyd", "--url", f"ws://127.0.0.1:{port}/ws"]
+    proc = start_cm(server, port)
+    return proc, ["--adapter", "cm", "--url", f"ws://127.0.0.1:{port}", "--opt", f"command={command}"]
+
+
 def termbench_runs(termbench, args):
     """The runs `termbench.py ARGS` reports (each a dict), or [] when it failed."""
     fd, out = tempfile.mkstemp(suffix=".json")

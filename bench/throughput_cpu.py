@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Throughput and the server's CPU for it, for several servers alternating in one run.
+
+A server is `PATH` (our binary), `PATH@N` (our binary with `CM_WORKER_THREADS=N`) or a ttyd
+binary (its file name ends in `ttyd`). For each round and each server: a fresh server, one
+session running `head -c BYTES /dev/zero | base64` (ttyd: followed by `sleep 0.5`, so that it does
+not drop output still in the pty when the command exits), read by a raw WebSocket client
+(`termbench.py throughput`, with the server's CPU time from `/proc`). Prints each run (seconds,
+server CPU, bytes, messages and their average size), then the medians per server and, when a
+ttyd is among the servers, each one's CPU and speed as a ratio of the first ttyd's. Only the
+comparison between the servers of one run means anything: the machine's load moves the
+absolute figures.
+
+    python3 -m venv /tmp/tbvenv && /tmp/tbvenv/bin/pip install -r ../shared/bench/requirements.txt
+    /tmp/tbvenv/bin/python bench/throughput_cpu.py --rounds 5 /tmp/ttyd-1.7.7/build/ttyd \\
+        target/release/claude-manager@1
+"""
+
+import argparse
+import os
+import statistics
+
+from local_server import TERMBENCH, alternate, free_port, start_server, termbench_runs, wait_port
+
+
+def measure(a, server):
+    port = free_port()
+    producer = f"head -c {a.bytes} /dev/zero | base64"
+    is_ttyd = os.path.basename(server.partition("@")[0]).endswith("ttyd")
+    proc, target = start_server(server, port, producer + ("; sleep 0.5" if is_ttyd else ""))
+    try:
+        wait_port(port)
+        runs = termbench_runs(a.termbench, ["throughput", *target, "--transport", "raw", "--runs", "1",
+                                            "--max-seconds", "300", "--server-pid", str(proc.pid)])
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    run = runs[0] if runs else None
+    if not run or not run.get("server_cpu_s"):
+        return None
+    return {k: run[k] for k in ("seconds", "server_cpu_s", "bytes", "messages", "avg_msg_bytes")}
+
+
+def show(row):
+    return (f"{row['seconds']:.2f} s, server CPU {row['server_cpu_s']:.2f} s, {row['bytes']} bytes in "
+            f"{row['messages']} messages of {row['avg_msg_bytes']:.0f} bytes")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("servers", nargs="+", help="PATH, PATH@WORKER_THREADS, or a ttyd binary")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bytes", type=int, default=100_000_000, help="bytes before base64")
+    ap.add_argument("--termbench", default=TERMBENCH)
+    a = ap.parse_args()
+    if not os.path.exists(a.termbench):
+        raise SystemExit(f"termbench.py not found at {a.termbench} (--termbench)")
+    results = alternate(a.servers, a.rounds, lambda server: measure(a, server), show)
+    medians = {}
+    for server, rows in results.items():
+        if rows:
+            medians[server] = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+            print(f"{server}: median over {len(rows)} rounds: {show(medians[server])}")
+    ttyd = next((s for s in medians if os.path.basename(s.partition("@")[0]).endswith("ttyd")), None)
+    if ttyd:
+        for server, m in medians.items():
+            print(f"{server}: CPU {m['server_cpu_s'] / medians[ttyd]['server_cpu_s']:.3f} of ttyd's, "
+                  f"speed {medians[ttyd]['seconds'] / m['seconds']:.3f} of ttyd's")
+
+
+if __name__ == "__main__":
+    main()
