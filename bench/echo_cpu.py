@@ -17,12 +17,10 @@ absolute figures.
         target/release/claude-manager@2 /tmp/ttyd-1.7.7/build/ttyd
 """
 
-import argparse
 import glob
 import os
-import statistics
 
-from local_server import TERMBENCH, alternate, free_port, start_server, termbench_runs, wait_port
+from local_server import bench_main, free_port, start_server, termbench_runs, wait_port
 
 ECHO_CMD = "stty raw -echo; exec cat"
 
@@ -82,19 +80,8 @@ def show(row):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("servers", nargs="+", help="PATH, PATH@WORKER_THREADS, or a ttyd binary")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--count", type=int, default=5000, help="keystrokes per measured run")
-    ap.add_argument("--termbench", default=TERMBENCH)
-    a = ap.parse_args()
-    if not os.path.exists(a.termbench):
-        raise SystemExit(f"termbench.py not found at {a.termbench} (--termbench)")
-    results = alternate(a.servers, a.rounds, lambda server: measure(a, server), show)
-    for server, rows in results.items():
-        if rows:
-            median = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-            print(f"{server}: median over {len(rows)} rounds: {show(median)}")
+    bench_main(__doc__, measure, show, lambda ap: ap.add_argument(
+        "--count", type=int, default=5000, help="keystrokes per measured run"))
 
 
 if __name__ == "__main__":

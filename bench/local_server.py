@@ -2,8 +2,10 @@
 runs `PATH` with `CM_WORKER_THREADS=N`) on a free loopback port, running `termbench.py`, and
 alternating the servers round by round."""
 
+import argparse
 import json
 import os
+import statistics
 import socket
 import subprocess
 import sys
@@ -87,3 +89,25 @@ def termbench_runs(termbench, args):
         result = result["result"]
     runs = result.get("runs") if isinstance(result, dict) else result
     return [r for r in runs or [] if isinstance(r, dict)]
+
+
+def bench_main(doc, measure, show, more_args=None):
+    """The command line the A/B scripts share: SERVERS..., `--rounds`, `--termbench`, and what
+    `more_args(parser)` adds. Runs `measure(args, server)` alternating (`alternate`), then prints
+    the median of each field per server; returns those medians (dicts of numbers) per server."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("servers", nargs="+", help="PATH, PATH@WORKER_THREADS, or a ttyd binary")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--termbench", default=TERMBENCH)
+    if more_args:
+        more_args(ap)
+    a = ap.parse_args()
+    if not os.path.exists(a.termbench):
+        raise SystemExit(f"termbench.py not found at {a.termbench} (--termbench)")
+    results = alternate(a.servers, a.rounds, lambda server: measure(a, server), show)
+    medians = {}
+    for server, rows in results.items():
+        if rows:
+            medians[server] = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+            print(f"{server}: median over {len(rows)} rounds: {show(medians[server])}")
+    return medians

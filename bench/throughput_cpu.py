@@ -16,11 +16,9 @@ absolute figures.
         target/release/claude-manager@1
 """
 
-import argparse
 import os
-import statistics
 
-from local_server import TERMBENCH, alternate, free_port, start_server, termbench_runs, wait_port
+from local_server import bench_main, free_port, start_server, termbench_runs, wait_port
 
 
 def measure(a, server):
@@ -47,20 +45,8 @@ def show(row):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("servers", nargs="+", help="PATH, PATH@WORKER_THREADS, or a ttyd binary")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--bytes", type=int, default=100_000_000, help="bytes before base64")
-    ap.add_argument("--termbench", default=TERMBENCH)
-    a = ap.parse_args()
-    if not os.path.exists(a.termbench):
-        raise SystemExit(f"termbench.py not found at {a.termbench} (--termbench)")
-    results = alternate(a.servers, a.rounds, lambda server: measure(a, server), show)
-    medians = {}
-    for server, rows in results.items():
-        if rows:
-            medians[server] = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-            print(f"{server}: median over {len(rows)} rounds: {show(medians[server])}")
+    medians = bench_main(__doc__, measure, show, lambda ap: ap.add_argument(
+        "--bytes", type=int, default=100_000_000, help="bytes before base64"))
     ttyd = next((s for s in medians if os.path.basename(s.partition("@")[0]).endswith("ttyd")), None)
     if ttyd:
         for server, m in medians.items():
