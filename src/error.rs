@@ -66,6 +66,12 @@ impl ApiError {
         self
     }
 
+    /// The cause, for the server's log only (the envelope logs it once; the client never sees it).
+    pub fn with_internal(mut self, cause: impl Into<String>) -> Self {
+        self.internal = Some(cause.into());
+        self
+    }
+
     pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
@@ -135,15 +141,12 @@ impl From<DbError> for ApiError {
                 "the database worker is restarting; try again",
             ),
             // The cause is logged once by the server envelope; the client gets no internals.
-            other => {
-                let mut e = ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "database error (see the server log)",
-                );
-                e.internal = Some(other.to_string());
-                e
-            }
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "database error (see the server log)",
+            )
+            .with_internal(other.to_string()),
         }
     }
 }

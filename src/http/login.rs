@@ -137,13 +137,12 @@ async fn login(
     };
     state.login_limiter.succeed(client);
     let session = auth::new_secret(auth::SESSION_PREFIX).map_err(|e| {
-        let mut err = ApiError::new(
+        let err = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "cannot create a session now",
         );
-        err.internal = Some(e.to_string());
-        reject(err)
+        reject(err.with_internal(e.to_string()))
     })?;
     let session_hash = auth::hash_secret(&session);
     let expires_at = session_expiry(&state);

@@ -42,13 +42,12 @@ async fn recording(state: &AppState, kind: SessionKind, id: &str) -> Result<Resp
         .await
         .map_err(|e| {
             // A panic in the cast builder: a bug, logged by the envelope with the request id.
-            let mut api = ApiError::new(
+            ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "the recording could not be made (see the server log)",
-            );
-            api.internal = Some(format!("recording task: {e}"));
-            api
+            )
+            .with_internal(format!("recording task: {e}"))
         })?;
     let mut response = Response::new(cast.into());
     let headers = response.headers_mut();

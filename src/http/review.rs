@@ -79,13 +79,12 @@ where
     F: std::future::Future<Output = Result<Response, Rejection>> + Send + 'static,
 {
     tokio::spawn(work).await.unwrap_or_else(|e| {
-        let mut api = ApiError::new(
+        let api = ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "the review request failed (see the server log)",
         );
-        api.internal = Some(format!("review task: {e}"));
-        Err(reject(api))
+        Err(reject(api.with_internal(format!("review task: {e}"))))
     })
 }
 

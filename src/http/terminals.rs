@@ -77,15 +77,12 @@ impl From<SessionError> for ApiError {
                 "sessions_unavailable",
                 e.to_string(),
             ),
-            SessionError::Spawn(_) => {
-                let mut err = ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "spawn_failed",
-                    "could not start the session (see the server log)",
-                );
-                err.internal = Some(e.to_string());
-                err
-            }
+            SessionError::Spawn(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "spawn_failed",
+                "could not start the session (see the server log)",
+            )
+            .with_internal(e.to_string()),
             SessionError::Db(db) => db.into(),
             SessionError::Isolation(e) => e.into(),
             SessionError::CapUnavailable { field, why } => ApiError::validation(field, why),

@@ -128,15 +128,12 @@ impl From<IsolationError> for ApiError {
             Conflict { .. } => ApiError::conflict("merge_conflict", message),
             LocalChanges { .. } => ApiError::conflict("local_changes", message),
             Db(db) => db.into(),
-            Git(_) | Io(_) => {
-                let mut api = ApiError::new(
-                    warp::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "git_failed",
-                    "a git command failed (see the server log)",
-                );
-                api.internal = Some(message);
-                api
-            }
+            Git(_) | Io(_) => ApiError::new(
+                warp::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "git_failed",
+                "a git command failed (see the server log)",
+            )
+            .with_internal(message),
         }
     }
 }
