@@ -12,20 +12,18 @@ absolute figures.
     /tmp/tbvenv/bin/python bench/flood_echo.py --rounds 3 /tmp/cm-a /tmp/cm-b
 """
 
-import argparse
-import os
 import statistics
 import threading
 import time
 
-from local_server import TERMBENCH, alternate, free_port, start_cm, termbench_runs, wait_port
+from local_server import bench_main, free_port, start_cm, termbench_runs, wait_port
 
 ECHO_CMD = "stty raw -echo; exec cat"
 
 
 def measure(a, server):
     port = free_port()
-    server = start_cm(server, port)
+    proc = start_cm(server, port)
     try:
         wait_port(port)
         url = f"ws://127.0.0.1:{port}"
@@ -45,31 +43,21 @@ def measure(a, server):
         stop.set()
         flooder.join(120)
     finally:
-        server.terminate()
-        server.wait(30)
+        proc.terminate()
+        proc.wait(30)
     rs = [r for r in rs if "p50_us" in r]
     if not rs:
         return None
-    return statistics.median(r["p50_us"] for r in rs), statistics.median(r["p99_us"] for r in rs)
+    return {k: statistics.median(r[k] for r in rs) for k in ("p50_us", "p99_us")}
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("binaries", nargs="+",
-                    help="server binaries to compare; PATH@N runs PATH with CM_WORKER_THREADS=N")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--count", type=int, default=1000, help="keystrokes per latency run")
-    ap.add_argument("--flood-bytes", type=int, default=40_000_000)
-    ap.add_argument("--termbench", default=TERMBENCH)
-    a = ap.parse_args()
-    if not os.path.exists(a.termbench):
-        raise SystemExit(f"termbench.py not found at {a.termbench} (--termbench)")
-    results = alternate(a.binaries, a.rounds, lambda b: measure(a, b),
-                        lambda r: f"p50 {r[0]:.0f} µs, p99 {r[1]:.0f} µs")
-    for b, rs in results.items():
-        if rs:
-            print(f"{b}: p50 median {statistics.median(r[0] for r in rs):.0f} µs, "
-                  f"p99 median {statistics.median(r[1] for r in rs):.0f} µs over {len(rs)} rounds")
+    def more_args(ap):
+        ap.add_argument("--count", type=int, default=1000, help="keystrokes per latency run")
+        ap.add_argument("--flood-bytes", type=int, default=40_000_000)
+
+    bench_main(__doc__, measure, lambda r: f"p50 {r['p50_us']:.0f} µs, p99 {r['p99_us']:.0f} µs",
+               more_args, servers_help="server binaries to compare; PATH@N runs PATH with CM_WORKER_THREADS=N")
 
 
 if __name__ == "__main__":

@@ -91,12 +91,13 @@ def termbench_runs(termbench, args):
     return [r for r in runs or [] if isinstance(r, dict)]
 
 
-def bench_main(doc, measure, show, more_args=None):
+def bench_main(doc, measure, show, more_args=None,
+               servers_help="PATH, PATH@WORKER_THREADS, or a ttyd binary"):
     """The command line the A/B scripts share: SERVERS..., `--rounds`, `--termbench`, and what
     `more_args(parser)` adds. Runs `measure(args, server)` alternating (`alternate`), then prints
     the median of each field per server; returns those medians (dicts of numbers) per server."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("servers", nargs="+", help="PATH, PATH@WORKER_THREADS, or a ttyd binary")
+    ap.add_argument("servers", nargs="+", help=servers_help)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--termbench", default=TERMBENCH)
     if more_args:

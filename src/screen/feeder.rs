@@ -294,11 +294,10 @@ mod tests {
     #[test]
     fn after_a_gap_only_the_lines_that_stay_are_parsed_and_the_screen_is_the_same() {
         let count = 5000;
-        let (_, batch) = feeds(0, count);
+        let (stream, batch) = feeds(0, count);
         let kept = kept_lines(ROWS);
         let (feed, at) = line_cut(&batch, kept).expect("more lines than are kept");
         let start = batch[feed].offset as usize + at;
-        let (stream, _) = feeds(0, count);
         assert_eq!(
             &stream[start..start + 10],
             format!("line {}\r", count - kept).as_bytes()
@@ -306,7 +305,9 @@ mod tests {
 
         let (text, whole) = text_after_gap(count);
         assert_eq!(text, whole);
-        assert!(text.starts_with(&format!("line {}\n", count - 200 - usize::from(ROWS) + 1)));
+        // The scrollback and the screen, whose last row is the empty line after the last one.
+        let shown = crate::screen::SCROLLBACK_LINES + usize::from(ROWS) - 1;
+        assert!(text.starts_with(&format!("line {}\n", count - shown)));
     }
 
     #[test]
