@@ -82,9 +82,14 @@ await run("size", async ({ newPage }) => {
   await told.waitFor({ state: "detached" });
   const deskTold = desk.getByTestId("size-by-other");
   await deskTold.waitFor();
-  const phoneSize = await sttySize(phone, "p");
+  // The phone's layout settles after the fit (its own notice goes away and it fits again), so
+  // the PTY's size is read until the desktop shows that same size.
+  let probe = 0;
+  const phoneSize = await until("the desktop to show the phone's size", async () => {
+    const size = await sttySize(phone, `p${probe++}`);
+    return (await deskTold.innerText()).includes(`${size.cols}×${size.rows}`) && size;
+  });
   if (phoneSize.cols >= deskSize.cols || phoneSize.cols < 30) throw new Error(`phone's PTY ${JSON.stringify(phoneSize)}`);
-  await until("the desktop to show the phone's size", async () => (await deskTold.innerText()).includes(`${phoneSize.cols}×${phoneSize.rows}`));
   if (!(await deskTold.innerText()).includes("Chrome on Android")) throw new Error(`desktop says ${await deskTold.innerText()}, expected the phone's browser`);
   await shot(phone, "size-phone-fitted");
   await shot(desk, "size-desktop-told");

@@ -2,15 +2,17 @@
 // takes focus when it opens, so typing searches and Enter goes to the next match (Shift+Enter:
 // the previous one); Escape closes it.
 
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { SearchAddon } from "@xterm/addon-search";
 
 export function FindBar(props: { search: SearchAddon; onClose: () => void }) {
   const [q, setQ] = useState("");
   const [miss, setMiss] = useState(false);
   const input = useRef<HTMLInputElement>(null);
-  // `autofocus` only works on page load; a bar opened later must take focus itself.
-  useEffect(() => input.current?.focus(), []);
+  // `autofocus` only works on page load; a bar opened later must take focus itself, and at once:
+  // a layout effect runs as the bar is put on the page, where an effect waits for a frame and
+  // the first keys typed after the click would go to the shell.
+  useLayoutEffect(() => input.current?.focus(), []);
   const find = (text: string, back: boolean, incremental = false) => {
     if (!text) return setMiss(false);
     const found = back ? props.search.findPrevious(text) : props.search.findNext(text, { incremental });
