@@ -2,8 +2,8 @@
 """Keystroke echo: round trip, and what each keystroke costs the server, for several servers
 alternating in one run.
 
-A server is `PATH` (our binary), `PATH@N` (our binary with `CM_WORKER_THREADS=N`) or a ttyd
-binary (its file name ends in `ttyd`). For each round and each server: a fresh server, a session
+A server is `PATH` (our binary), `PATH@N` (our binary with `CM_WORKER_THREADS=N`), `PATH@N,L`
+(and `CM_SESSION_THREADS=L`) or a ttyd binary (its file name ends in `ttyd`). For each round and each server: a fresh server, a session
 running `stty raw -echo; exec cat`, a warm-up of 100 keystrokes, then `--count` keystrokes sent
 back to back (`termbench.py latency`, raw transport). Around the measured run it reads the
 server's CPU time (`/proc/PID/stat`, user + system) and its threads' context switches

@@ -4,7 +4,7 @@
 For each round and each binary: a fresh server, a session flooding 40 MB of base64 over and over
 (read by a raw WebSocket client), and, one second in, the keystroke echo round trip measured on
 a second session of the same server (`termbench.py latency`, 3 runs). Prints each measurement and
-the medians of p50 and p99 per binary. `PATH@N` runs `PATH` with `CM_WORKER_THREADS=N`. Only
+the medians of p50 and p99 per binary. `PATH@N` runs `PATH` with `CM_WORKER_THREADS=N`, `PATH@N,L` also with `CM_SESSION_THREADS=L`. Only
 the comparison between the binaries of one run means anything: the machine's load moves the
 absolute figures.
 
@@ -57,7 +57,8 @@ def main():
         ap.add_argument("--flood-bytes", type=int, default=40_000_000)
 
     bench_main(__doc__, measure, lambda r: f"p50 {r['p50_us']:.0f} µs, p99 {r['p99_us']:.0f} µs",
-               more_args, servers_help="server binaries to compare; PATH@N runs PATH with CM_WORKER_THREADS=N")
+               more_args, servers_help="server binaries to compare; PATH@N runs PATH with CM_WORKER_THREADS=N, "
+               "PATH@N,L also with CM_SESSION_THREADS=L")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""What the A/B scripts beside this file share: starting our server (`PATH` or `PATH@N`, which
-runs `PATH` with `CM_WORKER_THREADS=N`) on a free loopback port, running `termbench.py`, and
-alternating the servers round by round."""
+"""What the A/B scripts beside this file share: starting our server (`PATH`, or `PATH@N` which
+runs `PATH` with `CM_WORKER_THREADS=N`, or `PATH@N,L` with `CM_SESSION_THREADS=L` too) on a free
+loopback port, running `termbench.py`, and alternating the servers round by round."""
 
 import argparse
 import json
@@ -48,11 +48,15 @@ def alternate(servers, rounds, measure, show):
 
 
 def start_cm(server, port):
-    """Our server `PATH` or `PATH@N` on `port`, without authentication, in a fresh data directory."""
-    binary, _, workers = server.partition("@")
+    """Our server `PATH`, `PATH@N` or `PATH@N,L` on `port`, without authentication, in a fresh
+    data directory."""
+    binary, _, threads = server.partition("@")
+    workers, _, lanes = threads.partition(",")
     env = dict(os.environ, CM_LOG_LEVEL="warning")
     if workers:
         env["CM_WORKER_THREADS"] = workers
+    if lanes:
+        env["CM_SESSION_THREADS"] = lanes
     data = tempfile.mkdtemp(prefix="cm-bench-")
     return subprocess.Popen([binary, "serve", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}",
                              "--data-dir", data], env=env,
@@ -60,9 +64,9 @@ def start_cm(server, port):
 
 
 def start_server(server, port, command):
-    """Our server (`PATH`, `PATH@N`) or ttyd (a binary whose name ends in `ttyd`) on `port`, and
-    the `termbench.py` arguments that reach a session running `sh -c COMMAND` on it (ttyd runs
-    the command for each connection; ours gets it with each new session)."""
+    """Our server (`PATH`, `PATH@N`, `PATH@N,L`) or ttyd (a binary whose name ends in `ttyd`) on
+    `port`, and the `termbench.py` arguments that reach a session running `sh -c COMMAND` on it
+    (ttyd runs the command for each connection; ours gets it with each new session)."""
     path = server.partition("@")[0]
     if os.path.basename(path).endswith("ttyd"):
         proc = subprocess.Popen([path, "-p", str(port), "-i", "127.0.0.1", "-W", "sh", "-c", command],
@@ -92,7 +96,7 @@ def termbench_runs(termbench, args):
 
 
 def bench_main(doc, measure, show, more_args=None,
-               servers_help="PATH, PATH@WORKER_THREADS, or a ttyd binary"):
+               servers_help="PATH, PATH@WORKER_THREADS[,SESSION_THREADS], or a ttyd binary"):
     """The command line the A/B scripts share: SERVERS..., `--rounds`, `--termbench`, and what
     `more_args(parser)` adds. Runs `measure(args, server)` alternating (`alternate`), then prints
     the median of each field per server; returns those medians (dicts of numbers) per server."""

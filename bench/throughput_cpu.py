@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Throughput and the server's CPU for it, for several servers alternating in one run.
 
-A server is `PATH` (our binary), `PATH@N` (our binary with `CM_WORKER_THREADS=N`) or a ttyd
-binary (its file name ends in `ttyd`). For each round and each server: a fresh server, one
-session running `head -c BYTES /dev/zero | base64` (ttyd: followed by `sleep 0.5`, so that it does
-not drop output still in the pty when the command exits), read by a raw WebSocket client
+A server is `PATH` (our binary), `PATH@N` (our binary with `CM_WORKER_THREADS=N`), `PATH@N,L`
+(and `CM_SESSION_THREADS=L`) or a ttyd binary (its file name ends in `ttyd`). For each round and
+each server: a fresh server, one session running `head -c BYTES /dev/zero | base64` (ttyd:
+followed by `sleep 0.5`, so that it does not drop output still in the pty when the command
+exits), read by a raw WebSocket client
 (`termbench.py throughput`, with the server's CPU time from `/proc`). Prints each run (seconds,
 server CPU, bytes, messages and their average size), then the medians per server and, when a
 ttyd is among the servers, each one's CPU and speed as a ratio of the first ttyd's. Only the

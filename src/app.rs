@@ -54,6 +54,8 @@ pub enum StartError {
     Auth(#[from] crate::auth::AuthError),
     #[error("notifications: {0}")]
     Push(#[from] crate::push::PushError),
+    #[error("cannot start the session threads: {0}")]
+    Lanes(std::io::Error),
 }
 
 pub struct Server {
@@ -242,6 +244,11 @@ impl Server {
             &config.data_dir,
             config.hook_program.clone(),
         );
+        let lanes = crate::actors::lanes::Lanes::start(
+            config.session_threads,
+            crate::actors::lanes::EVENT_INTERVAL,
+        )
+        .map_err(StartError::Lanes)?;
         let sessions_args = SessionsArgs {
             deps: Arc::new(SessionDeps {
                 db: db.clone(),
@@ -252,6 +259,7 @@ impl Server {
                 viewer_queue_bytes: config.viewer_queue_bytes,
                 output_bytes: metrics.pty_output_bytes.clone(),
                 lifecycle: lifecycle.clone(),
+                lanes: Arc::new(lanes),
             }),
             metrics: metrics.clone(),
             boot_id: boot_id.clone(),

@@ -27,11 +27,7 @@ use claude_manager::notify::{self, Notifier};
 mod token_cli;
 use token_cli::{token, TokenCommand};
 
-/// How many tasks a busy worker runs between two looks at the sockets and PTYs (tokio's default
-/// is 61). While one session floods, a keystroke on another is then seen sooner: echo p50 during
-/// a flood 314 µs against 414 µs, with no change in throughput or idle echo
-/// (docs/benchmarks.md, "One worker thread").
-const EVENT_INTERVAL: u32 = 8;
+use claude_manager::actors::lanes::EVENT_INTERVAL;
 
 #[derive(Parser)]
 #[command(

@@ -222,27 +222,43 @@ async fn binding_a_public_address_without_auth_is_refused() {
     assert!(err.contains("Remove --insecure-no-auth to enable"), "{err}");
 }
 
-#[tokio::test]
-async fn a_worker_thread_count_out_of_range_is_refused_by_name() {
-    for bad in ["0", "257", "two", ""] {
+/// `serve` with `var` set to each of `bad` exits 2, naming the setting and its range.
+fn assert_thread_count_refused(var: &str, bad: &[&str], name: &str, range: &str) {
+    for bad in bad {
         let dir = tempfile::tempdir().unwrap();
         let out = std::process::Command::new(binary())
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
-            .env("CM_WORKER_THREADS", bad)
+            .env(var, bad)
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "CM_WORKER_THREADS={bad:?}: {err}"
-        );
+        assert_eq!(out.status.code(), Some(2), "{var}={bad:?}: {err}");
         assert!(
-            err.contains("worker_threads (CM_WORKER_THREADS)") && err.contains("1 to 256"),
+            err.contains(&format!("{name} ({var})")) && err.contains(range),
             "{err}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_worker_thread_count_out_of_range_is_refused_by_name() {
+    assert_thread_count_refused(
+        "CM_WORKER_THREADS",
+        &["0", "257", "two", ""],
+        "worker_threads",
+        "1 to 256",
+    );
+}
+
+#[tokio::test]
+async fn a_session_thread_count_out_of_range_is_refused_by_name() {
+    assert_thread_count_refused(
+        "CM_SESSION_THREADS",
+        &["65", "-1", "two", ""],
+        "session_threads",
+        "0 to 64",
+    );
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 pub mod db;
 pub mod events;
+pub mod lanes;
 pub mod reaper;
 pub mod runs;
 pub mod session_types;

@@ -26,6 +26,7 @@ use slog::{error, info, Logger};
 mod agent;
 pub use agent::AgentSessionRequest;
 
+use super::lanes::{within, LaneTicket};
 use super::session_types::{
     new_session_id, Activity, SessionError, SessionExited, SessionInfo, SessionKind, SessionSpec,
 };
@@ -181,11 +182,13 @@ impl SessionsState {
             cgroup: None,
             caps: spec.caps,
         };
+        let lane = self.args.deps.lanes.pick();
+        let spawn = |command: &PtyCommand| within(lane.as_ref(), || pty::spawn(command));
         let spawned = match self
             .args
             .deps
             .lifecycle
-            .launch(row.id, command, pty::spawn)
+            .launch(row.id, command, spawn)
             .await
         {
             Ok(spawned) => spawned,
@@ -205,7 +208,7 @@ impl SessionsState {
                 spec,
                 spawned,
                 (row.id, row.created_at),
-                ring,
+                (ring, lane),
             )
             .await
             .map_err(|e| SessionError::Spawn(e.to_string()))?;
@@ -227,12 +230,13 @@ impl SessionsState {
         spec: SessionSpec,
         spawned: pty::SpawnedPty,
         (execution_id, created_at): (i64, String),
-        ring: Option<ReplayBuffer>,
+        (ring, lane): (Option<ReplayBuffer>, Option<LaneTicket>),
     ) -> Result<ActorRef<TerminalMsg>, ractor::SpawnErr> {
         let tree = spawned.child.tree().clone();
         let recorded = Arc::new(AtomicBool::new(false));
         let activity = Arc::new(Activity::new());
         let (kind, agent_id, idle_timeout) = (spec.kind, spec.agent_id, spec.idle_timeout);
+        let runtime = lane.as_ref().map(|lane| lane.handle().clone());
         let args = Box::new(TerminalArgs {
             id: id.clone(),
             spec,
@@ -244,9 +248,13 @@ impl SessionsState {
             recorded: recorded.clone(),
             activity: activity.clone(),
             ring,
+            lane,
         });
         // If this fails, the args (and with them the child) are dropped: the group is killed.
-        let (actor, _) = Actor::spawn_linked(None, TerminalActor, args, me.get_cell()).await?;
+        let start = Actor::spawn_linked(None, TerminalActor, args, me.get_cell());
+        let (actor, _) = super::lanes::run_on(runtime, start)
+            .await
+            .map_err(|e| ractor::SpawnErr::StartupFailed(e.to_string().into()))??;
         self.counter(kind).fetch_add(1, Ordering::Relaxed);
         let entry = Entry {
             kind,

@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// [default: 1].
     #[arg(long, env = "CM_WORKER_THREADS", value_name = "N")]
     pub worker_threads: Option<String>,
+    /// Threads that carry the sessions' byte paths, each its own share of the sessions; 0 runs
+    /// them on the worker threads [default: 2].
+    #[arg(long, env = "CM_SESSION_THREADS", value_name = "N")]
+    pub session_threads: Option<String>,
     /// Live terminal + agent sessions at most; more gets 429 [default: 64].
     #[arg(long, env = "CM_MAX_SESSIONS", value_name = "N")]
     pub max_sessions: Option<String>,

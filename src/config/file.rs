@@ -28,6 +28,7 @@ pub(super) struct FileConfig {
     pub(super) max_connections_per_client: Option<toml::Value>,
     pub(super) events_queue_len: Option<toml::Value>,
     pub(super) worker_threads: Option<toml::Value>,
+    pub(super) session_threads: Option<toml::Value>,
     pub(super) max_sessions: Option<toml::Value>,
     pub(super) max_viewers: Option<toml::Value>,
     pub(super) scrollback_bytes: Option<toml::Value>,

@@ -73,6 +73,8 @@ pub struct Config {
     pub max_connections_per_client: usize,
     pub events_queue_len: usize,
     pub worker_threads: usize,
+    /// Session lanes (`actors/lanes.rs`); 0: sessions run on the worker threads.
+    pub session_threads: usize,
     pub max_sessions: usize,
     pub max_viewers: usize,
     pub scrollback_bytes: usize,

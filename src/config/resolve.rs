@@ -33,6 +33,9 @@ const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 const DEFAULT_EVENTS_QUEUE_LEN: usize = 1024;
 // One thread: a keystroke's round trip never wakes a second one (docs/configuration.md).
 const DEFAULT_WORKER_THREADS: usize = 1;
+/// Two lanes: a session that floods output and one being typed into are on different threads
+/// as long as there are no more than two sessions; beyond, each lane takes its share.
+const DEFAULT_SESSION_THREADS: usize = 2;
 const DEFAULT_MAX_SESSIONS: usize = 64;
 const DEFAULT_MAX_VIEWERS: usize = 16;
 const DEFAULT_SCROLLBACK_BYTES: usize = 1024 * 1024;
@@ -193,6 +196,13 @@ impl Config {
             DEFAULT_WORKER_THREADS,
             1,
             256,
+        )?;
+        let session_threads = parse_num(
+            "session_threads (CM_SESSION_THREADS)",
+            pick(&args.session_threads, &file.session_threads),
+            DEFAULT_SESSION_THREADS,
+            0,
+            64,
         )?;
         let max_sessions = parse_num(
             "max_sessions (CM_MAX_SESSIONS)",
@@ -417,6 +427,7 @@ impl Config {
             max_connections_per_client,
             events_queue_len,
             worker_threads,
+            session_threads,
             max_sessions,
             max_viewers,
             scrollback_bytes,

@@ -52,6 +52,11 @@ const REQUEST_ID_MAX_LEN: usize = 64;
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// The connection's socket, put in the request extensions: a WebSocket upgrade moves it to the
+/// reactor of its session's lane (`ws_upgrade.rs`). Only a number: the connection owns the fd.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnFd(pub std::os::fd::RawFd);
+
 /// Whether `s` is an acceptable caller-supplied request id.
 pub fn is_sane_request_id(s: &str) -> bool {
     (1..=REQUEST_ID_MAX_LEN).contains(&s.len())
@@ -106,6 +111,7 @@ pub async fn serve<F>(
         let _ = stream.set_nodelay(true); // terminal keystrokes: no Nagle delay
         let limits = gate.limits().clone();
         let clock = ConnectionClock::new();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
         fresh.retain(|c| c.upgrade().is_some_and(|c| c.age() < RELOAD_SETTLE));
         fresh.push(Arc::downgrade(&clock));
         let service = service.clone();
@@ -117,6 +123,7 @@ pub async fn serve<F>(
             let in_flight = conn_clock.request_started();
             let request = Request {
                 peer,
+                fd,
                 log: log.clone(),
                 metrics: metrics.clone(),
                 body_timeout: limits.body_read_timeout,
@@ -228,6 +235,7 @@ fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal, refusals: &Arc<Se
 /// What the envelope needs to know about the request's connection.
 struct Request {
     peer: SocketAddr,
+    fd: std::os::fd::RawFd,
     log: Logger,
     metrics: Arc<HttpMetrics>,
     body_timeout: Duration,
@@ -246,6 +254,7 @@ where
 {
     let Request {
         peer,
+        fd,
         log,
         metrics,
         body_timeout,
@@ -265,6 +274,7 @@ where
         req.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     req.extensions_mut().insert(PeerAddr(peer));
+    req.extensions_mut().insert(ConnFd(fd));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
 

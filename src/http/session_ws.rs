@@ -19,7 +19,7 @@ use warp::Filter;
 
 use super::json::{raw_query, reject, Query};
 use super::ws_frames::{chunks, frames, snapshot_frames};
-use super::ws_upgrade::{upgrade, ServerSocket, Upgrade};
+use super::ws_upgrade::{upgrade, ServerSocket, Upgrade, Upgraded};
 use crate::actors::session_types::{is_valid_session_id, SessionKind};
 use crate::actors::sessions::CALL_TIMEOUT;
 use crate::actors::terminal::{AttachRefused, Attached, Catchup, TerminalMsg, ViewerMode};
@@ -75,10 +75,7 @@ pub fn route(state: &AppState, kind: SessionKind) -> warp::filters::BoxedFilter<
                         client,
                     };
                     Ok::<_, warp::Rejection>(ws.accept(CLIENT_MESSAGE_MAX_BYTES, move |socket| {
-                        // Split before the viewer's future exists: it then holds two small
-                        // halves for the socket's lifetime, not the whole socket by value.
-                        let (tx, rx) = socket.split();
-                        viewer(tx, rx, state, kind, id, who)
+                        viewer(socket, state, kind, id, who)
                     }))
                 }
             },
@@ -116,46 +113,72 @@ async fn close(tx: &mut Tx, code: u16, reason: &'static str) -> Option<u16> {
 /// second copy of each argument it takes by value, for the whole life of the socket.
 #[allow(clippy::manual_async_fn)] // on purpose: see the doc above
 fn viewer(
-    mut tx: Tx,
-    rx: Rx,
+    socket: Upgraded,
     state: AppState,
     kind: SessionKind,
     id: String,
     who: Who,
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
-        let _open = state.sockets.hold();
-        let (counter, label) = match kind {
-            SessionKind::Terminal => (&state.metrics.ws_terminals, "terminal"),
-            SessionKind::AgentSession => (&state.metrics.ws_agents, "agent"),
+        let open = state.sockets.hold();
+        let label = match kind {
+            SessionKind::Terminal => "terminal",
+            SessionKind::AgentSession => "agent",
         };
-        let _gauge = Gauge::hold(counter);
         state.http_metrics.websocket_opened(label);
-        if let Some(code) = serve_viewer(&mut tx, rx, &state, kind, &id, who).await {
-            state.http_metrics.viewer_closed(code);
+        let mode = who.mode;
+        let mut attached = Box::pin(attach(&state, kind, &id, who)).await;
+        let lane = match &mut attached {
+            Ok((_, attached)) => attached.lane.take(),
+            Err(_) => None,
+        };
+        let serve = async move {
+            let _open = open;
+            let _gauge = Gauge::hold(match kind {
+                SessionKind::Terminal => &state.metrics.ws_terminals,
+                SessionKind::AgentSession => &state.metrics.ws_agents,
+            });
+            let socket = socket.into_socket().await;
+            let sent = match (attached, socket) {
+                (_, None) => None,
+                (Err((code, reason)), Some(socket)) => {
+                    close(&mut socket.split().0, code, reason).await
+                }
+                (Ok((actor, attached)), Some(socket)) => {
+                    // Split before serving: the future then holds two small halves for the
+                    // socket's lifetime, not the whole socket by value.
+                    let (mut tx, rx) = socket.split();
+                    let shutdown = state.shutdown.clone();
+                    serve_viewer(&mut tx, rx, shutdown, &id, mode, actor, attached).await
+                }
+            };
+            if let Some(code) = sent {
+                state.http_metrics.viewer_closed(code);
+            }
+        };
+        match lane {
+            // On the session's lane, with the rest of its byte path (`actors/lanes.rs`); this
+            // task ends here.
+            Some(lane) => drop(lane.spawn(serve)),
+            None => serve.await,
         }
     }
 }
 
-/// Attaches and serves one viewer; returns the close code the server sent, if it sent one.
+/// Serves one attached viewer; returns the close code the server sent, if it sent one.
 async fn serve_viewer(
     tx: &mut Tx,
     rx: Rx,
-    state: &AppState,
-    kind: SessionKind,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
     id: &str,
-    who: Who,
+    mode: ViewerMode,
+    actor: ActorRef<TerminalMsg>,
+    attached: Box<Attached>,
 ) -> Option<u16> {
-    let mode = who.mode;
-    let (actor, attached) = match Box::pin(attach(state, kind, id, who)).await {
-        Ok(attached) => attached,
-        Err((code, reason)) => return close(tx, code, reason).await,
-    };
     let viewer_id = attached.viewer;
     let queue = attached.queue.clone();
     let input = attached.input.clone();
     let holds_size = attached.holds_size.clone();
-    let mut shutdown = state.shutdown.clone();
     let sent = tokio::select! {
         sent = async {
             match Box::pin(greet(tx, id, attached, &mut shutdown)).await {

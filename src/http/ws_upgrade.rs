@@ -10,6 +10,10 @@
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -18,13 +22,17 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::json::reject;
+use super::server::ConnFd;
 use crate::error::ApiError;
 
 /// The server side of one upgraded connection.
-pub type ServerSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+pub type ServerSocket = WebSocketStream<ViewerIo>;
 
 /// Read buffer per viewer (see the module doc).
 const READ_BUFFER_BYTES: usize = 1024;
+/// Bytes a client may send right behind its upgrade request, before the 101, that are still
+/// carried over when its socket moves (`Upgraded::take_socket`); beyond, the socket stays.
+const READ_AHEAD_MAX: usize = 64 * 1024;
 
 /// The RFC 6455 close code and reason owed to a client whose frames broke the protocol:
 /// 1009 for a message or frame over the cap, 1007 for a text message that is not UTF-8, 1002
@@ -53,14 +61,17 @@ pub fn close_for_error(err: &(dyn std::error::Error + 'static)) -> Option<(u16, 
 pub struct Upgrade {
     key: String,
     on_upgrade: OnUpgrade,
+    /// The connection's socket (`server::ConnFd`).
+    fd: Option<RawFd>,
 }
 
 /// Matches a WebSocket upgrade request (RFC 6455 §4.2.1); anything else is a 400 JSON error.
 pub fn upgrade() -> impl Filter<Extract = (Upgrade,), Error = Rejection> + Clone {
     warp::header::headers_cloned()
         .and(warp::ext::optional::<OnUpgrade>())
+        .and(warp::ext::optional::<ConnFd>())
         .and_then(
-            |headers: HeaderMap, on_upgrade: Option<OnUpgrade>| async move {
+            |headers: HeaderMap, on_upgrade: Option<OnUpgrade>, fd: Option<ConnFd>| async move {
                 let has = |name: &str, token: &str| {
                     headers.get_all(name).iter().any(|v| {
                         v.to_str().is_ok_and(|v| {
@@ -78,7 +89,11 @@ pub fn upgrade() -> impl Filter<Extract = (Upgrade,), Error = Rejection> + Clone
                         && has("upgrade", "websocket")
                         && has("sec-websocket-version", "13") =>
                 {
-                    Ok(Upgrade { key, on_upgrade })
+                    Ok(Upgrade {
+                        key,
+                        on_upgrade,
+                        fd: fd.map(|ConnFd(fd)| fd),
+                    })
                 }
                 _ => Err(reject(ApiError::bad_request(
                     "this endpoint is a WebSocket: send a WebSocket upgrade request (version 13)",
@@ -89,34 +104,29 @@ pub fn upgrade() -> impl Filter<Extract = (Upgrade,), Error = Rejection> + Clone
 }
 
 impl Upgrade {
-    /// Answers 101 and runs `handler` on the socket once the connection has switched.
-    /// `max_message_bytes` caps each client message and frame.
+    /// Answers 101 and runs `handler` on the connection once it has switched. `max_message_bytes`
+    /// caps each client message and frame.
     pub fn accept<F, U>(self, max_message_bytes: usize, handler: F) -> Response
     where
-        F: FnOnce(ServerSocket) -> U + Send + 'static,
+        F: FnOnce(Upgraded) -> U + Send + 'static,
         U: Future<Output = ()> + Send + 'static,
     {
         let accept = derive_accept_key(self.key.as_bytes());
-        let on_upgrade = self.on_upgrade;
+        let (on_upgrade, fd) = (self.on_upgrade, self.fd);
         // Boxed: the task keeps its captures for the socket's whole life, and the handler's
         // (the session's state, ids) are only needed to start it.
         let handler = Box::new(handler);
         tokio::spawn(async move {
             // A client that goes away mid-handshake leaves nothing to do.
-            let Ok(upgraded) = on_upgrade.await else {
+            let Ok(io) = on_upgrade.await else {
                 return;
             };
-            let config = WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER_BYTES)
-                .max_message_size(Some(max_message_bytes))
-                .max_frame_size(Some(max_message_bytes));
-            let socket = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(config),
-            )
+            handler(Upgraded {
+                io,
+                fd,
+                max_message_bytes,
+            })
             .await;
-            handler(socket).await;
         });
         let mut resp = Response::new(Vec::<u8>::new().into());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -130,5 +140,116 @@ impl Upgrade {
             headers.insert("sec-websocket-accept", v);
         }
         resp
+    }
+}
+
+/// A connection that has switched to WebSocket, not yet wrapped: it can still move to the
+/// reactor of another runtime (a session's lane, `actors/lanes.rs`).
+pub struct Upgraded {
+    io: hyper::upgrade::Upgraded,
+    fd: Option<RawFd>,
+    max_message_bytes: usize,
+}
+
+impl Upgraded {
+    /// The WebSocket. Its socket is registered with the reactor of the runtime this runs on:
+    /// the session's lane then hears its keystrokes itself, with no wakeup of the main runtime
+    /// in between. `None` when the socket could not be registered (the connection is closed).
+    pub async fn into_socket(self) -> Option<ServerSocket> {
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .max_message_size(Some(self.max_message_bytes))
+            .max_frame_size(Some(self.max_message_bytes));
+        let (io, read_ahead) = self.take_socket()?;
+        Some(WebSocketStream::from_partially_read(io, read_ahead, Role::Server, Some(config)).await)
+    }
+
+    /// The socket, moved to this runtime's reactor, and the bytes hyper had already read past
+    /// the request (a client that did not wait for the 101). hyper's connection is kept when
+    /// the move is not possible: no fd, an fd that cannot be duplicated, a closed connection.
+    fn take_socket(self) -> Option<(ViewerIo, Vec<u8>)> {
+        let mut io = TokioIo::new(self.io);
+        let Some(fd) = self.fd else {
+            return Some((ViewerIo::Kept(io), Vec::new()));
+        };
+        // What hyper holds comes out first; then the socket says it has nothing more.
+        let mut read_ahead = Vec::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut buf = [0u8; 1024];
+        loop {
+            let mut chunk = ReadBuf::new(&mut buf);
+            match Pin::new(&mut io).poll_read(&mut cx, &mut chunk) {
+                Poll::Pending => break,
+                Poll::Ready(Ok(())) if !chunk.filled().is_empty() => {
+                    read_ahead.extend_from_slice(chunk.filled());
+                    if read_ahead.len() > READ_AHEAD_MAX {
+                        return Some((ViewerIo::Kept(io), read_ahead));
+                    }
+                }
+                // End of stream or an error: the WebSocket will see it where it is.
+                Poll::Ready(_) => return Some((ViewerIo::Kept(io), read_ahead)),
+            }
+        }
+        // SAFETY: `fd` is the connection's socket, which `io` still owns (it was read from the
+        // request of this very connection); F_DUPFD_CLOEXEC only makes a new descriptor.
+        let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if copy < 0 {
+            return Some((ViewerIo::Kept(io), read_ahead));
+        }
+        // SAFETY: `copy` was just made above and nothing else owns it.
+        let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+        // Deregisters the socket from the reactor it was on and closes the original fd.
+        drop(io);
+        let socket = std::net::TcpStream::from(copy);
+        let socket = tokio::net::TcpStream::from_std(socket).ok()?;
+        Some((ViewerIo::Moved(socket), read_ahead))
+    }
+}
+
+/// The byte stream under a viewer's WebSocket.
+pub enum ViewerIo {
+    /// The connection's own socket, on the reactor of the runtime that serves the viewer.
+    Moved(tokio::net::TcpStream),
+    /// hyper's upgraded connection, on the main runtime's reactor.
+    Kept(TokioIo<hyper::upgrade::Upgraded>),
+}
+
+impl AsyncRead for ViewerIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ViewerIo::Moved(s) => Pin::new(s).poll_read(cx, buf),
+            ViewerIo::Kept(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ViewerIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ViewerIo::Moved(s) => Pin::new(s).poll_write(cx, buf),
+            ViewerIo::Kept(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ViewerIo::Moved(s) => Pin::new(s).poll_flush(cx),
+            ViewerIo::Kept(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ViewerIo::Moved(s) => Pin::new(s).poll_shutdown(cx),
+            ViewerIo::Kept(s) => Pin::new(s).poll_shutdown(cx),
+        }
     }
 }

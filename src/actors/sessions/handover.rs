@@ -129,14 +129,16 @@ impl SessionsState {
         };
         // In systemd's fd store again (a reload made a new ring), before the master moves.
         crate::handover::crash::keep(&mut ring, &kept, s.master.as_fd(), &self.log);
-        let spawned = pty::adopt(s.master, tree.clone()).map_err(|e| e.to_string())?;
+        let lane = self.args.deps.lanes.pick();
+        let spawned = super::within(lane.as_ref(), || pty::adopt(s.master, tree.clone()))
+            .map_err(|e| e.to_string())?;
         self.args
             .deps
             .lifecycle
             .live
             .insert(r.execution_id, tree.clone());
         let execution = (r.execution_id, r.created_at);
-        self.admit(me, r.id, spec, spawned, execution, Some(ring))
+        self.admit(me, r.id, spec, spawned, execution, (Some(ring), lane))
             .await
             .map_err(|e| e.to_string())?;
         Ok(())

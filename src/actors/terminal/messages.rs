@@ -92,6 +92,8 @@ pub struct Attached {
     /// left the ring (DESIGN "Terminal screen on the server").
     pub snapshot: Option<Snapshot>,
     pub replay: Bytes,
+    /// The session's lane (`actors/lanes.rs`): the viewer's socket is served there.
+    pub lane: Option<tokio::runtime::Handle>,
 }
 
 pub enum AttachRefused {

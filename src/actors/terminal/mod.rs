@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::db::Db;
 use super::events::Events;
+use super::lanes::{LaneTicket, Lanes};
 use super::session_types::{Activity, SessionSpec};
 use super::sessions::SessionsMsg;
 use super::viewers::{CloseReason, Flow, ViewerQueue};
@@ -71,6 +72,8 @@ pub struct SessionDeps {
     /// Shared counter of bytes read from all PTYs (metrics).
     pub output_bytes: Arc<AtomicU64>,
     pub lifecycle: Lifecycle,
+    /// Where sessions run (`lanes.rs`).
+    pub lanes: Arc<Lanes>,
 }
 
 pub struct TerminalArgs {
@@ -87,6 +90,8 @@ pub struct TerminalArgs {
     pub activity: Arc<Activity>,
     /// The ring handed over by a reload (offsets go on); `None` starts an empty one.
     pub ring: Option<ReplayBuffer>,
+    /// The lane the session runs on; `None` on the main runtime.
+    pub lane: Option<LaneTicket>,
 }
 
 struct Viewer {
@@ -150,6 +155,8 @@ pub struct TerminalState {
     keeper: ChildKeeper,
     /// Passed on to the next image: nothing of it is stopped or recorded here any more.
     handed_over: bool,
+    /// The session's lane, counted there while its child runs; `None` on the main runtime.
+    lane: Option<LaneTicket>,
 }
 
 pub struct TerminalActor;
@@ -226,6 +233,7 @@ impl Actor for TerminalActor {
             waiter,
             keeper,
             handed_over: false,
+            lane: args.lane,
         })
     }
 

@@ -91,6 +91,10 @@ impl TerminalState {
         for task in &self.tasks {
             task.abort();
         }
+        // What is left (viewers reading the end) is light: the lane takes new sessions again.
+        if let Some(lane) = &mut self.lane {
+            lane.leave();
+        }
         info!(self.log, "session exited"; "code" => exit.code, "signal" => exit.signal,
               "status" => status.as_str(), "bytes_out" => self.replay.end());
         // No exit status: an adopted child that is no longer ours (after a crash).

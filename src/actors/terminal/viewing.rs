@@ -74,6 +74,7 @@ impl TerminalState {
             size: self.size,
             snapshot,
             replay: Bytes::from(replay.bytes),
+            lane: self.lane.as_ref().map(|lane| lane.handle().clone()),
         })
     }
 
