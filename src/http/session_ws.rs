@@ -140,7 +140,13 @@ fn viewer(
             });
             let socket = socket.into_socket().await;
             let sent = match (attached, socket) {
-                (_, None) => None,
+                (Ok((actor, attached)), None) => {
+                    // The connection is gone: nothing to serve, and the actor must not wait for
+                    // this viewer.
+                    let _ = actor.cast(TerminalMsg::Detach(attached.viewer));
+                    None
+                }
+                (Err(_), None) => None,
                 (Err((code, reason)), Some(socket)) => {
                     close(&mut socket.split().0, code, reason).await
                 }
