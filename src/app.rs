@@ -244,11 +244,8 @@ impl Server {
             &config.data_dir,
             config.hook_program.clone(),
         );
-        let lanes = crate::actors::lanes::Lanes::start(
-            config.session_threads,
-            crate::actors::lanes::EVENT_INTERVAL,
-        )
-        .map_err(StartError::Lanes)?;
+        let lanes = crate::actors::lanes::Lanes::start(config.session_threads)
+            .map_err(StartError::Lanes)?;
         let sessions_args = SessionsArgs {
             deps: Arc::new(SessionDeps {
                 db: db.clone(),

@@ -3,10 +3,10 @@
 //! Each lane is a single-threaded async runtime on a thread of its own. A session is put on the
 //! lane that carries the fewest running sessions when it starts (or is adopted after a reload; a
 //! session whose program has exited no longer counts), and everything on its byte path runs
-//! there: its actor, the PTY's reader and writer, the child's waiter and its viewers' sockets. A session that floods output then loads only its own lane:
-//! a keystroke on a session of another lane is read, written to its PTY and echoed by a thread
-//! that was asleep, which the kernel serves at once, instead of waiting behind the flood's
-//! tasks (docs/benchmarks.md, "Session lanes"). The HTTP API, the database and the supervisors
+//! there: its actor, the PTY's reader and writer, the child's waiter and its viewers' sockets.
+//! A session that floods output then loads only its own lane: a keystroke on a session of
+//! another lane is read, written to its PTY and echoed by a thread that was asleep, which the
+//! kernel serves at once, instead of waiting behind the flood's tasks (docs/benchmarks.md, "Session lanes"). The HTTP API, the database and the supervisors
 //! stay on the main runtime. With no lanes (`session_threads = 0`) sessions run on the main
 //! runtime, as they did before lanes existed.
 
@@ -30,8 +30,8 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 struct Lane {
     handle: Handle,
     sessions: Arc<AtomicUsize>,
-    /// Dropped (or sent) to end the lane's thread.
-    stop: Option<oneshot::Sender<()>>,
+    /// Dropped with the lanes, which ends the lane's thread.
+    _stop: oneshot::Sender<()>,
 }
 
 /// The lanes of one server; empty when sessions run on the main runtime.
@@ -48,13 +48,13 @@ pub struct LaneTicket {
 }
 
 impl Lanes {
-    /// Starts `count` lanes, each a thread named `cm-lane-N` with its own runtime; `event_interval`
-    /// as for the main runtime.
-    pub fn start(count: usize, event_interval: u32) -> std::io::Result<Lanes> {
+    /// Starts `count` lanes (none: sessions run on the runtime that starts them), each a thread
+    /// named `cm-lane-N` with its own runtime.
+    pub fn start(count: usize) -> std::io::Result<Lanes> {
         let mut lanes = Vec::with_capacity(count);
         for n in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread()
-                .event_interval(event_interval)
+                .event_interval(EVENT_INTERVAL)
                 .enable_all()
                 .build()?;
             let handle = runtime.handle().clone();
@@ -62,22 +62,18 @@ impl Lanes {
             std::thread::Builder::new()
                 .name(format!("cm-lane-{n}"))
                 .spawn(move || {
-                    // Returns when the lanes are dropped: the server has stopped its sessions.
+                    // Returns when the lanes are dropped, the sender with them: the server has
+                    // stopped its sessions.
                     let _ = runtime.block_on(stopped);
                     runtime.shutdown_timeout(SHUTDOWN_WAIT);
                 })?;
             lanes.push(Lane {
                 handle,
                 sessions: Arc::new(AtomicUsize::new(0)),
-                stop: Some(stop),
+                _stop: stop,
             });
         }
         Ok(Lanes { lanes })
-    }
-
-    /// No lanes: sessions run on the runtime that starts them.
-    pub fn none() -> Lanes {
-        Lanes { lanes: Vec::new() }
     }
 
     /// The lane with the fewest running sessions (the first of equals), counted from now on;
@@ -93,10 +89,6 @@ impl Lanes {
             sessions: lane.sessions.clone(),
             counted: true,
         })
-    }
-
-    pub fn count(&self) -> usize {
-        self.lanes.len()
     }
 }
 
@@ -117,16 +109,6 @@ where
     match lane {
         Some(lane) => lane.spawn(start).await,
         None => Ok(start.await),
-    }
-}
-
-impl Drop for Lanes {
-    fn drop(&mut self) {
-        for lane in &mut self.lanes {
-            if let Some(stop) = lane.stop.take() {
-                let _ = stop.send(());
-            }
-        }
     }
 }
 
@@ -162,7 +144,7 @@ mod tests {
 
     #[test]
     fn a_session_goes_to_the_lane_with_the_fewest_and_leaves_it_once() {
-        let lanes = Lanes::start(2, 8).expect("lanes");
+        let lanes = Lanes::start(2).expect("lanes");
         let a = lanes.pick().expect("a lane");
         let b = lanes.pick().expect("a lane");
         assert!(
@@ -182,6 +164,6 @@ mod tests {
             1,
             "left once, not again when dropped"
         );
-        assert!(Lanes::none().pick().is_none());
+        assert!(Lanes::start(0).expect("no lanes").pick().is_none());
     }
 }
