@@ -87,6 +87,7 @@ await run("terminal", async ({ newPage }) => {
   await page.keyboard.press("Enter");
   if (!(await find.isVisible())) throw new Error("Enter closed the find bar");
   if ((await page.locator(".find-bar", { hasText: "no match" }).count()) !== 0) throw new Error("Enter lost the match");
+  await shot(page, "terminal-find");
   await find.press("Escape");
   await find.waitFor({ state: "detached" });
 
