@@ -3,9 +3,10 @@
 alternating in one run.
 
 A server is `PATH` (our binary), `PATH@N` (our binary with `CM_WORKER_THREADS=N`), `PATH@N,L`
-(and `CM_SESSION_THREADS=L`) or a ttyd binary (its file name ends in `ttyd`). For each round and each server: a fresh server, a session
-running `stty raw -echo; exec cat`, a warm-up of 100 keystrokes, then `--count` keystrokes sent
-back to back (`termbench.py latency`, raw transport). Around the measured run it reads the
+(and `CM_SESSION_THREADS=L`) or a ttyd binary (its file name ends in `ttyd`). For each round and
+each server: a fresh server, a session running `stty raw -echo; exec cat`, a warm-up of 100
+keystrokes, then `--count` keystrokes sent back to back, or `--interval-ms` apart as a person
+types (`termbench.py latency`, raw transport). Around the measured run it reads the
 server's CPU time (`/proc/PID/stat`, user + system) and its threads' context switches
 (`/proc/PID/task/*/status`), and prints per keystroke: echo p50 and p99, server CPU in µs, and
 voluntary and involuntary context switches. Then the medians per server over the rounds. Only
@@ -47,7 +48,7 @@ def context_switches(pid):
 
 def latency(a, target, count):
     runs = termbench_runs(a.termbench, ["latency", *target, "--transport", "raw", "--runs", "1",
-                                        "--count", str(count)])
+                                        "--count", str(count), "--interval-ms", str(a.interval_ms)])
     return runs[0] if runs and "p50_us" in runs[0] else None
 
 
@@ -80,8 +81,12 @@ def show(row):
 
 
 def main():
-    bench_main(__doc__, measure, show, lambda ap: ap.add_argument(
-        "--count", type=int, default=5000, help="keystrokes per measured run"))
+    def more_args(ap):
+        ap.add_argument("--count", type=int, default=5000, help="keystrokes per measured run")
+        ap.add_argument("--interval-ms", type=float, default=0.0,
+                        help="pause between keystrokes (0: back to back)")
+
+    bench_main(__doc__, measure, show, more_args)
 
 
 if __name__ == "__main__":
