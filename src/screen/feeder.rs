@@ -20,6 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::{Screen, Snapshot};
 
@@ -147,21 +148,31 @@ fn take(queue: &Queue) -> Option<Vec<Feed>> {
 
 async fn run(queue: Arc<Queue>, screen: Arc<Mutex<Screen>>, parsed: watch::Sender<u64>) {
     let mut frozen = false;
+    let mut last_fed = Instant::now();
+    // One timer, moved on only when it fires early: a timer set anew for each batch makes the
+    // runtime wake its own reactor (a write to its eventfd) on every keystroke's echo.
+    let freeze = tokio::time::sleep(FREEZE_AFTER);
+    tokio::pin!(freeze);
     loop {
-        let woken = if frozen {
+        if frozen {
             queue.wake.notified().await;
-            true
+            freeze.as_mut().reset(Instant::now() + FREEZE_AFTER);
         } else {
-            tokio::time::timeout(FREEZE_AFTER, queue.wake.notified())
-                .await
-                .is_ok()
-        };
-        if !woken {
-            if let Ok(mut s) = screen.lock() {
-                s.freeze();
+            tokio::select! {
+                () = queue.wake.notified() => {}
+                () = &mut freeze => {
+                    let due = last_fed + FREEZE_AFTER;
+                    if Instant::now() < due {
+                        freeze.as_mut().reset(due);
+                    } else {
+                        if let Ok(mut s) = screen.lock() {
+                            s.freeze();
+                        }
+                        frozen = true;
+                    }
+                    continue;
+                }
             }
-            frozen = true;
-            continue;
         }
         // The viewers' tasks, woken by the same output, go first: the screen is never in the
         // way of an echo.
@@ -171,6 +182,7 @@ async fn run(queue: Arc<Queue>, screen: Arc<Mutex<Screen>>, parsed: watch::Sende
             continue;
         }
         frozen = false;
+        last_fed = Instant::now();
         let total: usize = batch.iter().map(|f| f.bytes.len()).sum();
         let offset = if total < FLOOD_BATCH {
             parse(&screen, &batch)
@@ -319,5 +331,24 @@ mod tests {
         // newline, so "line 0" is skipped.
         assert!(text.starts_with("before the gap\nline 1\n"), "{text}");
         assert!(text.ends_with("line 49\n"), "{text}");
+    }
+
+    /// A screen is frozen only once its output has been quiet for [`FREEZE_AFTER`], however
+    /// long the session has been printing; the timer is not set anew for each batch.
+    #[tokio::test(start_paused = true)]
+    async fn the_screen_freezes_once_output_has_been_quiet_for_the_whole_while() {
+        let mut feed = ScreenFeed::start(COLS, ROWS);
+        let frozen = |feed: &ScreenFeed| feed.screen.lock().is_ok_and(|s| s.is_frozen());
+        let mut end = 0;
+        for _ in 0..3 {
+            feed.feed(end, Bytes::from_static(b"tick\r\n"), (COLS, ROWS));
+            end += 6;
+            assert!(feed.caught_up(end, Duration::from_secs(1)).await);
+            // Paused time: the sleep ends as soon as every task waits.
+            tokio::time::sleep(FREEZE_AFTER - Duration::from_secs(1)).await;
+            assert!(!frozen(&feed), "frozen while output came every 9 s");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(frozen(&feed), "not frozen after 11 s of quiet");
     }
 }
