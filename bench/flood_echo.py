@@ -4,47 +4,68 @@
 For each round and each binary: a fresh server, a session flooding 40 MB of base64 over and over
 (read by a raw WebSocket client), and, one second in, the keystroke echo round trip measured on
 a second session of the same server (`termbench.py latency`, 3 runs). Prints each measurement and
-the medians of p50 and p99 per binary. `PATH@N` runs `PATH` with `CM_WORKER_THREADS=N`, `PATH@N,L` also with `CM_SESSION_THREADS=L`. Only
-the comparison between the binaries of one run means anything: the machine's load moves the
-absolute figures.
+the medians of p50 and p99 per binary. `PATH@N` runs `PATH` with `CM_WORKER_THREADS=N`,
+`PATH@N,L` also with `CM_SESSION_THREADS=L`. A binary whose name ends in `ttyd` is ttyd, which
+serves one command per process: its flood runs on one ttyd process and the echo on a second, as
+`sidebyside.py` measures it. Only the comparison between the binaries of one run means anything:
+the machine's load moves the absolute figures.
 
     python3 -m venv /tmp/tbvenv && /tmp/tbvenv/bin/pip install -r ../shared/bench/requirements.txt
-    /tmp/tbvenv/bin/python bench/flood_echo.py --rounds 3 /tmp/cm-a /tmp/cm-b
+    /tmp/tbvenv/bin/python bench/flood_echo.py --rounds 3 /tmp/cm-a /tmp/cm-b /tmp/ttyd-1.7.7/build/ttyd
 """
 
+import os
 import statistics
 import threading
 import time
 
-from local_server import bench_main, free_port, start_cm, termbench_runs, wait_port
+from local_server import bench_main, free_port, start_cm, start_server, termbench_runs, wait_port
 
 ECHO_CMD = "stty raw -echo; exec cat"
 
 
 def measure(a, server):
-    port = free_port()
-    proc = start_cm(server, port)
+    """Our server: one server, the flood and the echo on two of its sessions. ttyd serves one
+    command per process: the flood on one ttyd process, the echo on a second (as
+    `sidebyside.py` measures it)."""
+    producer = f"head -c {a.flood_bytes} /dev/zero | base64"
+    is_ttyd = os.path.basename(server.partition("@")[0]).endswith("ttyd")
+    procs = []
     try:
-        wait_port(port)
-        url = f"ws://127.0.0.1:{port}"
+        if is_ttyd:
+            # The trailing sleep keeps ttyd from dropping output still queued in the pty at exit.
+            flood_port, echo_port = free_port(), free_port()
+            proc, flood_target = start_server(server, flood_port, producer + "; sleep 0.5")
+            procs.append(proc)
+            proc, echo_target = start_server(server, echo_port, ECHO_CMD)
+            procs.append(proc)
+            wait_port(flood_port)
+            wait_port(echo_port)
+        else:
+            port = free_port()
+            procs.append(start_cm(server, port))
+            wait_port(port)
+            url = f"ws://127.0.0.1:{port}"
+            flood_target = ["--adapter", "cm", "--url", url, "--opt", f"command={producer}"]
+            echo_target = ["--adapter", "cm", "--url", url, "--opt", f"command={ECHO_CMD}"]
         stop = threading.Event()
 
         def flood():
             while not stop.is_set():
-                termbench_runs(a.termbench, ["throughput", "--adapter", "cm", "--url", url, "--transport", "raw",
-                              "--runs", "1", "--max-seconds", "60",
-                              "--opt", f"command=head -c {a.flood_bytes} /dev/zero | base64"])
+                termbench_runs(a.termbench, ["throughput", "--transport", "raw", "--runs", "1",
+                                             "--max-seconds", "60"] + flood_target)
 
         flooder = threading.Thread(target=flood, daemon=True)
         flooder.start()
         time.sleep(1.0)
-        rs = termbench_runs(a.termbench, ["latency", "--adapter", "cm", "--url", url, "--transport", "raw",
-                               "--runs", "3", "--count", str(a.count), "--opt", f"command={ECHO_CMD}"])
+        rs = termbench_runs(a.termbench, ["latency", "--transport", "raw", "--runs", "3",
+                                          "--count", str(a.count)] + echo_target)
         stop.set()
         flooder.join(120)
     finally:
-        proc.terminate()
-        proc.wait(30)
+        for proc in procs:
+            proc.terminate()
+            proc.wait(30)
     rs = [r for r in rs if "p50_us" in r]
     if not rs:
         return None
@@ -58,7 +79,7 @@ def main():
 
     bench_main(__doc__, measure, lambda r: f"p50 {r['p50_us']:.0f} µs, p99 {r['p99_us']:.0f} µs",
                more_args, servers_help="server binaries to compare; PATH@N runs PATH with CM_WORKER_THREADS=N, "
-               "PATH@N,L also with CM_SESSION_THREADS=L")
+               "PATH@N,L also with CM_SESSION_THREADS=L; a binary named ...ttyd is ttyd")
 
 
 if __name__ == "__main__":
