@@ -7,7 +7,9 @@ a second session of the same server (`termbench.py latency`, 3 runs). Prints eac
 the medians of p50 and p99 per binary. `PATH@N` runs `PATH` with `CM_WORKER_THREADS=N`,
 `PATH@N,L` also with `CM_SESSION_THREADS=L`. A binary whose name ends in `ttyd` is ttyd, which
 serves one command per process: its flood runs on one ttyd process and the echo on a second, as
-`sidebyside.py` measures it. Only the comparison between the binaries of one run means anything:
+`sidebyside.py` measures it. `FLOOD~ECHO` floods on server FLOOD and measures the echo on server
+ECHO, each a process of its own (`A~A` for one of ours measures our echo with the flood on a
+second server). Only the comparison between the binaries of one run means anything:
 the machine's load moves the absolute figures.
 
     python3 -m venv /tmp/tbvenv && /tmp/tbvenv/bin/pip install -r ../shared/bench/requirements.txt
@@ -24,23 +26,31 @@ from local_server import bench_main, free_port, start_cm, start_server, termbenc
 ECHO_CMD = "stty raw -echo; exec cat"
 
 
+def own_process(server, command, procs):
+    """`server` (ours or ttyd) started on a port of its own for `command`: its `termbench.py`
+    arguments."""
+    port = free_port()
+    proc, target = start_server(server, port, command)
+    procs.append(proc)
+    wait_port(port)
+    return target
+
+
 def measure(a, server):
     """Our server: one server, the flood and the echo on two of its sessions. ttyd serves one
     command per process: the flood on one ttyd process, the echo on a second (as
-    `sidebyside.py` measures it)."""
+    `sidebyside.py` measures it). `FLOOD~ECHO`: the flood on server FLOOD, the echo on server
+    ECHO, each a process of its own (which server's flood weighs on an echo)."""
+    # No trailing sleep for ttyd (`throughput_cpu.py` has one so that every byte arrives): the
+    # flood is only noise here, and a pause between floods would be quiet that our server's
+    # floods do not have.
     producer = f"head -c {a.flood_bytes} /dev/zero | base64"
-    is_ttyd = os.path.basename(server.partition("@")[0]).endswith("ttyd")
     procs = []
     try:
-        if is_ttyd:
-            # The trailing sleep keeps ttyd from dropping output still queued in the pty at exit.
-            flood_port, echo_port = free_port(), free_port()
-            proc, flood_target = start_server(server, flood_port, producer + "; sleep 0.5")
-            procs.append(proc)
-            proc, echo_target = start_server(server, echo_port, ECHO_CMD)
-            procs.append(proc)
-            wait_port(flood_port)
-            wait_port(echo_port)
+        flooding, _, echoing = server.partition("~")
+        if echoing or os.path.basename(server.partition("@")[0]).endswith("ttyd"):
+            flood_target = own_process(flooding, producer, procs)
+            echo_target = own_process(echoing or server, ECHO_CMD, procs)
         else:
             port = free_port()
             procs.append(start_cm(server, port))
@@ -79,7 +89,8 @@ def main():
 
     bench_main(__doc__, measure, lambda r: f"p50 {r['p50_us']:.0f} µs, p99 {r['p99_us']:.0f} µs",
                more_args, servers_help="server binaries to compare; PATH@N runs PATH with CM_WORKER_THREADS=N, "
-               "PATH@N,L also with CM_SESSION_THREADS=L; a binary named ...ttyd is ttyd")
+               "PATH@N,L also with CM_SESSION_THREADS=L; a binary named ...ttyd is ttyd; FLOOD~ECHO "
+               "floods on one server and measures the echo on another")
 
 
 if __name__ == "__main__":
