@@ -328,13 +328,8 @@ mod tests {
         let mut out = Vec::new();
         read_until(&mut reader, &mut out, b"READY").await;
         let ready_end = out.windows(5).position(|w| w == b"READY").expect("marker") + 5;
-        let stat = format!("/proc/{}/stat", child.pid());
         within("the child stopped", async {
-            // The state is the field after the command's closing parenthesis.
-            while !std::fs::read_to_string(&stat).is_ok_and(|s| {
-                s.rsplit_once(") ")
-                    .is_some_and(|(_, rest)| rest.starts_with('T'))
-            }) {
+            while crate::pty::signal::read_stat(child.pid()).is_none_or(|s| s.state != 'T') {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         })

@@ -71,8 +71,15 @@ pub(super) struct ProcStat {
     pub pgrp: i32,
     pub session: i32,
     pub start_time: u64,
+    /// The state letter: `R` running, `S` sleeping, `T` stopped, `Z` exited but not reaped, …
+    pub state: char,
+}
+
+impl ProcStat {
     /// Exited, not yet reaped: holds nothing but its pid.
-    pub zombie: bool,
+    pub fn zombie(&self) -> bool {
+        self.state == 'Z'
+    }
 }
 
 pub(super) fn read_stat(pid: i32) -> Option<ProcStat> {
@@ -99,7 +106,7 @@ fn parse_stat(stat: &[u8]) -> Option<ProcStat> {
         pgrp: field(STAT_FIELD_PGRP)?.parse().ok()?,
         session: field(STAT_FIELD_SESSION)?.parse().ok()?,
         start_time: field(STAT_FIELD_STARTTIME)?.parse().ok()?,
-        zombie: field(STAT_FIELD_STATE)? == "Z",
+        state: field(STAT_FIELD_STATE)?.chars().next()?,
     })
 }
 

@@ -125,7 +125,7 @@ impl ProcessTree {
             .filter(|&pid| {
                 read_stat(pid).is_some_and(|s| {
                     (s.session == self.leader || s.pgrp == self.leader)
-                        && !s.zombie
+                        && !s.zombie()
                         && self.start_time.is_none_or(|leader| s.start_time >= leader)
                 })
             })
