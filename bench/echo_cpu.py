@@ -21,9 +21,8 @@ absolute figures.
 import glob
 import os
 
-from local_server import bench_main, free_port, start_server, termbench_runs, wait_port
+from local_server import ECHO_CMD, bench_main, serve, stop, termbench_runs
 
-ECHO_CMD = "stty raw -echo; exec cat"
 
 
 def cpu_seconds(pid):
@@ -53,17 +52,16 @@ def latency(a, target, count):
 
 
 def measure(a, server):
-    port = free_port()
-    proc, target = start_server(server, port, ECHO_CMD)
+    procs = []
     try:
-        wait_port(port)
+        target = serve(server, ECHO_CMD, procs)
+        proc = procs[0]
         latency(a, target, 100)  # warm-up: the session exists and the first attach is done
         cpu0, (vol0, invol0) = cpu_seconds(proc.pid), context_switches(proc.pid)
         run = latency(a, target, a.count)
         cpu1, (vol1, invol1) = cpu_seconds(proc.pid), context_switches(proc.pid)
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop(procs)
     if run is None:
         return None
     return {

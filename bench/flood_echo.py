@@ -16,24 +16,11 @@ the machine's load moves the absolute figures.
     /tmp/tbvenv/bin/python bench/flood_echo.py --rounds 3 /tmp/cm-a /tmp/cm-b /tmp/ttyd-1.7.7/build/ttyd
 """
 
-import os
 import statistics
 import threading
 import time
 
-from local_server import bench_main, free_port, start_cm, start_server, termbench_runs, wait_port
-
-ECHO_CMD = "stty raw -echo; exec cat"
-
-
-def own_process(server, command, procs):
-    """`server` (ours or ttyd) started on a port of its own for `command`: its `termbench.py`
-    arguments."""
-    port = free_port()
-    proc, target = start_server(server, port, command)
-    procs.append(proc)
-    wait_port(port)
-    return target
+from local_server import ECHO_CMD, bench_main, free_port, is_ttyd, serve, start_cm, stop, termbench_runs, wait_port
 
 
 def measure(a, server):
@@ -48,9 +35,9 @@ def measure(a, server):
     procs = []
     try:
         flooding, _, echoing = server.partition("~")
-        if echoing or os.path.basename(server.partition("@")[0]).endswith("ttyd"):
-            flood_target = own_process(flooding, producer, procs)
-            echo_target = own_process(echoing or server, ECHO_CMD, procs)
+        if echoing or is_ttyd(server):
+            flood_target = serve(flooding, producer, procs)
+            echo_target = serve(echoing or server, ECHO_CMD, procs)
         else:
             port = free_port()
             procs.append(start_cm(server, port))
@@ -58,10 +45,10 @@ def measure(a, server):
             url = f"ws://127.0.0.1:{port}"
             flood_target = ["--adapter", "cm", "--url", url, "--opt", f"command={producer}"]
             echo_target = ["--adapter", "cm", "--url", url, "--opt", f"command={ECHO_CMD}"]
-        stop = threading.Event()
+        done = threading.Event()
 
         def flood():
-            while not stop.is_set():
+            while not done.is_set():
                 termbench_runs(a.termbench, ["throughput", "--transport", "raw", "--runs", "1",
                                              "--max-seconds", "60"] + flood_target)
 
@@ -70,12 +57,10 @@ def measure(a, server):
         time.sleep(1.0)
         rs = termbench_runs(a.termbench, ["latency", "--transport", "raw", "--runs", "3",
                                           "--count", str(a.count)] + echo_target)
-        stop.set()
+        done.set()
         flooder.join(120)
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(30)
+        stop(procs)
     rs = [r for r in rs if "p50_us" in r]
     if not rs:
         return None

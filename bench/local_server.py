@@ -63,17 +63,43 @@ def start_cm(server, port):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+# The session the echo scripts type into: no line discipline echo, `cat` sends each byte back.
+ECHO_CMD = "stty raw -echo; exec cat"
+
+
+def is_ttyd(server):
+    """Whether `server` is ttyd: a binary whose name ends in `ttyd`."""
+    return os.path.basename(server.partition("@")[0]).endswith("ttyd")
+
+
 def start_server(server, port, command):
     """Our server (`PATH`, `PATH@N`, `PATH@N,L`) or ttyd (a binary whose name ends in `ttyd`) on
     `port`, and the `termbench.py` arguments that reach a session running `sh -c COMMAND` on it
     (ttyd runs the command for each connection; ours gets it with each new session)."""
     path = server.partition("@")[0]
-    if os.path.basename(path).endswith("ttyd"):
+    if is_ttyd(server):
         proc = subprocess.Popen([path, "-p", str(port), "-i", "127.0.0.1", "-W", "sh", "-c", command],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return proc, ["--adapter", "ttyd", "--url", f"ws://127.0.0.1:{port}/ws"]
     proc = start_cm(server, port)
     return proc, ["--adapter", "cm", "--url", f"ws://127.0.0.1:{port}", "--opt", f"command={command}"]
+
+
+def serve(server, command, procs):
+    """`server` (ours or ttyd, as `start_server`) on a free port for `command`, added to `procs`
+    and listening: its `termbench.py` arguments. `stop(procs)` ends them."""
+    port = free_port()
+    proc, target = start_server(server, port, command)
+    procs.append(proc)
+    wait_port(port)
+    return target
+
+
+def stop(procs):
+    """Ends the servers `serve` started (or any processes in `procs`)."""
+    for proc in procs:
+        proc.terminate()
+        proc.wait(30)
 
 
 def termbench_runs(termbench, args):

@@ -17,23 +17,18 @@ absolute figures.
         target/release/claude-manager@1
 """
 
-import os
-
-from local_server import bench_main, free_port, start_server, termbench_runs, wait_port
+from local_server import bench_main, is_ttyd, serve, stop, termbench_runs
 
 
 def measure(a, server):
-    port = free_port()
     producer = f"head -c {a.bytes} /dev/zero | base64"
-    is_ttyd = os.path.basename(server.partition("@")[0]).endswith("ttyd")
-    proc, target = start_server(server, port, producer + ("; sleep 0.5" if is_ttyd else ""))
+    procs = []
     try:
-        wait_port(port)
+        target = serve(server, producer + ("; sleep 0.5" if is_ttyd(server) else ""), procs)
         runs = termbench_runs(a.termbench, ["throughput", *target, "--transport", "raw", "--runs", "1",
-                                            "--max-seconds", "300", "--server-pid", str(proc.pid)])
+                                            "--max-seconds", "300", "--server-pid", str(procs[0].pid)])
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop(procs)
     run = runs[0] if runs else None
     if not run or not run.get("server_cpu_s"):
         return None
@@ -48,7 +43,7 @@ def show(row):
 def main():
     medians = bench_main(__doc__, measure, show, lambda ap: ap.add_argument(
         "--bytes", type=int, default=100_000_000, help="bytes before base64"))
-    ttyd = next((s for s in medians if os.path.basename(s.partition("@")[0]).endswith("ttyd")), None)
+    ttyd = next((s for s in medians if is_ttyd(s)), None)
     if ttyd:
         for server, m in medians.items():
             print(f"{server}: CPU {m['server_cpu_s'] / medians[ttyd]['server_cpu_s']:.3f} of ttyd's, "
