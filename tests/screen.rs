@@ -217,3 +217,66 @@ async fn saved_output_is_clean_text_and_the_recording_is_asciicast() {
     );
     s.stop().await;
 }
+
+/// A viewer that attaches while a session floods output gets a snapshot that the ring's bytes
+/// go on from. The screen rests between the flood's batches, and with a small ring the output
+/// moves on by more than the ring meanwhile: the attach must not pair an older screen with
+/// ring bytes from later (output in between lost, `truncated` set on a first attach).
+#[tokio::test]
+async fn an_attach_during_a_flood_gets_a_snapshot_the_ring_goes_on_from() {
+    let s = TestServer::start_with(|c| c.scrollback_bytes = 64 * 1024).await;
+    let script = "stty -echo; seq 1 3000000; printf 'END'; read x";
+    let t = create(
+        &s,
+        json!({"command": ["sh", "-c", script], "cols": COLS, "rows": ROWS}),
+    )
+    .await;
+    let id = t["id"].as_str().unwrap();
+    let (mut first, _) = attach(&s, id, "?since=0").await;
+    let mut seen = Seen::default();
+    read_until(&mut first, &mut seen, |s| s.bytes.len() > 600_000).await;
+    // Gone, so that nothing paces the flood.
+    drop(first);
+    // Viewers come and go until the flood is half done, so some attach while the screen rests.
+    let mut attaches = 0;
+    let mut end = 0;
+    while end < 10_000_000 {
+        attaches += 1;
+        assert!(attaches < 10_000, "the flood went on for too long");
+        let (mut late, hello) = attach(&s, id, "").await;
+        end = hello["end"].as_u64().unwrap();
+        let mut snap = Seen::default();
+        read_until(&mut late, &mut snap, |s| s.has_json("snapshot")).await;
+        let msg = snap.json.iter().find(|v| v["type"] == "snapshot").unwrap();
+        assert_eq!(
+            (&msg["offset"], &hello["truncated"]),
+            (&hello["offset"], &json!(false)),
+            "the snapshot stands where the bytes after it start: {hello} {msg}"
+        );
+    }
+    // The last viewer reads on: every line after its snapshot, none missing.
+    let (mut late, hello) = attach(&s, id, "").await;
+    let mut rest = Seen::default();
+    // Only the tail is looked at: scanning all that was read for each message would make this
+    // viewer too slow to count as reading, and a viewer that is not reading gets a snapshot.
+    read_until(&mut late, &mut rest, |s| s.bytes.ends_with(b"END")).await;
+    assert_eq!(hello["truncated"], false, "{hello}");
+    let snapshots = rest.json.iter().filter(|v| v["type"] == "snapshot").count();
+    assert_eq!(
+        snapshots, 1,
+        "a reading viewer misses nothing: {:?}",
+        rest.json
+    );
+    let text = String::from_utf8_lossy(&rest.bytes);
+    let after_snapshot = text.rsplit_once("\x1b[").map_or(&*text, |(_, t)| t);
+    let numbers: Vec<u64> = after_snapshot
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1) && numbers.last() == Some(&3000000),
+        "consecutive lines to the end after the snapshot"
+    );
+    s.stop().await;
+}

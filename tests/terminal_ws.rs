@@ -468,9 +468,12 @@ async fn the_size_follows_the_last_viewer_to_type_or_resize() {
     read_until(&mut desk, &mut seen_desk, by_phone).await;
     assert!(by_phone(&seen_desk));
 
-    // The desktop types again: back to its size (the one it last asked for).
+    // The desktop types again: back to its size (the one it last asked for). The desktop saw
+    // this line once already, before the phone typed: wait for the second one.
     send_input(&mut desk, b"\n").await;
-    read_until_output(&mut desk, &mut seen_desk, "size 40 120").await;
+    let twice = |s: &Seen| s.bytes.windows(11).filter(|w| w == b"size 40 120").count() >= 2;
+    read_until(&mut desk, &mut seen_desk, twice).await;
+    assert!(twice(&seen_desk), "the desktop's size again");
     let info = s.get(&format!("/api/terminals/{id}")).await;
     assert_eq!(
         (info.body["cols"].as_u64(), info.body["rows"].as_u64()),

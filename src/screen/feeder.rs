@@ -26,6 +26,9 @@ use super::{Screen, Snapshot};
 
 /// The most output bytes queued for the screen; older queued output is dropped (module doc).
 pub const PARSE_BUDGET: usize = 64 * 1024;
+/// The most ring bytes a snapshot parses when the screen has fallen behind the ring (they end
+/// where the output ends, and only their last lines are parsed: `parse`).
+pub const CATCH_UP_BYTES: usize = 4 * PARSE_BUDGET;
 /// A batch at least this large is parsed on the blocking pool and followed by [`FLOOD_PAUSE`].
 pub const FLOOD_BATCH: usize = 16 * 1024;
 /// How long the parser rests after a large batch: a flood costs at most one budget per pause.
@@ -104,9 +107,37 @@ impl ScreenFeed {
         }
         self.queue.wake.notify_one();
     }
-    /// The screen as of the bytes it has parsed so far (its `offset` says up to where).
-    pub fn snapshot(&self) -> Option<Snapshot> {
-        self.screen.lock().ok().map(|mut s| s.snapshot())
+    /// The screen as a snapshot that the session's ring goes on from: its `offset` is at or
+    /// after `ring_start`. The screen may not have parsed that far: it rests during a flood
+    /// ([`FLOOD_PAUSE`]), and a flood can move the ring on by more than its size meanwhile. Then
+    /// the ring's newest bytes (`tail`: at most [`CATCH_UP_BYTES`], ending where the output
+    /// ends) are parsed first, here, as the parser resumes after dropped output (`parse`):
+    /// only the lines that can still be on the screen or in its scrollback. Without that, the
+    /// viewer would get an older screen and then bytes from later, the output between lost.
+    pub fn snapshot_from(
+        &mut self,
+        ring_start: u64,
+        tail: impl FnOnce(usize) -> (u64, Bytes),
+        size: (u16, u16),
+    ) -> Option<Snapshot> {
+        let mut screen = self.screen.lock().ok()?;
+        if screen.offset() < ring_start {
+            let (offset, bytes) = tail(CATCH_UP_BYTES);
+            let end = offset + bytes.len() as u64;
+            let feed = Feed {
+                offset,
+                bytes,
+                cols: size.0,
+                rows: size.1,
+            };
+            parse_into(&mut screen, std::slice::from_ref(&feed));
+            let snapshot = screen.snapshot();
+            drop(screen);
+            // An empty feed at the end: the parser then tells `caught_up` where the screen is.
+            self.feed(end, Bytes::new(), size);
+            return Some(snapshot);
+        }
+        Some(screen.snapshot())
     }
 
     /// The screen rendered as plain text, and whether older lines have left its scrollback,
@@ -209,6 +240,12 @@ async fn run(queue: Arc<Queue>, screen: Arc<Mutex<Screen>>, parsed: watch::Sende
 /// screen's offset.
 fn parse(screen: &Mutex<Screen>, batch: &[Feed]) -> Option<u64> {
     let mut s = screen.lock().ok()?;
+    parse_into(&mut s, batch);
+    Some(s.offset())
+}
+
+/// [`parse`] on a screen already locked.
+fn parse_into(s: &mut Screen, batch: &[Feed]) {
     let cut = match batch.first() {
         Some(feed) if feed.offset > s.offset() => {
             let rows = batch.iter().map(|f| f.rows).max().unwrap_or(feed.rows);
@@ -240,7 +277,6 @@ fn parse(screen: &Mutex<Screen>, batch: &[Feed]) -> Option<u64> {
         };
         s.feed(feed.offset + from as u64, &feed.bytes[from..]);
     }
-    Some(s.offset())
 }
 
 /// How many of a batch's last lines are parsed after a gap: the screen's rows and scrollback,

@@ -11,6 +11,7 @@ use super::{AttachRefused, Attached, Catchup, TerminalState, Viewer, ViewerMode}
 use crate::actors::viewers::ViewerQueue;
 use crate::protocol::Control;
 use crate::pty::WindowSize;
+use crate::screen::Snapshot;
 
 impl TerminalState {
     pub(super) fn attach(
@@ -27,7 +28,7 @@ impl TerminalState {
         let lost = since.is_some_and(|s| s < self.replay.start());
         let snapshot = match since {
             Some(_) if !lost => None,
-            _ => self.screen.snapshot(),
+            _ => self.snapshot(),
         };
         let from = match (&snapshot, since) {
             (Some(snap), _) => snap.offset,
@@ -78,10 +79,23 @@ impl TerminalState {
         })
     }
 
+    /// The screen, as a snapshot the ring goes on from (`ScreenFeed::snapshot_from`).
+    fn snapshot(&mut self) -> Option<Snapshot> {
+        let replay = &self.replay;
+        self.screen.snapshot_from(
+            replay.start(),
+            |most| {
+                let tail = replay.read_from(replay.end().saturating_sub(most as u64));
+                (tail.start, Bytes::from(tail.bytes))
+            },
+            (self.size.cols, self.size.rows),
+        )
+    }
+
     pub(super) fn catchup(&mut self, viewer: u64, from: u64) -> Catchup {
         // Fell out of the ring: the screen as it is, then what the screen has not parsed yet.
         let snapshot = match from < self.replay.start() {
-            true => match self.screen.snapshot() {
+            true => match self.snapshot() {
                 Some(snapshot) => Some(snapshot),
                 None => return Catchup::Gone,
             },
