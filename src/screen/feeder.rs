@@ -369,6 +369,39 @@ mod tests {
         assert!(text.ends_with("line 49\n"), "{text}");
     }
 
+    /// A snapshot asked for while the screen is behind the ring's start stands for the ring's
+    /// end: the ring's tail is parsed first (only its last lines after the gap), and the parser
+    /// then says the screen has caught up, as the end of a session waits for.
+    #[tokio::test]
+    async fn a_snapshot_behind_the_ring_parses_its_tail_first() {
+        let mut feed = ScreenFeed::start(COLS, ROWS);
+        feed.feed(0, Bytes::from_static(b"old\r\n"), (COLS, ROWS));
+        assert!(feed.caught_up(5, Duration::from_secs(5)).await);
+        let (stream, _) = feeds(0, 5000);
+        let (ring_start, ring_end) = (1_000_000, 1_000_000 + stream.len() as u64);
+        let mut asked = None;
+        let snapshot = feed
+            .snapshot_from(
+                ring_start,
+                |most| {
+                    asked = Some(most);
+                    (ring_start, Bytes::from(stream.clone()))
+                },
+                (COLS, ROWS),
+            )
+            .expect("a snapshot");
+        assert_eq!(asked, Some(CATCH_UP_BYTES));
+        assert_eq!(snapshot.offset, ring_end);
+        let shown = String::from_utf8_lossy(&snapshot.bytes);
+        assert!(shown.contains("line 4999"), "{shown}");
+        assert!(!shown.contains("old"), "older than the scrollback: {shown}");
+        assert!(feed.caught_up(ring_end, Duration::from_secs(5)).await);
+
+        // A screen already inside the ring is taken as it is.
+        let again = feed.snapshot_from(ring_start, |_| unreachable!("not behind"), (COLS, ROWS));
+        assert_eq!(again.map(|s| s.offset), Some(ring_end));
+    }
+
     /// A screen is frozen only once its output has been quiet for [`FREEZE_AFTER`], however
     /// long the session has been printing; the timer is not set anew for each batch.
     #[tokio::test(start_paused = true)]
