@@ -6,7 +6,8 @@ session prints `--bytes` of base64 (`head -c N /dev/zero | base64`, as `sidebysi
 raw WebSocket viewer attaches after the delay and reads to the `exit` message, and the script
 checks that the bytes after the snapshot (the first attach gets the screen as a snapshot,
 DESIGN "Terminal screen on the server") are exactly the output from the offset the snapshot
-stands for to the end. Exits 1 if any run misses a byte. `SHOW_CONTROL=1` prints each control
+stands for to the end. With `--stall`, the viewer stops reading for a while mid-stream, falls
+out of the ring, and the check is on what follows its last snapshot or resync. Exits 1 if any run misses a byte. `SHOW_CONTROL=1` prints each control
 message the viewer receives.
 
     python3 bench/attach_bytes.py target/release/claude-manager --bytes 20000000 --delays 0 0.05 0.3
@@ -37,7 +38,7 @@ def expected_bytes(n):
     return len(out) + out.count(b"\n")
 
 
-def attach_once(port, n, delay):
+def attach_once(port, n, delay, stall):
     body = json.dumps({"cols": 120, "rows": 40, "command": ["sh", "-c", producer(n)]}).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/api/terminals", data=body,
                                      method="POST", headers={"Content-Type": "application/json"})
@@ -62,6 +63,10 @@ def attach_once(port, n, delay):
             if control["type"] == "exit":
                 break
             continue
+        if stall and total < stall[0] <= total + len(message):
+            # The viewer stops reading for a while (the setting under test), as a laptop that
+            # sleeps does: it falls out of the ring and must get the screen, then the rest.
+            time.sleep(stall[1])
         total += len(message)
         if next_is_snapshot:
             snapshot, next_is_snapshot = len(message), False
@@ -78,6 +83,8 @@ def main():
     ap.add_argument("--bytes", type=int, default=20_000_000, help="input bytes to base64")
     ap.add_argument("--delays", type=float, nargs="+", default=[0, 0.05, 0.3],
                     help="seconds between creating the session and attaching")
+    ap.add_argument("--stall", type=float, nargs=2, metavar=("AFTER_BYTES", "SECONDS"),
+                    help="stop reading for SECONDS once AFTER_BYTES have arrived")
     a = ap.parse_args()
     expected = expected_bytes(a.bytes)
     missed = 0
@@ -86,7 +93,7 @@ def main():
         procs = [start_cm(a.server, port)]
         try:
             wait_port(port)
-            total, live, snapshot, offset, restarts = attach_once(port, a.bytes, delay)
+            total, live, snapshot, offset, restarts = attach_once(port, a.bytes, delay, a.stall)
         finally:
             stop(procs)
         live_expected = expected - offset
