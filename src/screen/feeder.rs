@@ -259,6 +259,7 @@ fn parse_into(s: &mut Screen, batch: &[Feed]) {
         let last = i + 1 == batch.len();
         s.resize(feed.cols, feed.rows);
         if let Some((_, from)) = cut.filter(|_| i == first) {
+            s.to_line_start();
             s.feed(feed.offset + from as u64, &feed.bytes[from..]);
             continue;
         }
@@ -267,6 +268,7 @@ fn parse_into(s: &mut Screen, batch: &[Feed]) {
             match feed.bytes.iter().position(|&b| b == b'\n') {
                 Some(i) => {
                     seek_line = false;
+                    s.to_line_start();
                     i + 1
                 }
                 None if last => 0,
@@ -400,6 +402,20 @@ mod tests {
         // A screen already inside the ring is taken as it is.
         let again = feed.snapshot_from(ring_start, |_| unreachable!("not behind"), (COLS, ROWS));
         assert_eq!(again.map(|s| s.offset), Some(ring_end));
+    }
+
+    /// Output resumed after a gap starts on a line of its own, even when what the screen had
+    /// before the gap ended in the middle of a line.
+    #[test]
+    fn after_a_gap_the_resumed_line_does_not_go_on_from_an_older_one() {
+        let screen = Mutex::new(Screen::new(COLS, ROWS));
+        if let Ok(mut s) = screen.lock() {
+            s.feed(0, b"half a li");
+        }
+        let (_, batch) = feeds(100_000, 50);
+        parse(&screen, &batch);
+        let text = screen.lock().map(|mut s| s.text()).unwrap_or_default();
+        assert!(text.starts_with("half a li\nline 1\nline 2\n"), "{text}");
     }
 
     /// A screen is frozen only once its output has been quiet for [`FREEZE_AFTER`], however

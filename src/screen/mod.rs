@@ -83,6 +83,17 @@ impl Screen {
         self.offset = end;
     }
 
+    /// After output the screen skipped (a flood it did not keep up with), where the next byte
+    /// starts a line (the feeder resumes after a newline): a cursor left inside a line moves to
+    /// the start of the next one, as the skipped newline moved it. Without that, the resumed
+    /// line would go on from the middle of an older one.
+    pub fn to_line_start(&mut self) {
+        let (parser, extra) = self.live();
+        if parser.screen().cursor_position().1 != 0 {
+            parser.process(&extra.feed(b"\r\n"));
+        }
+    }
+
     /// The session's PTY was resized (between the bytes fed so far and the next).
     pub fn resize(&mut self, cols: u16, rows: u16) {
         let (cols, rows) = (cols.max(1), rows.max(1));
