@@ -101,10 +101,7 @@ async fn input_sent_before_the_upgrade_is_answered_is_not_lost() {
     // Once from the tty's echo, once from cat.
     let line = &typed[..typed.len() - 1];
     let mut seen = Seen::default();
-    read_until(&mut ws, &mut seen, |s| {
-        s.bytes.windows(line.len()).filter(|w| *w == line).count() >= 2
-    })
-    .await;
+    read_until(&mut ws, &mut seen, |s| s.count(line) >= 2).await;
     // And the socket works on from there.
     round_trip(&mut ws, &mut seen, "typed after the answer").await;
     s.stop().await;

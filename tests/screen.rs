@@ -61,6 +61,15 @@ read y
 printf '\033[?1049l\r\nback at the shell, BYE'
 read z"#;
 
+/// A session running `sh -c SCRIPT` at COLS × ROWS.
+async fn session(s: &TestServer, script: &str) -> Value {
+    create(
+        s,
+        json!({"command": ["sh", "-c", script], "cols": COLS, "rows": ROWS}),
+    )
+    .await
+}
+
 /// Asserts that pyte shows the same screen, cell by cell, from the whole stream and from the
 /// snapshot and what followed it.
 fn assert_same_screen(all: &[u8], snap: &[u8], expect: &str) {
@@ -84,11 +93,7 @@ fn assert_same_screen(all: &[u8], snap: &[u8], expect: &str) {
 #[tokio::test]
 async fn a_snapshot_and_what_follows_show_what_the_whole_stream_shows() {
     let s = TestServer::start().await;
-    let t = create(
-        &s,
-        json!({"command": ["sh", "-c", PROGRAM], "cols": COLS, "rows": ROWS}),
-    )
-    .await;
+    let t = session(&s, PROGRAM).await;
     let id = t["id"].as_str().unwrap();
     // The whole stream, byte-exact from 0 (the ring holds it all).
     let (mut whole, hello) = attach(&s, id, "?since=0").await;
@@ -126,11 +131,7 @@ async fn a_snapshot_and_what_follows_show_what_the_whole_stream_shows() {
 async fn a_snapshot_carries_the_scrollback_and_a_since_that_left_the_ring_gets_one() {
     let s = TestServer::start_with(|c| c.scrollback_bytes = 4096).await;
     let script = "stty -echo; seq 1 5000; printf '\\033[1;33mprompt$ \\033[0m'; read x";
-    let t = create(
-        &s,
-        json!({"command": ["sh", "-c", script], "cols": COLS, "rows": ROWS}),
-    )
-    .await;
+    let t = session(&s, script).await;
     let id = t["id"].as_str().unwrap();
     let (mut ws, _) = attach(&s, id, "?since=0").await;
     let mut seen = Seen::default();
@@ -169,11 +170,7 @@ async fn saved_output_is_clean_text_and_the_recording_is_asciicast() {
     let mut ev = events(&s).await;
     let script = "printf '\\033[?2004h\\033[1;32mgreen\\033[0m 日本\\r\\n'; printf 'abc\\rX\\n'; \
                   printf '\\033[31mlast line\\033[0m\\n'";
-    let t = create(
-        &s,
-        json!({"command": ["sh", "-c", script], "cols": COLS, "rows": ROWS}),
-    )
-    .await;
+    let t = session(&s, script).await;
     let id = t["id"].as_str().unwrap();
     wait_exited(&mut ev, id).await;
 
@@ -226,11 +223,7 @@ async fn saved_output_is_clean_text_and_the_recording_is_asciicast() {
 async fn an_attach_during_a_flood_gets_a_snapshot_the_ring_goes_on_from() {
     let s = TestServer::start_with(|c| c.scrollback_bytes = 64 * 1024).await;
     let script = "stty -echo; seq 1 3000000; printf 'END'; read x";
-    let t = create(
-        &s,
-        json!({"command": ["sh", "-c", script], "cols": COLS, "rows": ROWS}),
-    )
-    .await;
+    let t = session(&s, script).await;
     let id = t["id"].as_str().unwrap();
     let (mut first, _) = attach(&s, id, "?since=0").await;
     let mut seen = Seen::default();

@@ -471,7 +471,7 @@ async fn the_size_follows_the_last_viewer_to_type_or_resize() {
     // The desktop types again: back to its size (the one it last asked for). The desktop saw
     // this line once already, before the phone typed: wait for the second one.
     send_input(&mut desk, b"\n").await;
-    let twice = |s: &Seen| s.bytes.windows(11).filter(|w| w == b"size 40 120").count() >= 2;
+    let twice = |s: &Seen| s.count(b"size 40 120") >= 2;
     read_until(&mut desk, &mut seen_desk, twice).await;
     assert!(twice(&seen_desk), "the desktop's size again");
     let info = s.get(&format!("/api/terminals/{id}")).await;

@@ -53,6 +53,13 @@ impl Seen {
     pub fn contains(&self, needle: &[u8]) -> bool {
         self.bytes.windows(needle.len()).any(|w| w == needle)
     }
+    /// How many times `needle` occurs in the output (overlaps counted).
+    pub fn count(&self, needle: &[u8]) -> usize {
+        self.bytes
+            .windows(needle.len())
+            .filter(|w| *w == needle)
+            .count()
+    }
 }
 
 /// Reads until `done` accepts what was seen (or the socket closes), within [`WAIT`].
