@@ -233,9 +233,9 @@ async fn run(queue: Arc<Queue>, screen: Arc<Mutex<Screen>>, parsed: watch::Sende
 }
 
 /// Feeds a batch to the screen; after dropped output (a gap before a feed) it resumes at the
-/// next line start, so the dropped bytes leave no half line (the batch's last feed is parsed
-/// whole if it has none: the screen always ends where the output ends). When the batch itself
-/// starts after a gap, it starts at the last [`kept_lines`] line starts instead ([`line_cut`]):
+/// next line start, so the dropped bytes leave no half line, unless the output is one long
+/// line ([`resume_point`]; the screen always ends where the output ends). When the batch
+/// itself starts after a gap, it starts at the last [`kept_lines`] line starts instead ([`line_cut`]):
 /// the lines before them would scroll past the screen and its scrollback anyway. Returns the
 /// screen's offset.
 fn parse(screen: &Mutex<Screen>, batch: &[Feed]) -> Option<u64> {
@@ -254,31 +254,54 @@ fn parse_into(s: &mut Screen, batch: &[Feed]) {
         _ => None,
     };
     let first = cut.map_or(0, |(feed, _)| feed);
-    let mut seek_line = false;
+    // Where parsing resumes after a gap met inside the batch: a later feed, and the position in it.
+    let mut skip_to = None;
     for (i, feed) in batch.iter().enumerate().skip(first) {
-        let last = i + 1 == batch.len();
         s.resize(feed.cols, feed.rows);
-        if let Some((_, from)) = cut.filter(|_| i == first) {
+        let from = if let Some((_, from)) = cut.filter(|_| i == first) {
             s.to_line_start();
-            s.feed(feed.offset + from as u64, &feed.bytes[from..]);
-            continue;
-        }
-        seek_line |= feed.offset > s.offset();
-        let from = if seek_line {
-            match feed.bytes.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    seek_line = false;
+            from
+        } else if let Some((at, from)) = skip_to {
+            if i < at {
+                continue;
+            }
+            skip_to = None;
+            s.to_line_start();
+            from
+        } else if feed.offset > s.offset() {
+            match resume_point(&batch[i..], s.size().0) {
+                Some((0, from)) => {
                     s.to_line_start();
-                    i + 1
+                    from
                 }
-                None if last => 0,
-                None => continue,
+                Some((later, from)) => {
+                    skip_to = Some((i + later, from));
+                    continue;
+                }
+                None => 0,
             }
         } else {
             0
         };
         s.feed(feed.offset + from as u64, &feed.bytes[from..]);
     }
+}
+
+/// Where output resumes after a gap before `feeds`: after the first newline (the feed's index
+/// and the position after it), so that the dropped bytes leave no half line. `None` when the
+/// output goes on from the gap itself: there is no newline left, or the part of a line before
+/// it fills a row of `cols` or more — one long line (a minified file, `base64 -w 0`), whose
+/// rows are on a real terminal's screen too, and whose end (`…DONE`) must not be dropped.
+fn resume_point(feeds: &[Feed], cols: u16) -> Option<(usize, usize)> {
+    let mut before = 0;
+    for (i, feed) in feeds.iter().enumerate() {
+        match feed.bytes.iter().position(|&b| b == b'\n') {
+            Some(at) if before + at < usize::from(cols) => return Some((i, at + 1)),
+            Some(_) => return None,
+            None => before += feed.bytes.len(),
+        }
+    }
+    None
 }
 
 /// How many of a batch's last lines are parsed after a gap: the screen's rows and scrollback,
@@ -416,6 +439,50 @@ mod tests {
         parse(&screen, &batch);
         let text = screen.lock().map(|mut s| s.text()).unwrap_or_default();
         assert!(text.starts_with("half a li\nline 1\nline 2\n"), "{text}");
+    }
+
+    /// The text of a screen that had 30 short lines, then, after a gap, a long line of
+    /// [`PARSE_BUDGET`] letters followed by `end`, in feeds of 4000 bytes.
+    fn text_after_a_gap_in_a_long_line(end: &[u8]) -> (String, Vec<u8>) {
+        let screen = Mutex::new(Screen::new(COLS, ROWS));
+        let (before, _) = feeds(0, 30);
+        if let Ok(mut s) = screen.lock() {
+            s.feed(0, &before);
+        }
+        let mut long: Vec<u8> = (0..PARSE_BUDGET).map(|i| b'a' + (i % 26) as u8).collect();
+        long.extend_from_slice(end);
+        let start = 1_000_000;
+        let batch: Vec<Feed> = long
+            .chunks(4000)
+            .enumerate()
+            .map(|(i, chunk)| Feed {
+                offset: start + (i * 4000) as u64,
+                bytes: Bytes::copy_from_slice(chunk),
+                cols: COLS,
+                rows: ROWS,
+            })
+            .collect();
+        assert_eq!(parse(&screen, &batch), Some(start + long.len() as u64));
+        let text = screen.lock().map(|mut s| s.text()).unwrap_or_default();
+        (text, long)
+    }
+
+    /// A gap inside one long line resumes at the gap, not after the next newline: the line's
+    /// rows fill the scrollback and the screen, as they do on a real terminal, none of the
+    /// lines from before the gap stay among them, and the line's end is kept.
+    #[test]
+    fn a_gap_inside_one_long_line_leaves_that_line_and_its_end_on_the_screen() {
+        for end in [&b""[..], b"DONE\r\n"] {
+            let (text, long) = text_after_a_gap_in_a_long_line(end);
+            assert!(!text.contains("line"), "{text}");
+            let rows: Vec<&str> = text.lines().collect();
+            let kept = crate::screen::SCROLLBACK_LINES + usize::from(ROWS);
+            // The last row is the empty one after `DONE`, trimmed from the text.
+            assert_eq!(rows.len(), kept - end.len().min(1), "{text}");
+            let joined: String = rows.concat();
+            let tail = String::from_utf8_lossy(&long[long.len() - 1000..]);
+            assert!(joined.ends_with(tail.trim_end()), "{text}");
+        }
     }
 
     /// A screen is frozen only once its output has been quiet for [`FREEZE_AFTER`], however
