@@ -85,17 +85,23 @@ impl Extra {
         self.modes.region = None;
     }
 
-    pub fn scroll_region(&self) -> Option<(u16, u16)> {
-        self.modes.region
+    /// The scroll region, unless it is the whole screen of `rows` (a program that sets `1;rows`
+    /// has the default, which a terminal of another size must not keep: it resets the region
+    /// when it is resized, and a snapshot may be drawn before a resize or after it).
+    pub fn scroll_region(&self, rows: u16) -> Option<(u16, u16)> {
+        self.modes
+            .region
+            .filter(|&(top, bottom)| !(top == 1 && (bottom == 0 || bottom >= rows)))
     }
 
     pub fn origin_mode(&self) -> bool {
         self.modes.origin
     }
 
-    /// The DECSTBM sequence that restores the scroll region, if one is set.
-    pub fn scroll_region_formatted(&self) -> Option<String> {
-        self.modes.region.map(|(top, bottom)| match bottom {
+    /// The DECSTBM sequence that restores the scroll region, if one other than the whole
+    /// screen of `rows` is set.
+    pub fn scroll_region_formatted(&self, rows: u16) -> Option<String> {
+        self.scroll_region(rows).map(|(top, bottom)| match bottom {
             0 => format!("\x1b[{top}r"),
             _ => format!("\x1b[{top};{bottom}r"),
         })

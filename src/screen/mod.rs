@@ -100,8 +100,18 @@ impl Screen {
         if (cols, rows) == (self.cols, self.rows) {
             return;
         }
+        let old_rows = self.rows;
         let (parser, extra) = self.live();
         parser.screen_mut().set_size(rows, cols);
+        if extra.scroll_region(old_rows).is_some() {
+            // A terminal resets the scroll region when it is resized (xterm, and xterm.js that
+            // the viewers draw with); `vt100` keeps one that does not end on the last row, and
+            // a program's redraw would then scroll inside it. DECSTBM homes the cursor: put it
+            // back.
+            let (row, col) = parser.screen().cursor_position();
+            let reset = format!("\x1b[r\x1b[{};{}H", row + 1, col + 1);
+            parser.process(&extra.feed(reset.as_bytes()));
+        }
         extra.resized();
         self.cols = cols;
         self.rows = rows;
@@ -219,17 +229,18 @@ fn render_snapshot(screen: &mut vt100::Screen, extra: &Extra) -> Vec<u8> {
     } else {
         render_primary(screen, &mut out);
     }
-    if let Some(region) = extra.scroll_region_formatted() {
+    let (rows, _) = screen.size();
+    if let Some(region) = extra.scroll_region_formatted(rows) {
         out.extend_from_slice(region.as_bytes());
     }
     if extra.origin_mode() {
         // DECOM homes the cursor and makes its row count from the region's top.
-        let top = extra.scroll_region().map_or(1, |(top, _)| top);
+        let top = extra.scroll_region(rows).map_or(1, |(top, _)| top);
         let (row, col) = screen.cursor_position();
         let row = (row + 1).saturating_sub(top - 1).max(1);
         out.extend_from_slice(format!("\x1b[?6h\x1b[{row};{}H", col + 1).as_bytes());
         out.extend_from_slice(&screen.attributes_formatted());
-    } else if extra.scroll_region().is_some() {
+    } else if extra.scroll_region(rows).is_some() {
         // DECSTBM homes the cursor: put it back, then the pen (cursor moves may redraw a cell).
         out.extend_from_slice(&screen.cursor_state_formatted());
         out.extend_from_slice(&screen.attributes_formatted());

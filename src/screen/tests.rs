@@ -47,6 +47,56 @@ fn scrollback_comes_before_the_screen_and_the_region_is_kept() {
     assert_eq!(shown(&a, 10, 3), shown(&stream, 10, 3));
 }
 
+/// A region of the whole screen is the default: the snapshot sets none, so a viewer that
+/// draws it at another size (it resized before the snapshot was drawn) scrolls the whole
+/// screen, as a terminal does after a resize. vim sets `1;rows` when it starts.
+#[test]
+fn a_region_of_the_whole_screen_is_not_carried_to_another_size() {
+    for whole in [&b"\x1b[1;3r"[..], b"\x1b[1;9r", b"\x1b[r", b"\x1b[1r"] {
+        let mut screen = Screen::new(10, 3);
+        let mut stream = b"\x1b[?1049h".to_vec();
+        stream.extend_from_slice(whole);
+        stream.extend_from_slice(b"\x1b[Ha");
+        screen.feed(0, &stream);
+        let snap = screen.snapshot();
+        // At 5 rows, four more lines after the snapshot leave `a` on the top row, not scrolled
+        // away inside a 3-row region.
+        let mut drawn = snap.bytes.clone();
+        drawn.extend_from_slice(b"\r\nb\r\nc\r\nd\r\ne");
+        let mut viewer = vt100::Parser::new(5, 10, 0);
+        viewer.process(&drawn);
+        let rows = viewer.screen().contents();
+        assert!(
+            rows.starts_with("a\nb\nc"),
+            "{}: {rows:?}",
+            String::from_utf8_lossy(whole)
+        );
+    }
+}
+
+/// A resize resets the scroll region, as xterm and xterm.js do: a program that set one and
+/// redraws after the resize without setting it again (vim) is not scrolled inside the old one.
+#[test]
+fn a_resize_resets_the_scroll_region_and_keeps_the_cursor() {
+    let mut screen = Screen::new(10, 4);
+    screen.feed(0, b"\x1b[?1049h\x1b[1;3r\x1b[2;5Hx");
+    screen.resize(10, 6);
+    let mut after = Screen::new(10, 6);
+    after.feed(0, &screen.snapshot().bytes);
+    let redraw = b"y\x1b[H\x1b[2Jr1\r\nr2\r\nr3\r\nr4\r\nr5\r\nr6";
+    for s in [&mut screen, &mut after] {
+        s.feed(s.offset(), redraw);
+        let text = s.text();
+        assert_eq!(text, "r1\nr2\nr3\nr4\nr5\nr6\n", "{text:?}");
+    }
+    // The cursor stayed where the program left it: `y` went on after `x`.
+    let mut cursor = Screen::new(10, 4);
+    cursor.feed(0, b"\x1b[1;3r\x1b[2;5Hx");
+    cursor.resize(10, 6);
+    cursor.feed(cursor.offset(), b"y");
+    assert!(cursor.text().contains("    xy"), "{:?}", cursor.text());
+}
+
 #[test]
 fn alternate_screen_is_restored() {
     let mut screen = Screen::new(10, 3);
