@@ -121,3 +121,10 @@ async fn caps_in_the_terminal_and_agent_forms_and_the_refusal_under_the_field() 
 async fn one_size_for_a_desktop_and_a_phone_and_a_full_screen_program_across_reloads() {
     browser_test_with("size", |c| c.scrollback_bytes = 16 * 1024).await;
 }
+
+/// A full-screen program started at another size than the browser's, with a scroll region set:
+/// drawn from the snapshot, then redrawn at the view's size, on open and after a reload.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_screen_program_of_another_size_is_drawn_from_its_top_row() {
+    browser_test("snapshot_size").await;
+}

@@ -104,30 +104,27 @@ export function TermView(props: {
 
     const c = new SessionClient(props.wsPath, modeRef.current, {
       output: (bytes) => term.write(bytes),
-      reset: () => term.reset(),
+      reset: () => inStreamOrder(() => term.reset()),
       snapshot: (bytes, cols, rows) => {
         // The server's screen, drawn at the size it was taken at; a view that holds the size
         // then fits its box again (a different size reaches the PTY, and the program redraws).
-        term.reset();
-        if (term.cols !== cols || term.rows !== rows) term.resize(cols, rows);
+        inStreamOrder(() => {
+          term.reset();
+          if (term.cols !== cols || term.rows !== rows) term.resize(cols, rows);
+        });
         term.write(bytes, () => fitAndReport());
       },
       notice: (text, where) => (where === "terminal" ? term.write(`\r\n\x1b[33m[${text}]\x1b[0m\r\n`) : flash(text)),
       attached: (cols, rows, holder, by) => {
-        pty.cols = cols;
-        pty.rows = rows;
         setPtySize({ cols, rows, by });
         setHolder(holder);
         declared = null;
-        if (modeRef.current === "ro") term.resize(cols, rows);
-        else fitAndReport();
+        inStreamOrder(() => ptyResized(cols, rows));
       },
       resize: (cols, rows, mine, by) => {
-        pty.cols = cols;
-        pty.rows = rows;
         setPtySize({ cols, rows, by });
         setHolder(mine);
-        fitAndReport();
+        inStreamOrder(() => ptyResized(cols, rows));
       },
       state: (s) => {
         setConn(s);
@@ -137,6 +134,19 @@ export function TermView(props: {
     });
     client.current = c;
 
+    /**
+     * Runs `fn` once the output written so far is drawn: xterm parses writes later, so a change
+     * the stream tells (`attached`, `resize`, `snapshot`) takes effect between the output before
+     * it and the output after it, as it did on the PTY. Applied at once, a size came before a
+     * snapshot still waiting to be drawn, and the snapshot's scroll region, set for its own
+     * size, then held at the new one (vim's redraw scrolled two rows off the top).
+     */
+    const inStreamOrder = (fn: () => void) => term.write("", fn);
+    const ptyResized = (cols: number, rows: number) => {
+      pty.cols = cols;
+      pty.rows = rows;
+      fitAndReport();
+    };
     /** The size this view last told the server without taking it. */
     let declared: { cols: number; rows: number } | null = null;
     /**
