@@ -36,9 +36,10 @@ pub enum ServerMsg<'a, T: Serialize = ()> {
         /// This viewer's id (what `resize.by` and `size_by` name).
         viewer: u64,
         /// The viewer whose size the session has (the last read-write one to type or resize),
-        /// `null` when none has claimed it.
+        /// `null` when none has claimed it or the one that did has gone.
         size_by: Option<u64>,
-        /// That viewer's device, as people say it ("Chrome on Android"); absent when none.
+        /// That viewer's device, as people say it ("Chrome on Android"), also once it has gone
+        /// (that device holds the size again when it comes back); absent when none.
         #[serde(skip_serializing_if = "Option::is_none")]
         size_by_client: Option<&'a str>,
         offset: u64,

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::resume::{alive, assert_resume_is_exact, attach};
-use common::term::{read_until, send_input, Seen};
+use common::term::{read_until, send_input, send_json, Seen};
 use common::{binary, run_cli, ServerProcess, WAIT};
 use serde_json::{json, Value};
 
@@ -194,6 +194,13 @@ async fn reload_keeps_every_session_and_the_pid() {
     let (mut vim_ws, _) = attach(&p, "/api/terminals", vid, "").await;
     let mut vim_seen = Seen::default();
     read_until(&mut vim_ws, &mut vim_seen, |s| s.contains(b"~")).await;
+    // vim's viewer holds the session's size.
+    send_json(
+        &mut vim_ws,
+        json!({"type": "resize", "cols": 100, "rows": 30, "take": true}),
+    )
+    .await;
+    read_until(&mut vim_ws, &mut vim_seen, |s| s.has_json("resize")).await;
     // since=0: the raw stream from its first byte (a bare attach gets a screen snapshot first,
     // whose bytes are not stream offsets).
     let (mut counter_ws, attached) = attach(&p, "/api/terminals", cid, "?since=0").await;
@@ -242,7 +249,15 @@ async fn reload_keeps_every_session_and_the_pid() {
     let mut seen = Seen::default();
     send_input(&mut agent_ws, b"again\r").await;
     read_until(&mut agent_ws, &mut seen, |s| s.contains(b"echo: again")).await;
-    let (mut vim_ws, _) = attach(&p, "/api/terminals", vid, "").await;
+    // The device that held vim's size holds it again when it comes back (the holder is handed
+    // over with the session).
+    let (mut vim_ws, hello) = attach(&p, "/api/terminals", vid, "").await;
+    assert_eq!(hello["size_by"], hello["viewer"], "{hello}");
+    assert_eq!(
+        (&hello["cols"], &hello["rows"]),
+        (&json!(100), &json!(30)),
+        "{hello}"
+    );
     send_input(&mut vim_ws, b"\x1b:q!\r").await;
     let vim_end = api.ended("/api/terminals", vid).await;
     assert_eq!(vim_end["exit_code"], 0, "{vim_end}");

@@ -481,3 +481,62 @@ async fn the_size_follows_the_last_viewer_to_type_or_resize() {
     );
     s.stop().await;
 }
+
+const DESKTOP: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+const PHONE: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
+
+/// The size holder's page reloads (its socket closes, a new one attaches): a phone attaching in
+/// between does not take the size by attaching — it is told whose it is — and the holder's
+/// device holds it again when it comes back.
+#[tokio::test]
+async fn a_holder_that_left_keeps_the_size_from_a_phone_that_only_attaches() {
+    let s = TestServer::start().await;
+    let t = create(
+        &s,
+        sh("stty -echo; printf READY; while read l; do echo \"size $(stty size)\"; done"),
+    )
+    .await;
+    let id = t["id"].as_str().unwrap();
+    let viewers_gone = || async {
+        let info = s.get(&format!("/api/terminals/{id}")).await;
+        (info.body["viewers"] == 0).then_some(info.body)
+    };
+    let (mut desk, _) = attach_as(&s, id, DESKTOP).await;
+    let mut seen = Seen::default();
+    read_until_output(&mut desk, &mut seen, "READY").await;
+    send_json(
+        &mut desk,
+        json!({"type": "resize", "cols": 120, "rows": 40, "take": true}),
+    )
+    .await;
+    read_until(&mut desk, &mut seen, |s| s.has_json("resize")).await;
+    drop(desk);
+    common::eventually("the desktop's viewer gone", viewers_gone).await;
+
+    // A phone attaches and tells its size, as the web UI does when another device holds it.
+    let (mut phone, hello) = attach_as(&s, id, PHONE).await;
+    assert_eq!(hello["size_by"], serde_json::Value::Null, "{hello}");
+    assert_eq!(hello["size_by_client"], "Chrome on Linux", "{hello}");
+    send_json(
+        &mut phone,
+        json!({"type": "resize", "cols": 49, "rows": 30, "take": false}),
+    )
+    .await;
+    // Its resize is handled before its detach (one socket's messages reach the session in order).
+    drop(phone);
+    let info = common::eventually("the phone's viewer gone", viewers_gone).await;
+    assert_eq!(
+        (&info["cols"], &info["rows"]),
+        (&json!(120), &json!(40)),
+        "{info}"
+    );
+
+    // The desktop's page is back: it holds the size again.
+    let (mut desk, hello) = attach_as(&s, id, DESKTOP).await;
+    assert_eq!(hello["size_by"], hello["viewer"], "{hello}");
+    assert_eq!(hello["size_by_client"], "Chrome on Linux", "{hello}");
+    send_input(&mut desk, b"\n").await;
+    let mut seen = Seen::default();
+    read_until_output(&mut desk, &mut seen, "size 40 120").await;
+    s.stop().await;
+}

@@ -72,6 +72,9 @@ pub struct SessionSpec {
     pub worktree: Option<crate::isolation::WorktreeRequest>,
     /// `memory_max_bytes` / `pids_max` for the session's cgroup (`pty/caps.rs`).
     pub caps: crate::pty::Caps,
+    /// The device of the viewer that held the session's size when a reload handed the session
+    /// over (its viewers reconnect; that device's next read-write viewer holds it again).
+    pub size_held_by: Option<String>,
 }
 
 /// When a session last saw output or input, in ms since the Unix epoch. Written by the session's

@@ -87,6 +87,7 @@ pub fn session_record(
         ring_start: 0,
         ring_blob_at: 0,
         ring_len: 0,
+        size_held_by: None,
     }
 }
 

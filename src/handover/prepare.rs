@@ -57,6 +57,7 @@ impl Prepared {
                 ring_start: h.ring_start,
                 ring_blob_at: blob_at,
                 ring_len: h.ring.len() as u64,
+                size_held_by: h.size_held_by,
             });
             blob_at += h.ring.len() as u64;
             rings.push(h.ring);

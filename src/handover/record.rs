@@ -81,6 +81,10 @@ pub struct SessionRecord {
     /// Where its ring bytes are in the blob area, and how many.
     pub ring_blob_at: u64,
     pub ring_len: u64,
+    /// The device of the viewer that held the session's size (`SessionSpec::size_held_by`);
+    /// absent in a record of an image before it.
+    #[serde(default)]
+    pub size_held_by: Option<String>,
 }
 
 /// The version written: [`RECORD_VERSION`]; tests of the fault-injection build may ask for

@@ -239,6 +239,7 @@ async fn create(state: AppState, body: CreateTerminal) -> Result<Response, Rejec
         conversation_id: None,
         worktree: None,
         caps,
+        size_held_by: None,
     };
     let info = state
         .sessions

@@ -184,7 +184,26 @@ impl TestServer {
     }
 
     pub async fn try_ws(&self, path: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        self.try_ws_as(path, None).await
+    }
+
+    /// Opens a WebSocket from a device: `user_agent` is sent as its `User-Agent`.
+    pub async fn ws_as(&self, path: &str, user_agent: &str) -> Ws {
+        self.try_ws_as(path, Some(user_agent))
+            .await
+            .expect("websocket connects")
+    }
+
+    async fn try_ws_as(
+        &self,
+        path: &str,
+        user_agent: Option<&str>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
         let mut req = self.ws_url(path).into_client_request()?;
+        if let Some(agent) = user_agent {
+            req.headers_mut()
+                .insert("user-agent", agent.parse().expect("header value"));
+        }
         if let Some(t) = &self.token {
             req.headers_mut().insert(
                 "authorization",

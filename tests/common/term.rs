@@ -22,7 +22,19 @@ pub fn sh(script: &str) -> Value {
 
 /// A viewer and its `attached` message.
 pub async fn attach(s: &TestServer, id: &str, query: &str) -> (Ws, Value) {
-    let mut ws = s.ws(&format!("/api/terminals/{id}/ws{query}")).await;
+    let ws = s.ws(&format!("/api/terminals/{id}/ws{query}")).await;
+    attached(ws).await
+}
+
+/// [`attach`] from a device (`user_agent`).
+pub async fn attach_as(s: &TestServer, id: &str, user_agent: &str) -> (Ws, Value) {
+    let ws = s
+        .ws_as(&format!("/api/terminals/{id}/ws"), user_agent)
+        .await;
+    attached(ws).await
+}
+
+async fn attached(mut ws: Ws) -> (Ws, Value) {
     let msg = next(&mut ws).await;
     let v: Value = serde_json::from_str(msg.to_text().expect("attached is text")).expect("json");
     assert_eq!(v["type"], "attached", "first message: {v}");

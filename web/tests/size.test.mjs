@@ -3,7 +3,8 @@
 // view is not re-wrapped, the phone renders at the session's size and says who set it; "Fit to my
 // window" on the phone takes the size and the desktop is told. Then a full-screen program (the
 // alternate screen) survives a reload of the page — the view is drawn from the server's snapshot,
-// not from a replay that starts mid-screen — and when it exits the shell's screen is back.
+// not from a replay that starts mid-screen — and when it exits the shell's screen is back. Last,
+// the desktop's page is away while the phone's reloads: the phone does not take the size.
 import { apiCall, env, login, run, shot, until } from "./lib.mjs";
 
 const rand = Math.random().toString(36).slice(2, 8);
@@ -132,4 +133,18 @@ await run("size", async ({ newPage }) => {
   }
   await shot(desk, "size-fullscreen-exited-desktop");
   await shot(phone, "size-fullscreen-exited-phone");
+
+  // The desktop's page goes away (closed, or on its way through a reload) while the phone's page
+  // reloads: the phone does not take the size by attaching, and the desktop's next page holds it.
+  await desk.close();
+  await phone.reload();
+  await live(phone);
+  await told.waitFor();
+  if (!(await told.innerText()).includes(tellsSize)) throw new Error(`phone says ${await told.innerText()}, expected ${tellsSize}`);
+  await shot(phone, "size-phone-while-the-desktop-is-away");
+  const { page: deskAgain } = await newPage({ label: "desktop again" });
+  await login(deskAgain, path);
+  await live(deskAgain);
+  if (JSON.stringify(await sttySize(deskAgain, "d4")) !== JSON.stringify(deskSize)) throw new Error("the desktop's size was lost while it was away");
+  if (await deskAgain.getByTestId("size-by-other").count()) throw new Error("the desktop's page back says another viewer set the size");
 });

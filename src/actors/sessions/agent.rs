@@ -103,6 +103,7 @@ impl SessionsState {
                 memory_max_bytes: req.def.memory_max_bytes,
                 pids_max: req.def.pids_max,
             },
+            size_held_by: None,
         };
         let info = match self.create(me, spec).await {
             Ok(info) => info,

@@ -122,6 +122,7 @@ impl SessionsState {
             // The worktree and the cgroup's caps were made when the session first started.
             worktree: None,
             caps: Default::default(),
+            size_held_by: r.size_held_by,
         };
         let mut ring = match s.mapped {
             Some(ring) => ring,

@@ -30,6 +30,8 @@ pub struct SessionHandover {
     /// Absolute offset of `ring[0]`.
     pub ring_start: u64,
     pub ring: Vec<u8>,
+    /// The device of the viewer that holds the size, or held it last.
+    pub size_held_by: Option<String>,
 }
 
 impl TerminalState {
@@ -89,6 +91,7 @@ impl TerminalState {
         self.recorded.store(true, Ordering::SeqCst);
         self.deps.lifecycle.live.remove(self.execution_id);
         self.flow.clear();
+        let size_held_by = self.size_holder_client();
         for (_, viewer) in self.viewers.drain() {
             viewer.queue.close(CloseReason {
                 code: CLOSE_SERVICE_RESTART,
@@ -107,6 +110,7 @@ impl TerminalState {
             master,
             ring_start: ring.start,
             ring: ring.bytes,
+            size_held_by,
         })
     }
 }

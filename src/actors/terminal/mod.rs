@@ -120,6 +120,10 @@ pub struct TerminalState {
     size: WindowSize,
     /// The viewer whose size the session has: the last read-write one to type or resize.
     size_by: Option<u64>,
+    /// The device of the holder, once it has gone (a reload of its page, a dropped socket, a
+    /// reload of the server): that device's next read-write viewer holds the size again, and
+    /// until then no other viewer takes it by attaching.
+    size_left_by: Option<Box<str>>,
     resizer: PtyResizer,
     input: Input,
     replay: ReplayBuffer,
@@ -196,13 +200,16 @@ impl Actor for TerminalActor {
         let flow = Flow::new(replay.capacity());
         let reader_task = tokio::spawn(read_master(reader, me.clone(), flow.clone(), replay.end()));
         let tasks = vec![reader_task, writer_task];
+        let mut spec = args.spec;
+        let size_left_by = spec.size_held_by.take().map(String::into_boxed_str);
         Ok(TerminalState {
             id: args.id,
-            size: args.spec.size,
+            size: spec.size,
             size_by: None,
-            timeline: Timeline::new(args.spec.size.cols, args.spec.size.rows),
-            screen: ScreenFeed::start(args.spec.size.cols, args.spec.size.rows),
-            spec: Box::new(args.spec),
+            size_left_by,
+            timeline: Timeline::new(spec.size.cols, spec.size.rows),
+            screen: ScreenFeed::start(spec.size.cols, spec.size.rows),
+            spec: Box::new(spec),
             execution_id: args.execution_id,
             created_at: args.created_at,
             replay,
@@ -298,11 +305,7 @@ impl Actor for TerminalActor {
                 let _ = reply.send(state.attach(mode, since, client));
             }
             TerminalMsg::Detach(viewer) => {
-                state.viewers.remove(&viewer);
-                state.flow.remove(viewer);
-                if state.size_by == Some(viewer) {
-                    state.size_by = None;
-                }
+                state.detached(viewer);
             }
             TerminalMsg::Catchup {
                 viewer,

@@ -58,10 +58,16 @@ impl TerminalState {
                 client,
             },
         );
-        let size_by_client = self
-            .size_by
-            .and_then(|holder| self.viewers.get(&holder))
-            .map(|v| v.client.clone());
+        // The device whose last viewer held the size gets it back when it comes back.
+        if mode == ViewerMode::ReadWrite
+            && self.size_by.is_none()
+            && self.size_left_by.as_deref() == self.viewers.get(&viewer).map(|v| v.client.as_str())
+        {
+            self.size_by = Some(viewer);
+            self.size_left_by = None;
+            holds_size.store(true, Ordering::Relaxed);
+        }
+        let size_by_client = self.size_holder_client();
         Ok(Attached {
             viewer,
             holds_size,
@@ -129,7 +135,8 @@ impl TerminalState {
     }
 
     /// A viewer's size. The session takes it when `take` is set, when this viewer already
-    /// holds the size, or when none does; otherwise it is kept for when this viewer types.
+    /// holds the size, or when none does and none left (`size_left_by`); otherwise it is kept
+    /// for when this viewer types.
     pub(super) fn resize(&mut self, from: u64, size: WindowSize, take: bool) {
         let Some(viewer) = self.viewers.get_mut(&from) else {
             return;
@@ -138,8 +145,29 @@ impl TerminalState {
             return;
         }
         viewer.size = Some(size);
-        if take || self.size_by.is_none_or(|holder| holder == from) {
+        let unheld = self.size_by.is_none() && self.size_left_by.is_none();
+        if take || unheld || self.size_by == Some(from) {
             self.take_size(from);
+        }
+    }
+
+    /// The device of the viewer that holds the size, or of the last one that did.
+    pub(super) fn size_holder_client(&self) -> Option<String> {
+        match self.size_by.and_then(|holder| self.viewers.get(&holder)) {
+            Some(holder) => Some(holder.client.clone()),
+            None => self.size_left_by.as_deref().map(str::to_string),
+        }
+    }
+
+    /// A viewer has gone; if it held the size, its device is remembered (`size_left_by`).
+    pub(super) fn detached(&mut self, viewer: u64) {
+        self.flow.remove(viewer);
+        let Some(gone) = self.viewers.remove(&viewer) else {
+            return;
+        };
+        if self.size_by == Some(viewer) {
+            self.size_by = None;
+            self.size_left_by = Some(gone.client.into_boxed_str());
         }
     }
 
@@ -170,6 +198,7 @@ impl TerminalState {
             return;
         }
         self.size_by = Some(from);
+        self.size_left_by = None;
         for (id, viewer) in &self.viewers {
             viewer.holds_size.store(*id == from, Ordering::Relaxed);
         }

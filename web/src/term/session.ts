@@ -255,7 +255,9 @@ export class SessionClient {
     this.attachedNow = true;
     this.attempt = 0;
     this.setState({ kind: "live" });
-    const holder = msg.size_by == null || msg.size_by === msg.viewer;
+    // Nobody holds the size when neither a viewer nor a device is named; a holder that left
+    // (`size_by` null, `size_by_client` its device) keeps it until it comes back or one types.
+    const holder = (msg.size_by == null && msg.size_by_client == null) || msg.size_by === msg.viewer;
     this.ev.attached(msg.cols ?? 80, msg.rows ?? 24, holder, msg.size_by_client ?? null);
     this.flushQueue();
   }
