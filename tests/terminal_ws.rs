@@ -412,17 +412,17 @@ async fn shutdown_closes_viewers_with_1001_and_oversized_frames_are_refused() {
     stop.await.unwrap();
 }
 
+/// Prints `READY`, then the PTY's size (`size ROWS COLS`) for each line typed.
+const SAYS_ITS_SIZE: &str =
+    "stty -echo; printf READY; while read l; do echo \"size $(stty size)\"; done";
+
 /// One size per session: it follows the read-write viewer that last typed or resized; a viewer
 /// that only tells its size (`take: false`, as a second browser does on attach) changes nothing
 /// until it types. Every viewer is told the new size and whose it is.
 #[tokio::test]
 async fn the_size_follows_the_last_viewer_to_type_or_resize() {
     let s = TestServer::start().await;
-    let t = create(
-        &s,
-        sh("stty -echo; printf READY; while read l; do echo \"size $(stty size)\"; done"),
-    )
-    .await;
+    let t = create(&s, sh(SAYS_ITS_SIZE)).await;
     let id = t["id"].as_str().unwrap();
     let (mut desk, hello_desk) = attach(&s, id, "").await;
     let desk_id = hello_desk["viewer"].as_u64().unwrap();
@@ -491,11 +491,7 @@ const PHONE: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36
 #[tokio::test]
 async fn a_holder_that_left_keeps_the_size_from_a_phone_that_only_attaches() {
     let s = TestServer::start().await;
-    let t = create(
-        &s,
-        sh("stty -echo; printf READY; while read l; do echo \"size $(stty size)\"; done"),
-    )
-    .await;
+    let t = create(&s, sh(SAYS_ITS_SIZE)).await;
     let id = t["id"].as_str().unwrap();
     let viewers_gone = || async {
         let info = s.get(&format!("/api/terminals/{id}")).await;
