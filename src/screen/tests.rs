@@ -97,6 +97,39 @@ fn a_resize_resets_the_scroll_region_and_keeps_the_cursor() {
     assert!(cursor.text().contains("    xy"), "{:?}", cursor.text());
 }
 
+/// A long line that wrapped is one line in the scrollback of the snapshot too (soft wraps), so
+/// that a view copies it whole and reflows it when it is resized; only the wrap between the
+/// scrollback and the screen is a hard one.
+#[test]
+fn wrapped_lines_stay_wrapped_in_the_scrollback() {
+    // 25 columns, then a wide character that does not fit in the last column of its row.
+    let mut stream = format!("{}\r\n{}界x\r\n", "x".repeat(25), "y".repeat(9)).into_bytes();
+    for i in 0..6 {
+        stream.extend_from_slice(format!("l{i}\r\n").as_bytes());
+    }
+    let mut screen = Screen::new(10, 3);
+    screen.feed(0, &stream);
+    let wraps = |bytes: &[u8]| {
+        let mut parser = vt100::Parser::new(3, 10, 100);
+        parser.process(bytes);
+        let screen = parser.screen_mut();
+        (1..=9)
+            .rev()
+            .map(|back| {
+                screen.set_scrollback(back);
+                (screen.rows(0, 10).next(), screen.row_wrapped(0))
+            })
+            .collect::<Vec<_>>()
+    };
+    let whole = wraps(&stream);
+    assert_eq!(
+        whole[..2],
+        [(Some("x".repeat(10)), true), (Some("x".repeat(10)), true)],
+        "{whole:?}"
+    );
+    assert_eq!(wraps(&screen.snapshot().bytes), whole);
+}
+
 #[test]
 fn alternate_screen_is_restored() {
     let mut screen = Screen::new(10, 3);
