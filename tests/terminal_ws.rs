@@ -225,8 +225,22 @@ async fn two_writers_and_a_read_only_viewer_share_the_session() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn a_stalled_viewer_never_slows_the_others() {
+/// Lines of the flood in [`stalled_flood`]: ~6.9 MB, a hundred times a viewer's 64 KiB queue.
+const FLOOD_LINES: u64 = 1_000_000;
+
+/// A session that printed `seq 1 FLOOD_LINES` and `END` once a line was typed (then waits), on a
+/// server whose ring holds the whole flood, with two viewers: one that has not read anything
+/// (its small queue overflowed for certain) and one that typed the line and read to `END`; its
+/// bytes are `seen`, the flood's from `start`.
+struct StalledFlood {
+    s: TestServer,
+    stalled: common::Ws,
+    good: common::Ws,
+    seen: Seen,
+    start: usize,
+}
+
+async fn stalled_flood() -> StalledFlood {
     // The ring holds the whole flood, so a reader that is merely slower than `seq` for a moment
     // catches up from it; the stalled viewer overflows its small queue for certain.
     let s = TestServer::start_with(|c| {
@@ -234,38 +248,44 @@ async fn a_stalled_viewer_never_slows_the_others() {
         c.viewer_queue_bytes = 64 * 1024;
     })
     .await;
-    let n = 1_000_000; // ~6.9 MB: a hundred times the stalled viewer's queue
-    let t = create(
-        &s,
-        sh(&format!(
-            "stty -echo; printf READY; read x; seq 1 {n}; echo END"
-        )),
-    )
-    .await;
+    let script = format!("stty -echo; printf READY; read x; seq 1 {FLOOD_LINES}; echo END; read y");
+    let t = create(&s, sh(&script)).await;
     let id = t["id"].as_str().unwrap();
-    let (mut stalled, _) = attach(&s, id, "").await;
+    let (stalled, _) = attach(&s, id, "").await;
     let (mut good, _) = attach(&s, id, "").await;
     let mut seen = Seen::default();
     read_until_output(&mut good, &mut seen, "READY").await;
     let start = seen.bytes.len();
     send_input(&mut good, b"\n").await;
     read_until(&mut good, &mut seen, |s| s.bytes.ends_with(b"END\r\n")).await;
-    let mut expected = seq_output(1, n);
+    StalledFlood {
+        s,
+        stalled,
+        good,
+        seen,
+        start,
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_viewer_never_slows_the_others() {
+    let mut f = stalled_flood().await;
+    let mut expected = seq_output(1, FLOOD_LINES);
     expected.extend_from_slice(b"END\r\n");
-    assert_eq!(seen.close, None);
+    assert_eq!(f.seen.close, None);
     assert!(
-        seen.bytes[start..] == expected[..],
+        f.seen.bytes[f.start..] == expected[..],
         "the reading viewer lost or repeated bytes"
     );
     // The stalled one, once it reads, catches up from the ring and is not cut.
     let mut slow = Seen::default();
-    read_until(&mut stalled, &mut slow, |s| {
+    read_until(&mut f.stalled, &mut slow, |s| {
         s.has_json("resync") || s.close.is_some()
     })
     .await;
     assert!(slow.has_json("resync"), "{:?}", slow.json);
     assert_eq!(slow.close, None);
-    s.stop().await;
+    f.s.stop().await;
 }
 
 /// A viewer that reads holds the session back instead of losing bytes (flow control): a flood
@@ -535,4 +555,29 @@ async fn a_holder_that_left_keeps_the_size_from_a_phone_that_only_attaches() {
     let mut seen = Seen::default();
     read_until_output(&mut desk, &mut seen, "size 40 120").await;
     s.stop().await;
+}
+
+/// A viewer that lagged while the size changed is told the session's size once it has caught
+/// up: the `resize` it missed is not lost with the bytes it was not queued.
+#[tokio::test]
+async fn a_viewer_that_lagged_through_a_resize_is_told_the_size_after_catching_up() {
+    let mut f = stalled_flood().await;
+    send_json(
+        &mut f.good,
+        json!({"type": "resize", "cols": 100, "rows": 30, "take": true}),
+    )
+    .await;
+    read_until(&mut f.good, &mut f.seen, |s| s.has_json("resize")).await;
+
+    let told = |s: &Seen| {
+        s.json
+            .iter()
+            .any(|v| v["type"] == "resize" && v["cols"] == 100 && v["rows"] == 30)
+    };
+    let mut slow = Seen::default();
+    read_until(&mut f.stalled, &mut slow, |s| told(s) || s.close.is_some()).await;
+    assert!(slow.has_json("resync"), "it lagged: {:?}", slow.json);
+    assert!(told(&slow), "{:?}", slow.json);
+    assert!(slow.contains(b"END\r\n"));
+    f.s.stop().await;
 }

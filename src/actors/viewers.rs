@@ -146,19 +146,21 @@ impl ViewerQueue {
         true
     }
 
-    /// Queues a control message. Dropped while lagging (the catch-up path re-sends what
-    /// matters, i.e. `exit`) or when even a small message would overflow the cap.
-    pub fn push_text(&self, text: String) {
+    /// Queues a control message; `false` when it was dropped: while lagging (the catch-up path
+    /// re-sends what matters: `exit`, and the size if a `resize` was dropped), while closing, or
+    /// when even a small message would overflow the cap.
+    pub fn push_text(&self, text: String) -> bool {
         let Ok(mut q) = self.inner.lock() else {
-            return;
+            return false;
         };
         if q.lagging_from.is_some() || q.close.is_some() || q.bytes + text.len() > self.cap_bytes {
-            return;
+            return false;
         }
         q.bytes += text.len();
         q.items.push_back(Outbound::Text(text));
         drop(q);
         self.wake.notify_one();
+        true
     }
 
     /// Asks the socket task to close with `reason` once it has sent what is queued.

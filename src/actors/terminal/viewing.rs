@@ -56,6 +56,7 @@ impl TerminalState {
                 size: None,
                 holds_size: holds_size.clone(),
                 client,
+                missed_size: false,
             },
         );
         // The device whose last viewer held the size gets it back when it comes back.
@@ -112,10 +113,18 @@ impl TerminalState {
         let cap = self.deps.viewer_queue_bytes.max(1);
         let caught_up = replay.bytes.len() <= cap;
         replay.bytes.truncate(cap);
-        if let Some(v) = self.viewers.get(&viewer) {
+        // A size change it missed while it lagged is told after the bytes that caught it up.
+        let missed_size = self.viewers.get(&viewer).is_some_and(|v| v.missed_size);
+        let size_text = (caught_up && missed_size).then(|| self.size_text());
+        let exit = caught_up.then(|| self.final_exit_json()).flatten();
+        let end = self.replay.end();
+        if let Some(v) = self.viewers.get_mut(&viewer) {
             if caught_up {
-                v.queue.rejoin(self.replay.end());
-                if let Some(exit) = self.final_exit_json() {
+                v.queue.rejoin(end);
+                if let Some(text) = size_text {
+                    v.missed_size = !v.queue.push_text(text);
+                }
+                if let Some(exit) = exit {
                     v.queue.push_text(exit);
                 }
             } else {
@@ -211,15 +220,20 @@ impl TerminalState {
             self.timeline
                 .resize(self.replay.end(), size.cols, size.rows);
         }
-        let text = Control::Resize {
-            cols: size.cols,
-            rows: size.rows,
-            by: Some(from),
-            by_client: self.viewers.get(&from).map(|v| v.client.as_str()),
+        let text = self.size_text();
+        for viewer in self.viewers.values_mut() {
+            viewer.missed_size |= !viewer.queue.push_text(text.clone());
         }
-        .to_text();
-        for viewer in self.viewers.values() {
-            viewer.queue.push_text(text.clone());
+    }
+
+    /// The `resize` message that tells the session's size and who holds it.
+    fn size_text(&self) -> String {
+        Control::Resize {
+            cols: self.size.cols,
+            rows: self.size.rows,
+            by: self.size_by,
+            by_client: self.size_holder_client().as_deref(),
         }
+        .to_text()
     }
 }
