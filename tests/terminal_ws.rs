@@ -5,6 +5,7 @@ mod common;
 use common::term::*;
 use common::TestServer;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 /// `seq 1 n` as the terminal shows it (the tty turns "\n" into "\r\n").
 fn seq_output(from: u64, to: u64) -> Vec<u8> {
@@ -436,14 +437,21 @@ async fn shutdown_closes_viewers_with_1001_and_oversized_frames_are_refused() {
 const SAYS_ITS_SIZE: &str =
     "stty -echo; printf READY; while read l; do echo \"size $(stty size)\"; done";
 
+/// A server and a session that says its size ([`SAYS_ITS_SIZE`]).
+async fn size_session() -> (TestServer, String) {
+    let s = TestServer::start().await;
+    let t = create(&s, sh(SAYS_ITS_SIZE)).await;
+    let id = t["id"].as_str().unwrap().to_string();
+    (s, id)
+}
+
 /// One size per session: it follows the read-write viewer that last typed or resized; a viewer
 /// that only tells its size (`take: false`, as a second browser does on attach) changes nothing
 /// until it types. Every viewer is told the new size and whose it is.
 #[tokio::test]
 async fn the_size_follows_the_last_viewer_to_type_or_resize() {
-    let s = TestServer::start().await;
-    let t = create(&s, sh(SAYS_ITS_SIZE)).await;
-    let id = t["id"].as_str().unwrap();
+    let (s, id) = size_session().await;
+    let id = id.as_str();
     let (mut desk, hello_desk) = attach(&s, id, "").await;
     let desk_id = hello_desk["viewer"].as_u64().unwrap();
     let mut seen_desk = Seen::default();
@@ -510,9 +518,8 @@ const PHONE: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36
 /// device holds it again when it comes back.
 #[tokio::test]
 async fn a_holder_that_left_keeps_the_size_from_a_phone_that_only_attaches() {
-    let s = TestServer::start().await;
-    let t = create(&s, sh(SAYS_ITS_SIZE)).await;
-    let id = t["id"].as_str().unwrap();
+    let (s, id) = size_session().await;
+    let id = id.as_str();
     let viewers_gone = || async {
         let info = s.get(&format!("/api/terminals/{id}")).await;
         (info.body["viewers"] == 0).then_some(info.body)
@@ -580,4 +587,64 @@ async fn a_viewer_that_lagged_through_a_resize_is_told_the_size_after_catching_u
     assert!(told(&slow), "{:?}", slow.json);
     assert!(slow.contains(b"END\r\n"));
     f.s.stop().await;
+}
+
+/// A reattach with `since` replays raw bytes printed at more than one size: each `resize` is
+/// told among them where it happened, so a view draws every byte at the size it was printed at.
+#[tokio::test]
+async fn a_replay_tells_each_resize_where_it_happened() {
+    let (s, id) = size_session().await;
+    let id = id.as_str();
+    let (mut away, _) = attach(&s, id, "?since=0").await;
+    let mut seen = Seen::default();
+    read_until_output(&mut away, &mut seen, "READY").await;
+    let since = seen.bytes.len();
+    drop(away);
+
+    // Meanwhile another viewer prints a line at 80×24, resizes, and prints one at 100×30.
+    let (mut other, _) = attach(&s, id, "?since=0").await;
+    let mut seen = Seen::default();
+    send_input(&mut other, b"\n").await;
+    read_until_output(&mut other, &mut seen, "size 24 80").await;
+    send_json(
+        &mut other,
+        json!({"type": "resize", "cols": 100, "rows": 30, "take": true}),
+    )
+    .await;
+    // Typing took the size first (told as 80×24): wait for the new one.
+    let resized = |s: &Seen| {
+        s.json
+            .iter()
+            .any(|v| v["type"] == "resize" && v["cols"] == 100)
+    };
+    read_until(&mut other, &mut seen, resized).await;
+    send_input(&mut other, b"\n").await;
+    read_until_output(&mut other, &mut seen, "size 30 100").await;
+
+    // Back: the frames in order, text as its type and size, output as its text.
+    let (mut back, hello) = attach(&s, id, &format!("?since={since}")).await;
+    assert_eq!((&hello["cols"], &hello["rows"]), (&json!(100), &json!(30)));
+    let mut order = Vec::new();
+    while !order.iter().any(|f: &String| f.contains("size 30 100")) {
+        match next(&mut back).await {
+            Message::Text(text) => {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                order.push(format!("{} {}x{}", v["type"], v["cols"], v["rows"]));
+            }
+            Message::Binary(bytes) => order.push(String::from_utf8_lossy(&bytes).into_owned()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let at = |needle: &str| order.iter().position(|f| f.contains(needle));
+    let (first, old, second, new) = (
+        at("\"resize\" 80x24"),
+        at("size 24 80"),
+        at("\"resize\" 100x30"),
+        at("size 30 100"),
+    );
+    assert!(
+        first < old && old < second && second < new && first.is_some(),
+        "{order:?}"
+    );
+    s.stop().await;
 }

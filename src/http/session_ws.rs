@@ -18,7 +18,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::json::{raw_query, reject, Query};
-use super::ws_frames::{chunks, frames, snapshot_frames};
+use super::ws_frames::{frames, replay_frames, snapshot_frames};
 use super::ws_upgrade::{upgrade, ServerSocket, Upgrade, Upgraded};
 use crate::actors::session_types::{is_valid_session_id, SessionKind};
 use crate::actors::sessions::CALL_TIMEOUT;
@@ -259,6 +259,7 @@ async fn greet(
         size,
         snapshot,
         replay,
+        replay_sizes,
         ..
     } = *attached;
     let hello = ServerMsg::Attached {
@@ -276,7 +277,7 @@ async fn greet(
     if let Some(snapshot) = snapshot {
         first.extend(snapshot_frames(snapshot));
     }
-    first.extend(chunks(replay).map(Message::binary));
+    first.extend(replay_frames(offset, replay, replay_sizes));
     send_or_stall(tx, first, shutdown).await
 }
 
@@ -343,23 +344,29 @@ async fn catch_up(
         )
         .await;
     match reply {
-        Ok(CallResult::Success(Catchup::Bytes { bytes, caught_up })) => {
+        Ok(CallResult::Success(Catchup::Bytes {
+            bytes,
+            sizes,
+            caught_up,
+        })) => {
             let mut batch = Vec::new();
             if !*resyncing {
                 batch.push(Message::text(Control::Resync { offset: from }.to_text()));
             }
             *resyncing = !caught_up;
-            batch.extend(chunks(bytes).map(Message::binary));
+            batch.extend(replay_frames(from, bytes, sizes));
             Ok(batch)
         }
         Ok(CallResult::Success(Catchup::Snapshot {
             snapshot,
             bytes,
+            sizes,
             caught_up,
         })) => {
             *resyncing = !caught_up;
+            let start = snapshot.offset;
             let mut batch: Vec<Message> = snapshot_frames(snapshot).collect();
-            batch.extend(chunks(bytes).map(Message::binary));
+            batch.extend(replay_frames(start, bytes, sizes));
             Ok(batch)
         }
         Ok(CallResult::Success(Catchup::Gone)) => {

@@ -65,6 +65,27 @@ pub fn frames(items: Vec<Outbound>) -> Vec<Message> {
     out
 }
 
+/// Ring bytes that start at offset `start` as binary frames, with each `resize` message of
+/// `sizes` before the byte at its offset: the output before a resize is drawn at the size it
+/// was printed at.
+pub fn replay_frames(
+    start: u64,
+    mut bytes: Bytes,
+    sizes: crate::actors::terminal::ReplaySizes,
+) -> Vec<Message> {
+    let mut out = Vec::new();
+    let mut at = start;
+    for (offset, text) in sizes {
+        let before = usize::try_from(offset.saturating_sub(at)).unwrap_or(usize::MAX);
+        let part = bytes.split_to(before.min(bytes.len()));
+        at += part.len() as u64;
+        out.extend(chunks(part).map(Message::binary));
+        out.push(Message::text(text));
+    }
+    out.extend(chunks(bytes).map(Message::binary));
+    out
+}
+
 pub fn chunks(bytes: Bytes) -> impl Iterator<Item = Bytes> {
     let n = bytes.len().div_ceil(FRAME_MAX_BYTES);
     (0..n).map(move |i| {

@@ -21,6 +21,9 @@ pub const MAX_MARKS: usize = 16_384;
 /// How far into a cut ring the recording looks for a line start to begin at.
 pub const LINE_START_WITHIN: usize = 64 * 1024;
 
+/// A terminal size: `(cols, rows)`.
+pub type Size = (u16, u16);
+
 #[derive(Debug, Clone, Copy)]
 struct Mark {
     /// Milliseconds since the session started.
@@ -68,6 +71,21 @@ impl Timeline {
             offset,
             resize: None,
         });
+    }
+
+    /// The size in force before the output byte at `from`, and the resizes after it up to and
+    /// including `to`: `(offset, (cols, rows))`, oldest first (as far as the marks kept tell).
+    pub fn sizes(&self, from: u64, to: u64) -> (Size, Vec<(u64, Size)>) {
+        let mut at_start = self.first_size;
+        let mut after = Vec::new();
+        for mark in &self.marks {
+            match mark.resize {
+                Some(size) if mark.offset <= from => at_start = size,
+                Some(size) if mark.offset <= to => after.push((mark.offset, size)),
+                _ => {}
+            }
+        }
+        (at_start, after)
     }
 
     /// The PTY was resized when the output had reached `offset`.

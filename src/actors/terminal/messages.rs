@@ -92,6 +92,8 @@ pub struct Attached {
     /// left the ring (DESIGN "Terminal screen on the server").
     pub snapshot: Option<Snapshot>,
     pub replay: Bytes,
+    /// `resize` messages to send among the replay's frames, at their offsets (`ReplaySizes`).
+    pub replay_sizes: ReplaySizes,
     /// The session's lane (`actors/lanes.rs`): the viewer's socket is served there.
     pub lane: Option<tokio::runtime::Handle>,
 }
@@ -100,13 +102,23 @@ pub enum AttachRefused {
     TooManyViewers,
 }
 
+/// Where the PTY's size changed inside ring bytes sent to a viewer: each offset with the
+/// `resize` message to send before the byte at it, oldest first, so that the output before a
+/// resize is drawn at the size it was printed at.
+pub type ReplaySizes = Vec<(u64, String)>;
+
 pub enum Catchup {
     /// Ring bytes starting at the requested offset; `caught_up` when they reach the end.
-    Bytes { bytes: Bytes, caught_up: bool },
+    Bytes {
+        bytes: Bytes,
+        sizes: ReplaySizes,
+        caught_up: bool,
+    },
     /// The offset has left the ring: the screen, then ring bytes from its offset.
     Snapshot {
         snapshot: Snapshot,
         bytes: Bytes,
+        sizes: ReplaySizes,
         caught_up: bool,
     },
     /// The offset has left the ring and there is no screen to send instead.

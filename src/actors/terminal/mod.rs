@@ -50,7 +50,7 @@ mod viewing;
 
 pub use handover::SessionHandover;
 pub use input::{Input, InputClosed};
-pub use messages::{AttachRefused, Attached, Catchup, TerminalMsg, ViewerMode};
+pub use messages::{AttachRefused, Attached, Catchup, ReplaySizes, TerminalMsg, ViewerMode};
 
 /// Chunks read but not yet handled by the actor: bounds the mailbox to 16 reads of at most
 /// [`crate::pty::READ_CHUNK_BYTES`] each.

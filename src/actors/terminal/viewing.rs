@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use slog::warn;
 
-use super::{AttachRefused, Attached, Catchup, TerminalState, Viewer, ViewerMode};
+use super::{AttachRefused, Attached, Catchup, ReplaySizes, TerminalState, Viewer, ViewerMode};
 use crate::actors::viewers::ViewerQueue;
 use crate::protocol::Control;
 use crate::pty::WindowSize;
@@ -69,6 +69,9 @@ impl TerminalState {
             holds_size.store(true, Ordering::Relaxed);
         }
         let size_by_client = self.size_holder_client();
+        // Raw bytes from `since` start at the size in force there; a snapshot tells its own.
+        let replay_end = replay.start + replay.bytes.len() as u64;
+        let replay_sizes = self.replay_sizes(replay.start, replay_end, snapshot.is_none());
         Ok(Attached {
             viewer,
             holds_size,
@@ -82,6 +85,7 @@ impl TerminalState {
             size: self.size,
             snapshot,
             replay: Bytes::from(replay.bytes),
+            replay_sizes,
             lane: self.lane.as_ref().map(|lane| lane.handle().clone()),
         })
     }
@@ -132,14 +136,24 @@ impl TerminalState {
                 v.queue.lag_from(replay.start + replay.bytes.len() as u64);
             }
         }
+        let sizes = self.replay_sizes(
+            replay.start,
+            replay.start + replay.bytes.len() as u64,
+            false,
+        );
         let bytes = Bytes::from(replay.bytes);
         match snapshot {
             Some(snapshot) => Catchup::Snapshot {
                 snapshot,
                 bytes,
+                sizes,
                 caught_up,
             },
-            None => Catchup::Bytes { bytes, caught_up },
+            None => Catchup::Bytes {
+                bytes,
+                sizes,
+                caught_up,
+            },
         }
     }
 
@@ -228,12 +242,38 @@ impl TerminalState {
 
     /// The `resize` message that tells the session's size and who holds it.
     fn size_text(&self) -> String {
+        self.resize_text((self.size.cols, self.size.rows))
+    }
+
+    /// A `resize` message for `(cols, rows)`, naming who holds the size now.
+    fn resize_text(&self, (cols, rows): (u16, u16)) -> String {
         Control::Resize {
-            cols: self.size.cols,
-            rows: self.size.rows,
+            cols,
+            rows,
             by: self.size_by,
             by_client: self.size_holder_client().as_deref(),
         }
         .to_text()
+    }
+
+    /// The `resize` messages for ring bytes `[from, to)` sent to a viewer ([`ReplaySizes`]):
+    /// each resize inside them, first the size in force at `from` when `tell_start` and it is
+    /// not the session's size now, and, when they reach the ring's end, the size now if the
+    /// last one told is another (marks are bounded: the oldest may have been dropped).
+    fn replay_sizes(&self, from: u64, to: u64, tell_start: bool) -> ReplaySizes {
+        let now = (self.size.cols, self.size.rows);
+        let (at_start, after) = self.timeline.sizes(from, to);
+        let mut sizes: Vec<(u64, crate::screen::recording::Size)> = Vec::new();
+        if tell_start && at_start != now {
+            sizes.push((from, at_start));
+        }
+        sizes.extend(after);
+        if to >= self.replay.end() && sizes.last().is_some_and(|&(_, size)| size != now) {
+            sizes.push((to, now));
+        }
+        sizes
+            .into_iter()
+            .map(|(offset, size)| (offset, self.resize_text(size)))
+            .collect()
     }
 }
