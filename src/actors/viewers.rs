@@ -146,21 +146,20 @@ impl ViewerQueue {
         true
     }
 
-    /// Queues a control message; `false` when it was dropped: while lagging (the catch-up path
-    /// re-sends what matters: `exit`, and the size if a `resize` was dropped), while closing, or
-    /// when even a small message would overflow the cap.
-    pub fn push_text(&self, text: String) -> bool {
+    /// Queues a control message. Dropped while lagging (the catch-up path re-sends what
+    /// matters: `exit`, and the sizes the bytes that catch it up were printed at) or when even
+    /// a small message would overflow the cap.
+    pub fn push_text(&self, text: String) {
         let Ok(mut q) = self.inner.lock() else {
-            return false;
+            return;
         };
         if q.lagging_from.is_some() || q.close.is_some() || q.bytes + text.len() > self.cap_bytes {
-            return false;
+            return;
         }
         q.bytes += text.len();
         q.items.push_back(Outbound::Text(text));
         drop(q);
         self.wake.notify_one();
-        true
     }
 
     /// Asks the socket task to close with `reason` once it has sent what is queued.

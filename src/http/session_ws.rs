@@ -466,9 +466,7 @@ async fn incoming(
         }
         let Ok(text) = msg.to_text() else { continue };
         match serde_json::from_str::<ClientMsg>(text) {
-            Ok(ClientMsg::Ping) => {
-                queue.push_text(Control::Pong.to_text());
-            }
+            Ok(ClientMsg::Ping) => queue.push_text(Control::Pong.to_text()),
             Ok(ClientMsg::Resize { .. }) if mode == ViewerMode::ReadOnly => {
                 queue.push_text(error_json(
                     "read_only",
@@ -490,12 +488,10 @@ async fn incoming(
                     ));
                 }
             }
-            Err(_) => {
-                queue.push_text(error_json(
-                    "bad_message",
-                    "expected {\"type\":\"resize\",\"cols\":N,\"rows\":N} or {\"type\":\"ping\"}",
-                ));
-            }
+            Err(_) => queue.push_text(error_json(
+                "bad_message",
+                "expected {\"type\":\"resize\",\"cols\":N,\"rows\":N} or {\"type\":\"ping\"}",
+            )),
         }
     }
     None

@@ -235,9 +235,9 @@ async fn run(queue: Arc<Queue>, screen: Arc<Mutex<Screen>>, parsed: watch::Sende
 /// Feeds a batch to the screen; after dropped output (a gap before a feed) it resumes at the
 /// next line start, so the dropped bytes leave no half line, unless the output is one long
 /// line ([`resume_point`]; the screen always ends where the output ends). When the batch
-/// itself starts after a gap, it starts at the last [`kept_lines`] line starts instead ([`line_cut`]):
-/// the lines before them would scroll past the screen and its scrollback anyway. Returns the
-/// screen's offset.
+/// itself starts after a gap, it starts at the last [`kept_lines`] line starts instead
+/// ([`line_cut`]): the lines before them would scroll past the screen and its scrollback
+/// anyway. Returns the screen's offset.
 fn parse(screen: &Mutex<Screen>, batch: &[Feed]) -> Option<u64> {
     let mut s = screen.lock().ok()?;
     parse_into(&mut s, batch);

@@ -257,13 +257,11 @@ fn render_primary(screen: &mut vt100::Screen, out: &mut Vec<u8>) {
     for back in (1..=held).rev() {
         screen.set_scrollback(back);
         out.extend(screen.rows_formatted(0, cols).next().unwrap_or_default());
-        // A full row the line wrapped out of ends without a line break: the next row's first
-        // character wraps onto it, so the view has one long line (copied whole, reflowed on a
-        // resize). A wide character that did not fit leaves the last cell empty: that row
-        // breaks, as does the last scrollback row (the line feeds below count on it).
-        let last = screen.cell(0, cols.saturating_sub(1));
-        let full = last.is_some_and(|c| c.has_contents() || c.is_wide_continuation());
-        if back > 1 && full && screen.row_wrapped(0) {
+        // A row the line wrapped out of (`vt100` marks only a full one) ends without a line
+        // break: the next row's first character wraps onto it, so the view has one long line
+        // (copied whole, reflowed on a resize). The last scrollback row always breaks: the
+        // line feeds below count on it.
+        if back > 1 && screen.row_wrapped(0) {
             out.extend_from_slice(b"\x1b[m");
         } else {
             out.extend_from_slice(b"\x1b[m\r\n");

@@ -73,14 +73,15 @@ impl Timeline {
         });
     }
 
-    /// The size in force before the output byte at `from`, and the resizes after it up to and
+    /// The size in force before any resize at `from` or later, and those resizes up to and
     /// including `to`: `(offset, (cols, rows))`, oldest first (as far as the marks kept tell).
+    /// A resize at `from` came before the output byte at `from`.
     pub fn sizes(&self, from: u64, to: u64) -> (Size, Vec<(u64, Size)>) {
         let mut at_start = self.first_size;
         let mut after = Vec::new();
         for mark in &self.marks {
             match mark.resize {
-                Some(size) if mark.offset <= from => at_start = size,
+                Some(size) if mark.offset < from => at_start = size,
                 Some(size) if mark.offset <= to => after.push((mark.offset, size)),
                 _ => {}
             }

@@ -102,9 +102,6 @@ struct Viewer {
     holds_size: Arc<AtomicBool>,
     /// Its device, as people say it ("Chrome on Android").
     client: String,
-    /// A size change was not queued for it (it lagged, or its queue was full): it is told the
-    /// session's size once it has caught up.
-    missed_size: bool,
 }
 
 pub struct TerminalState {

@@ -11,6 +11,7 @@ use super::{AttachRefused, Attached, Catchup, ReplaySizes, TerminalState, Viewer
 use crate::actors::viewers::ViewerQueue;
 use crate::protocol::Control;
 use crate::pty::WindowSize;
+use crate::screen::recording::Size;
 use crate::screen::Snapshot;
 
 impl TerminalState {
@@ -56,7 +57,6 @@ impl TerminalState {
                 size: None,
                 holds_size: holds_size.clone(),
                 client,
-                missed_size: false,
             },
         );
         // The device whose last viewer held the size gets it back when it comes back.
@@ -69,9 +69,12 @@ impl TerminalState {
             holds_size.store(true, Ordering::Relaxed);
         }
         let size_by_client = self.size_holder_client();
-        // Raw bytes from `since` start at the size in force there; a snapshot tells its own.
+        // `attached` tells the size now, a snapshot the size it was taken at.
+        let told = snapshot
+            .as_ref()
+            .map_or((self.size.cols, self.size.rows), |s| (s.cols, s.rows));
         let replay_end = replay.start + replay.bytes.len() as u64;
-        let replay_sizes = self.replay_sizes(replay.start, replay_end, snapshot.is_none());
+        let replay_sizes = self.replay_sizes(replay.start, replay_end, Some(told));
         Ok(Attached {
             viewer,
             holds_size,
@@ -117,18 +120,10 @@ impl TerminalState {
         let cap = self.deps.viewer_queue_bytes.max(1);
         let caught_up = replay.bytes.len() <= cap;
         replay.bytes.truncate(cap);
-        // A size change it missed while it lagged is told after the bytes that caught it up.
-        let missed_size = self.viewers.get(&viewer).is_some_and(|v| v.missed_size);
-        let size_text = (caught_up && missed_size).then(|| self.size_text());
-        let exit = caught_up.then(|| self.final_exit_json()).flatten();
-        let end = self.replay.end();
-        if let Some(v) = self.viewers.get_mut(&viewer) {
+        if let Some(v) = self.viewers.get(&viewer) {
             if caught_up {
-                v.queue.rejoin(end);
-                if let Some(text) = size_text {
-                    v.missed_size = !v.queue.push_text(text);
-                }
-                if let Some(exit) = exit {
+                v.queue.rejoin(self.replay.end());
+                if let Some(exit) = self.final_exit_json() {
                     v.queue.push_text(exit);
                 }
             } else {
@@ -136,11 +131,10 @@ impl TerminalState {
                 v.queue.lag_from(replay.start + replay.bytes.len() as u64);
             }
         }
-        let sizes = self.replay_sizes(
-            replay.start,
-            replay.start + replay.bytes.len() as u64,
-            false,
-        );
+        // A lagging viewer was told no resize after the offset it lags from (its queue takes
+        // none): the bytes that catch it up tell each one among them. A snapshot tells its own.
+        let told = snapshot.as_ref().map(|s| (s.cols, s.rows));
+        let sizes = self.replay_sizes(replay.start, replay.start + replay.bytes.len() as u64, told);
         let bytes = Bytes::from(replay.bytes);
         match snapshot {
             Some(snapshot) => Catchup::Snapshot {
@@ -234,19 +228,14 @@ impl TerminalState {
             self.timeline
                 .resize(self.replay.end(), size.cols, size.rows);
         }
-        let text = self.size_text();
-        for viewer in self.viewers.values_mut() {
-            viewer.missed_size |= !viewer.queue.push_text(text.clone());
+        let text = self.resize_text((size.cols, size.rows));
+        for viewer in self.viewers.values() {
+            viewer.queue.push_text(text.clone());
         }
     }
 
-    /// The `resize` message that tells the session's size and who holds it.
-    fn size_text(&self) -> String {
-        self.resize_text((self.size.cols, self.size.rows))
-    }
-
     /// A `resize` message for `(cols, rows)`, naming who holds the size now.
-    fn resize_text(&self, (cols, rows): (u16, u16)) -> String {
+    fn resize_text(&self, (cols, rows): Size) -> String {
         Control::Resize {
             cols,
             rows,
@@ -257,14 +246,15 @@ impl TerminalState {
     }
 
     /// The `resize` messages for ring bytes `[from, to)` sent to a viewer ([`ReplaySizes`]):
-    /// each resize inside them, first the size in force at `from` when `tell_start` and it is
-    /// not the session's size now, and, when they reach the ring's end, the size now if the
-    /// last one told is another (marks are bounded: the oldest may have been dropped).
-    fn replay_sizes(&self, from: u64, to: u64, tell_start: bool) -> ReplaySizes {
+    /// first the size in force before `from` if the viewer was `told` another just before them
+    /// (`None`: it has that size already), then each resize from `from` on, and, when they
+    /// reach the ring's end, the size now if the last one told is another (marks are bounded:
+    /// the oldest may have been dropped).
+    fn replay_sizes(&self, from: u64, to: u64, told: Option<Size>) -> ReplaySizes {
         let now = (self.size.cols, self.size.rows);
         let (at_start, after) = self.timeline.sizes(from, to);
-        let mut sizes: Vec<(u64, crate::screen::recording::Size)> = Vec::new();
-        if tell_start && at_start != now {
+        let mut sizes: Vec<(u64, Size)> = Vec::new();
+        if told.is_some_and(|told| told != at_start) {
             sizes.push((from, at_start));
         }
         sizes.extend(after);

@@ -106,10 +106,13 @@ export function TermView(props: {
       output: (bytes) => term.write(bytes),
       reset: () => inStreamOrder(() => term.reset()),
       snapshot: (bytes, cols, rows) => {
-        // The server's screen, drawn at the size it was taken at; a view that holds the size
-        // then fits its box again (a different size reaches the PTY, and the program redraws).
+        // The server's screen, drawn at the size it was taken at, which was the PTY's then; a
+        // view that holds the size then fits its box again (a different size reaches the PTY,
+        // and the program redraws), any other view stays at it.
         inStreamOrder(() => {
           term.reset();
+          pty.cols = cols;
+          pty.rows = rows;
           if (term.cols !== cols || term.rows !== rows) term.resize(cols, rows);
         });
         term.write(bytes, () => fitAndReport());
