@@ -4,13 +4,14 @@
 //! viewers; what is queued is parsed in batches, small ones on the runtime (after the viewers'
 //! tasks had their turn), large ones on the blocking pool. The screen never holds back the
 //! reader or a viewer, and it costs a flood little: the queue keeps the newest
-//! [`PARSE_BUDGET`] bytes (older queued output is dropped), and after a large batch the parser
-//! pauses for [`FLOOD_PAUSE`], so a flood is parsed at most [`PARSE_BUDGET`] per pause, resuming
-//! at a line start after what it dropped — and of a batch that starts after dropped output,
-//! only its last lines, as many as can still be on the screen or in its scrollback (with room
-//! for a progress line that moves the cursor up). For scrolling output the screen is the same; a
-//! full-screen program's screen is exact again at its next redraw. The newest output is never
-//! dropped, so the screen always ends where the output ends. After [`FREEZE_AFTER`] without
+//! [`PARSE_BUDGET`] bytes (older queued output is dropped), and once it has parsed
+//! [`FLOOD_BATCH`] bytes within [`FLOOD_PAUSE`] (a flood, however small its reads: [`Pace`]) the
+//! parser pauses for [`FLOOD_PAUSE`], so a flood is parsed at most [`PARSE_BUDGET`] per pause,
+//! resuming at a line start after what it dropped — and of a batch that starts after dropped
+//! output, only its last lines, as many as can still be on the screen or in its scrollback (with
+//! room for a progress line that moves the cursor up). For scrolling output the screen is the
+//! same; a full-screen program's screen is exact again at its next redraw. The newest output is
+//! never dropped, so the screen always ends where the output ends. After [`FREEZE_AFTER`] without
 //! output the screen is frozen to its snapshot bytes, so an idle session does not keep a grid.
 
 use std::collections::VecDeque;
@@ -29,9 +30,10 @@ pub const PARSE_BUDGET: usize = 64 * 1024;
 /// The most ring bytes a snapshot parses when the screen has fallen behind the ring (they end
 /// where the output ends, and only their last lines are parsed: `parse`).
 pub const CATCH_UP_BYTES: usize = 4 * PARSE_BUDGET;
-/// A batch at least this large is parsed on the blocking pool and followed by [`FLOOD_PAUSE`].
+/// A batch at least this large is parsed on the blocking pool; this many bytes parsed within
+/// [`FLOOD_PAUSE`] are followed by [`FLOOD_PAUSE`] ([`Pace`]).
 pub const FLOOD_BATCH: usize = 16 * 1024;
-/// How long the parser rests after a large batch: a flood costs at most one budget per pause.
+/// How long the parser rests in a flood: a flood costs at most one budget per pause.
 pub const FLOOD_PAUSE: Duration = Duration::from_millis(50);
 /// An idle screen is frozen to its snapshot bytes after this long without output.
 pub const FREEZE_AFTER: Duration = Duration::from_secs(10);
@@ -180,6 +182,7 @@ fn take(queue: &Queue) -> Option<Vec<Feed>> {
 async fn run(queue: Arc<Queue>, screen: Arc<Mutex<Screen>>, parsed: watch::Sender<u64>) {
     let mut frozen = false;
     let mut last_fed = Instant::now();
+    let mut pace = Pace::default();
     // One timer, moved on only when it fires early: a timer set anew for each batch makes the
     // runtime wake its own reactor (a write to its eventfd) on every keystroke's echo.
     let freeze = tokio::time::sleep(FREEZE_AFTER);
@@ -226,9 +229,38 @@ async fn run(queue: Arc<Queue>, screen: Arc<Mutex<Screen>>, parsed: watch::Sende
         };
         let Some(offset) = offset else { return };
         parsed.send_replace(offset);
-        if total >= FLOOD_BATCH {
+        if pace.flooding(total, Instant::now()) {
             tokio::time::sleep(FLOOD_PAUSE).await;
         }
+    }
+}
+
+/// Tells a flood from ordinary output by the bytes parsed in the last [`FLOOD_PAUSE`]: a
+/// flood arrives as many small reads, each parsed as soon as it is queued, so the size of one
+/// batch does not show it, the rate does.
+#[derive(Default)]
+struct Pace {
+    since: Option<Instant>,
+    bytes: usize,
+}
+
+impl Pace {
+    /// Counts a parsed batch of `bytes`; whether [`FLOOD_BATCH`] bytes or more have been
+    /// parsed within [`FLOOD_PAUSE`], so that the parser should rest (it then starts counting
+    /// anew).
+    fn flooding(&mut self, bytes: usize, now: Instant) -> bool {
+        match self.since {
+            Some(since) if now.duration_since(since) < FLOOD_PAUSE => self.bytes += bytes,
+            _ => {
+                self.since = Some(now);
+                self.bytes = bytes;
+            }
+        }
+        let flooding = self.bytes >= FLOOD_BATCH;
+        if flooding {
+            *self = Pace::default();
+        }
+        flooding
     }
 }
 
@@ -483,6 +515,33 @@ mod tests {
             let tail = String::from_utf8_lossy(&long[long.len() - 1000..]);
             assert!(joined.ends_with(tail.trim_end()), "{text}");
         }
+    }
+
+    /// A flood that arrives as many small reads (each parsed as soon as it is queued, none of
+    /// them a large batch) rests the parser too, and the screen still ends where it ends.
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_small_reads_rests_the_parser_and_ends_on_its_last_line() {
+        let mut feed = ScreenFeed::start(COLS, ROWS);
+        let stream: Vec<u8> = (0..100_000)
+            .flat_map(|i| format!("line {i}\r\n").into_bytes())
+            .collect();
+        let mut end = 0;
+        for chunk in stream.chunks(2000) {
+            feed.feed(end, Bytes::copy_from_slice(chunk), (COLS, ROWS));
+            end += chunk.len() as u64;
+            // The parser's turn (paused time stands still while a task is ready to run).
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let parsed = *feed.parsed.borrow();
+        assert!(
+            parsed < PARSE_BUDGET as u64,
+            "the parser kept up with {end} bytes of flood ({parsed} parsed)"
+        );
+        assert!(feed.caught_up(end, Duration::from_secs(1)).await);
+        let text = feed.text_at(end).map(|(text, _)| text).unwrap_or_default();
+        assert!(text.trim_end().ends_with("line 99999"), "{text}");
     }
 
     /// A screen is frozen only once its output has been quiet for [`FREEZE_AFTER`], however
