@@ -114,8 +114,8 @@ pub(super) fn set_window_size(fd: BorrowedFd<'_>, size: WindowSize) -> io::Resul
     Ok(())
 }
 
-/// The most one [`PtyReader::read_chunk`] returns (a PTY read rarely returns more than 4 KiB,
-/// the line discipline's buffer).
+/// The most one [`PtyReader::read_chunk`] returns: one read returns at most 4 KiB (the line
+/// discipline's buffer), and while output flows it reads on ([`read_on`]).
 pub const READ_CHUNK_BYTES: usize = 16 * 1024;
 
 thread_local! {
@@ -132,8 +132,12 @@ impl PtyReader {
         loop {
             let mut ready = self.master.readable().await?;
             let read = READ_BUF.with_borrow_mut(|buf| {
-                read_ready(&mut ready, buf)
-                    .map(|read| read.map(|n| bytes::Bytes::copy_from_slice(&buf[..n])))
+                read_ready(&mut ready, buf).map(|read| {
+                    read.map(|n| {
+                        let n = read_on(ready.get_inner(), buf, n);
+                        bytes::Bytes::copy_from_slice(&buf[..n])
+                    })
+                })
             });
             if let Some(read) = read {
                 return read;
@@ -151,6 +155,33 @@ impl PtyReader {
             }
         }
     }
+}
+
+/// A read at least this large means output is flowing: [`read_on`] reads again at once.
+const FLOWING_BYTES: usize = 1024;
+/// The most one read of a PTY master returns: the line discipline's buffer.
+const LDISC_BYTES: usize = 4096;
+
+/// After a read of `n` bytes into `buf`, reads on while output flows (the last read returned
+/// [`FLOWING_BYTES`] or more) and `buf` has room for a whole read: the kernel hands a PTY's
+/// output over at most [`LDISC_BYTES`] at a time, and while a program floods, more has arrived
+/// by the time a read returns. So a flood is sent in fewer, larger messages — one send and one
+/// wait for readiness per 12–16 KiB instead of per 2–4 KiB — and a keystroke's echo (a few
+/// bytes) is sent at once. Returns the bytes in `buf`; a read that fails (no more output yet,
+/// the end of output) ends the run, and the next read meets it again.
+fn read_on(file: &File, buf: &mut [u8], mut n: usize) -> usize {
+    let mut last = n;
+    let mut file = file;
+    while last >= FLOWING_BYTES && buf.len() - n >= LDISC_BYTES {
+        match file.read(&mut buf[n..]) {
+            Ok(more) => {
+                n += more;
+                last = more;
+            }
+            Err(_) => break,
+        }
+    }
+    n
 }
 
 /// One read from a master the reactor said is readable: the count (0 at the end of output),
@@ -359,6 +390,33 @@ mod tests {
             .await
             .expect("the writer task")
             .expect("the write");
+        kill_and_reap(&mut child).await;
+    }
+
+    /// Output waiting in the PTY beyond one read (the line discipline hands over at most 4 KiB
+    /// at a time) comes back as one chunk: a flood is sent in fewer, larger messages.
+    #[tokio::test]
+    async fn output_that_flows_is_read_in_chunks_larger_than_one_read() {
+        let SpawnedPty {
+            mut reader,
+            writer: _writer,
+            mut child,
+        } = spawn(&sh("head -c 8000 /dev/zero | tr '\\0' x; kill -STOP $$")).expect("spawn");
+        within("the child stopped", async {
+            while crate::pty::signal::read_stat(child.pid()).is_none_or(|s| s.state != 'T') {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        let chunk = within("output", reader.read_chunk()).await.expect("read");
+        assert!(
+            chunk.len() > LDISC_BYTES,
+            "{} of 8000 waiting bytes in the first chunk",
+            chunk.len()
+        );
+        let mut out = chunk.to_vec();
+        read_back(&mut reader, &mut out, 8000).await;
+        assert!(out.iter().all(|&b| b == b'x'), "{out:?}");
         kill_and_reap(&mut child).await;
     }
 
