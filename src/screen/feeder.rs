@@ -1,9 +1,9 @@
 //! Runs a session's [`Screen`] beside its actor, off the byte path to the viewers.
 //!
 //! The actor hands each PTY read over (a shared `Bytes`, no copy) after it has queued it for the
-//! viewers; what is queued is parsed in batches, small ones on the runtime (after the viewers'
-//! tasks had their turn), large ones on the blocking pool. The screen never holds back the
-//! reader or a viewer, and it costs a flood little: the queue keeps the newest
+//! viewers; what is queued is parsed in batches, small ones ([`INLINE_BATCH`]) on the runtime
+//! (after the viewers' tasks had their turn), larger ones on the blocking pool. The screen never
+//! holds back the reader or a viewer, and it costs a flood little: the queue keeps the newest
 //! [`PARSE_BUDGET`] bytes (older queued output is dropped), and once it has parsed
 //! [`FLOOD_BATCH`] bytes within [`FLOOD_PAUSE`] (a flood, however small its reads: [`Pace`]) the
 //! parser pauses for [`FLOOD_PAUSE`], so a flood is parsed at most [`PARSE_BUDGET`] per pause,
@@ -30,9 +30,14 @@ pub const PARSE_BUDGET: usize = 64 * 1024;
 /// The most ring bytes a snapshot parses when the screen has fallen behind the ring (they end
 /// where the output ends, and only their last lines are parsed: `parse`).
 pub const CATCH_UP_BYTES: usize = 4 * PARSE_BUDGET;
-/// A batch at least this large is parsed on the blocking pool; this many bytes parsed within
-/// [`FLOOD_PAUSE`] are followed by [`FLOOD_PAUSE`] ([`Pace`]).
+/// This many bytes parsed within [`FLOOD_PAUSE`] are followed by [`FLOOD_PAUSE`] ([`Pace`]).
 pub const FLOOD_BATCH: usize = 16 * 1024;
+/// A batch smaller than this (an echo, a prompt) is parsed on the session's runtime; a larger
+/// one on the blocking pool, so that the session's thread goes on reading and sending while it
+/// is parsed. Parsing a flood's reads on the session's thread made its output stop and start,
+/// and that weighed on the echo of other sessions and other servers on the machine
+/// (`docs/benchmarks.md`, "Reading on while output flows").
+pub const INLINE_BATCH: usize = 1024;
 /// How long the parser rests in a flood: a flood costs at most one budget per pause.
 pub const FLOOD_PAUSE: Duration = Duration::from_millis(50);
 /// An idle screen is frozen to its snapshot bytes after this long without output.
@@ -218,7 +223,7 @@ async fn run(queue: Arc<Queue>, screen: Arc<Mutex<Screen>>, parsed: watch::Sende
         frozen = false;
         last_fed = Instant::now();
         let total: usize = batch.iter().map(|f| f.bytes.len()).sum();
-        let offset = if total < FLOOD_BATCH {
+        let offset = if total < INLINE_BATCH {
             parse(&screen, &batch)
         } else {
             let screen = screen.clone();
@@ -526,7 +531,7 @@ mod tests {
             .flat_map(|i| format!("line {i}\r\n").into_bytes())
             .collect();
         let mut end = 0;
-        for chunk in stream.chunks(2000) {
+        for chunk in stream.chunks(1000) {
             feed.feed(end, Bytes::copy_from_slice(chunk), (COLS, ROWS));
             end += chunk.len() as u64;
             // The parser's turn (paused time stands still while a task is ready to run).
