@@ -264,7 +264,9 @@ impl PtyWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pty::test_support::{command, kill_and_reap, read_to_end, read_until, sh, within};
+    use crate::pty::test_support::{
+        command, kill_and_reap, read_to_end, read_until, sh, stopped, within,
+    };
     use crate::pty::{spawn, ExitInfo, SpawnedPty};
 
     /// Reads output into `out` until it holds `len` bytes (bounded by `within`).
@@ -359,12 +361,7 @@ mod tests {
         let mut out = Vec::new();
         read_until(&mut reader, &mut out, b"READY").await;
         let ready_end = out.windows(5).position(|w| w == b"READY").expect("marker") + 5;
-        within("the child stopped", async {
-            while crate::pty::signal::read_stat(child.pid()).is_none_or(|s| s.state != 'T') {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-        })
-        .await;
+        stopped(child.pid()).await;
         let input: Vec<u8> = (0..64 * 1024u32).map(|i| b'a' + (i % 26) as u8).collect();
         let sent = input.clone();
         let mut writing =
@@ -402,12 +399,7 @@ mod tests {
             writer: _writer,
             mut child,
         } = spawn(&sh("head -c 8000 /dev/zero | tr '\\0' x; kill -STOP $$")).expect("spawn");
-        within("the child stopped", async {
-            while crate::pty::signal::read_stat(child.pid()).is_none_or(|s| s.state != 'T') {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-        })
-        .await;
+        stopped(child.pid()).await;
         let chunk = within("output", reader.read_chunk()).await.expect("read");
         assert!(
             chunk.len() > LDISC_BYTES,

@@ -73,3 +73,14 @@ pub(super) async fn kill_and_reap(child: &mut PtyChild) -> ExitInfo {
     child.signal_tree(Signal::SIGKILL).expect("kill tree");
     within("child exit", child.wait()).await.expect("wait")
 }
+
+/// Waits (bounded) until the process `pid` is stopped (its state is `T`), looking at its
+/// `/proc` stat every 10 ms: a stop is no event a test can wait on.
+pub(super) async fn stopped(pid: i32) {
+    within("the child stopped", async {
+        while super::signal::read_stat(pid).is_none_or(|s| s.state != 'T') {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}

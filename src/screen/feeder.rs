@@ -5,7 +5,7 @@
 //! (after the viewers' tasks had their turn), larger ones on the blocking pool. The screen never
 //! holds back the reader or a viewer, and it costs a flood little: the queue keeps the newest
 //! [`PARSE_BUDGET`] bytes (older queued output is dropped), and once it has parsed
-//! [`FLOOD_BATCH`] bytes within [`FLOOD_PAUSE`] (a flood, however small its reads: [`Pace`]) the
+//! [`FLOOD_BYTES`] bytes within [`FLOOD_PAUSE`] (a flood, however small its reads: [`Pace`]) the
 //! parser pauses for [`FLOOD_PAUSE`], so a flood is parsed at most [`PARSE_BUDGET`] per pause,
 //! resuming at a line start after what it dropped — and of a batch that starts after dropped
 //! output, only its last lines, as many as can still be on the screen or in its scrollback (with
@@ -31,7 +31,7 @@ pub const PARSE_BUDGET: usize = 64 * 1024;
 /// where the output ends, and only their last lines are parsed: `parse`).
 pub const CATCH_UP_BYTES: usize = 4 * PARSE_BUDGET;
 /// This many bytes parsed within [`FLOOD_PAUSE`] are followed by [`FLOOD_PAUSE`] ([`Pace`]).
-pub const FLOOD_BATCH: usize = 16 * 1024;
+pub const FLOOD_BYTES: usize = 16 * 1024;
 /// A batch smaller than this (an echo, a prompt) is parsed on the session's runtime; a larger
 /// one on the blocking pool, so that the session's thread goes on reading and sending while it
 /// is parsed. Parsing a flood's reads on the session's thread made its output stop and start,
@@ -250,7 +250,7 @@ struct Pace {
 }
 
 impl Pace {
-    /// Counts a parsed batch of `bytes`; whether [`FLOOD_BATCH`] bytes or more have been
+    /// Counts a parsed batch of `bytes`; whether [`FLOOD_BYTES`] bytes or more have been
     /// parsed within [`FLOOD_PAUSE`], so that the parser should rest (it then starts counting
     /// anew).
     fn flooding(&mut self, bytes: usize, now: Instant) -> bool {
@@ -261,7 +261,7 @@ impl Pace {
                 self.bytes = bytes;
             }
         }
-        let flooding = self.bytes >= FLOOD_BATCH;
+        let flooding = self.bytes >= FLOOD_BYTES;
         if flooding {
             *self = Pace::default();
         }

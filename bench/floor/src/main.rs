@@ -115,13 +115,14 @@ fn frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
     } else {
         [0; 4]
     };
-    let payload = buf.get(at..at + len)?;
+    let end = at.checked_add(len)?;
+    let payload = buf.get(at..end)?;
     let data = payload
         .iter()
         .enumerate()
         .map(|(i, b)| b ^ mask[i % 4])
         .collect();
-    Some((opcode, data, at + len))
+    Some((opcode, data, end))
 }
 
 /// A server frame's header for a binary payload of `len` bytes.
