@@ -79,6 +79,8 @@ await run("phone", async ({ newPage }) => {
   // The toolbar is one row, and "+ New terminal" stays on screen beside the tabs.
   const bar = await page.locator(".term-toolbar").boundingBox();
   if (!bar || bar.height > 44) throw new Error(`the toolbar wraps: ${JSON.stringify(bar)}`);
+  const stop = await page.getByRole("button", { name: "Stop", exact: true }).boundingBox();
+  if (!stop || stop.x + stop.width > 390) throw new Error(`Stop is off screen: ${JSON.stringify(stop)}`);
   const plus = await page.getByRole("button", { name: "New terminal" }).boundingBox();
   if (!plus || plus.x + plus.width > 390) throw new Error(`"+ New terminal" is off screen: ${JSON.stringify(plus)}`);
   const keybar = await page.locator(".key-bar").boundingBox();

@@ -71,6 +71,13 @@ await run("size", async ({ newPage }) => {
   if (phoneRows !== deskSize.rows) throw new Error(`phone draws ${phoneRows} rows, the session has ${deskSize.rows}`);
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   if (overflow > 0) throw new Error(`the phone's page overflows sideways by ${overflow} px`);
+  // The line that says so has a row of its own: the buttons stay on one row and on screen, Stop
+  // included (the title gives way).
+  const boxOf = (name) => phone.getByRole("button", { name, exact: true }).boundingBox();
+  const [readOnly, stop] = [await boxOf("Read-only"), await boxOf("Stop")];
+  if (!readOnly || !stop || Math.abs(readOnly.y - stop.y) > 2 || stop.x + stop.width > 390) {
+    throw new Error(`the phone's toolbar wraps or overflows: Read-only ${JSON.stringify(readOnly)}, Stop ${JSON.stringify(stop)}`);
+  }
   await shot(phone, "size-phone-joined");
   // The desktop was not resized, nor told it lost the size.
   if (JSON.stringify(await sttySize(desk, "d2")) !== JSON.stringify(deskSize)) throw new Error("the phone joining resized the PTY");

@@ -291,14 +291,37 @@ export function TermView(props: {
   return (
     <div class={ro ? "term-view ro" : "term-view"} ref={viewRef}>
       <div class="term-toolbar">
-        {props.status}
-        <ConnBadge state={conn} ro={ro} />
-        {notice ? (
-          <span class="term-notice" role="status">
-            {notice}
-          </span>
-        ) : null}
-        <span class="spacer" />
+        {/* The bar is one row; on a phone the size line below it gets a row of its own (term.css). */}
+        <div class="term-bar">
+          {props.status}
+          <ConnBadge state={conn} ro={ro} />
+          {notice ? (
+            <span class="term-notice" role="status">
+              {notice}
+            </span>
+          ) : null}
+          <span class="spacer" />
+          <button type="button" aria-pressed={ro} onClick={() => props.onModeChange(ro ? "rw" : "ro")}>
+            Read-only
+          </button>
+          <button type="button" onClick={copy}>
+            Copy
+          </button>
+          <button type="button" aria-pressed={findOpen} onClick={() => setFindOpen(!findOpen)}>
+            Find
+          </button>
+          <button
+            type="button"
+            aria-pressed={settingsOpen}
+            aria-label="Terminal settings"
+            title="Font size, theme, key bar"
+            onClick={() => setSettingsOpen(!settingsOpen)}
+          >
+            Aa
+          </button>
+          {/* Apart from the everyday buttons: a stop is not a slip of the finger away from Find. */}
+          {props.actions ? <span class="term-actions">{props.actions}</span> : null}
+        </div>
         {!ro && !holder && ptySize ? (
           <span class="term-size" data-testid="size-by-other">
             <span class="term-size-text">
@@ -309,26 +332,6 @@ export function TermView(props: {
             </button>
           </span>
         ) : null}
-        <button type="button" aria-pressed={ro} onClick={() => props.onModeChange(ro ? "rw" : "ro")}>
-          Read-only
-        </button>
-        <button type="button" onClick={copy}>
-          Copy
-        </button>
-        <button type="button" aria-pressed={findOpen} onClick={() => setFindOpen(!findOpen)}>
-          Find
-        </button>
-        <button
-          type="button"
-          aria-pressed={settingsOpen}
-          aria-label="Terminal settings"
-          title="Font size, theme, key bar"
-          onClick={() => setSettingsOpen(!settingsOpen)}
-        >
-          Aa
-        </button>
-        {/* Apart from the everyday buttons: a stop is not a slip of the finger away from Find. */}
-        {props.actions ? <span class="term-actions">{props.actions}</span> : null}
       </div>
       {settingsOpen ? (
         <TermSettings
