@@ -273,3 +273,49 @@ async fn an_attach_during_a_flood_gets_a_snapshot_the_ring_goes_on_from() {
     );
     s.stop().await;
 }
+
+/// The window title a program sets is the session's `title` in the API (what the web UI's tabs
+/// show), a viewer that attaches later gets it in its snapshot, and it follows the program's
+/// next one.
+#[tokio::test]
+async fn the_title_a_program_sets_is_the_sessions_title_and_in_a_late_snapshot() {
+    let s = TestServer::start().await;
+    let t = session(
+        &s,
+        r"printf '\033]0;build: step 3\007ready\r\n'; stty raw -echo; exec cat",
+    )
+    .await;
+    let id = t["id"].as_str().unwrap();
+    let path = format!("/api/terminals/{id}");
+    let title_is = |want: &'static str| {
+        let path = path.clone();
+        let s = &s;
+        async move {
+            common::eventually(&format!("the title {want:?}"), || async {
+                (s.get(&path).await.body["title"] == want).then_some(())
+            })
+            .await
+        }
+    };
+    title_is("build: step 3").await;
+    let (mut ws, _) = attach(&s, id, "").await;
+    let mut seen = Seen::default();
+    read_until(&mut ws, &mut seen, |s| {
+        s.has_json("snapshot") && s.contains(b"ready")
+    })
+    .await;
+    assert!(
+        seen.contains(b"\x1b]2;build: step 3\x07"),
+        "the snapshot sets the title: {:?}",
+        String::from_utf8_lossy(&seen.bytes)
+    );
+    // `cat` prints what it reads: the program sets another title, then clears it.
+    send_input(&mut ws, b"\x1b]2;tests \xe2\x9c\x93\x07").await;
+    title_is("tests \u{2713}").await;
+    send_input(&mut ws, b"\x1b]2;\x07").await;
+    common::eventually("the title cleared", || async {
+        s.get(&path).await.body["title"].is_null().then_some(())
+    })
+    .await;
+    s.stop().await;
+}

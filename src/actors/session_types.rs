@@ -144,6 +144,9 @@ pub struct SessionInfo {
     pub exit_code: Option<i32>,
     pub exit_signal: Option<i32>,
     pub finished_at: Option<String>,
+    /// The window title the program last set (OSC 0 or 2), as its screen on the server parsed
+    /// it; `null` until it sets one.
+    pub title: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]

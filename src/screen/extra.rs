@@ -1,7 +1,8 @@
 //! Terminal state `vt100` does not keep or does not expose, tracked from the same bytes with its
 //! own parser (`vte`, which `vt100` is built on): the scroll region (DECSTBM), origin mode,
-//! insert mode, autowrap off, focus reporting, and the character sets. Reset as a terminal resets
-//! them: on RIS and DECSTR; the scroll region also on a switch of screen and on resize.
+//! insert mode, autowrap off, focus reporting, the character sets, and the window title (OSC 0
+//! and 2). Reset as a terminal resets them: on RIS and DECSTR (but the title, which xterm.js keeps);
+//! the scroll region also on a switch of screen and on resize.
 //!
 //! `vt100` ignores character sets, so a box drawn in DEC special graphics (`ESC ( 0`, `lqqk`)
 //! would be letters on the server's screen: [`Extra::feed`] hands it the bytes with those
@@ -10,8 +11,13 @@
 //! are; while one is, they are parsed one at a time to tell text from escape sequences.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use vte::{Params, Parser, Perform};
+
+/// A title longer than this many characters is cut: it labels a tab, and a program cannot make
+/// the server hold more than this for it.
+pub const TITLE_MAX_CHARS: usize = 200;
 
 pub struct Extra {
     parser: Parser,
@@ -33,6 +39,9 @@ struct Modes {
     shifted: bool,
     /// The character the last byte printed (the graphics translation reads it).
     printed: Option<char>,
+    /// The window title the program last set, and whether it changed since it was last taken.
+    title: Option<Arc<str>>,
+    title_changed: bool,
 }
 
 impl Extra {
@@ -79,6 +88,17 @@ impl Extra {
             Some(out) => Cow::Owned(out),
             None => Cow::Borrowed(bytes),
         }
+    }
+
+    /// The window title, if the program set one (control characters removed, at most
+    /// [`TITLE_MAX_CHARS`]).
+    pub fn title(&self) -> Option<&Arc<str>> {
+        self.modes.title.as_ref()
+    }
+
+    /// Whether the program set its title since the last call.
+    pub fn title_changed(&mut self) -> bool {
+        std::mem::take(&mut self.modes.title_changed)
     }
 
     pub fn resized(&mut self) {
@@ -151,9 +171,28 @@ impl Modes {
         TABLE.get(c as usize - 0x5f).copied()
     }
 
+    /// A reset, as a terminal's, but the title stays: xterm.js, which draws the viewers, keeps it.
     fn reset(&mut self) {
+        let title = self.title.take();
+        let title_changed = self.title_changed;
         *self = Modes::default();
+        self.title = title;
+        self.title_changed = title_changed;
     }
+}
+
+/// What a tab can show of a title a program set: control characters dropped, the rest trimmed
+/// and cut to [`TITLE_MAX_CHARS`]; `None` for an empty one (the program cleared it).
+fn clean_title(parts: &[&[u8]]) -> Option<Arc<str>> {
+    let joined = parts.join(&b';');
+    let text = String::from_utf8_lossy(&joined);
+    let kept: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(TITLE_MAX_CHARS)
+        .collect();
+    let kept = kept.trim();
+    (!kept.is_empty()).then(|| Arc::from(kept))
 }
 
 impl Perform for Modes {
@@ -220,6 +259,18 @@ impl Perform for Modes {
             ([b'('], _) => self.g0_graphics = byte == b'0',
             ([b')'], _) => self.g1_graphics = byte == b'0',
             _ => {}
+        }
+    }
+
+    /// OSC 0 (icon name and title) and OSC 2 (title); `;` inside the title splits it into more
+    /// parameters, joined back here.
+    fn osc_dispatch(&mut self, params: &[&[u8]], _bell_terminated: bool) {
+        if let [b"0" | b"2", title @ ..] = params {
+            let title = clean_title(title);
+            if title != self.title {
+                self.title = title;
+                self.title_changed = true;
+            }
         }
     }
 

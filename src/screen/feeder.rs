@@ -61,6 +61,17 @@ struct Pending {
 struct Queue {
     pending: Mutex<Pending>,
     wake: Notify,
+    /// The screen's window title as of the last parse, for the session's info: read without
+    /// waiting for a parse that holds the screen.
+    title: Mutex<Option<Arc<str>>>,
+}
+
+impl Queue {
+    fn set_title(&self, title: Option<Arc<str>>) {
+        if let Ok(mut slot) = self.title.lock() {
+            *slot = title;
+        }
+    }
 }
 
 /// The actor's handle on its screen.
@@ -80,6 +91,7 @@ impl ScreenFeed {
         let queue = Arc::new(Queue {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
+            title: Mutex::new(None),
         });
         let (parsed_tx, parsed) = watch::channel(0);
         ScreenFeed {
@@ -139,6 +151,7 @@ impl ScreenFeed {
             };
             parse_into(&mut screen, std::slice::from_ref(&feed));
             let snapshot = screen.snapshot();
+            self.queue.set_title(screen.title().cloned());
             drop(screen);
             // An empty feed at the end: the parser then tells `caught_up` where the screen is.
             self.feed(end, Bytes::new(), size);
@@ -153,6 +166,11 @@ impl ScreenFeed {
     pub fn text_at(&self, end: u64) -> Option<(String, bool)> {
         let mut screen = self.screen.lock().ok()?;
         (screen.offset() == end).then(|| (screen.text(), screen.scrollback_full()))
+    }
+
+    /// The window title the program last set, as of the last parse (`Screen::title`).
+    pub fn title(&self) -> Option<Arc<str>> {
+        self.queue.title.lock().ok()?.clone()
     }
 
     /// Waits (bounded) until the screen has parsed everything up to `end`.
@@ -223,7 +241,7 @@ async fn run(queue: Arc<Queue>, screen: Arc<Mutex<Screen>>, parsed: watch::Sende
         frozen = false;
         last_fed = Instant::now();
         let total: usize = batch.iter().map(|f| f.bytes.len()).sum();
-        let offset = if total < INLINE_BATCH {
+        let parsed_to = if total < INLINE_BATCH {
             parse(&screen, &batch)
         } else {
             let screen = screen.clone();
@@ -232,7 +250,10 @@ async fn run(queue: Arc<Queue>, screen: Arc<Mutex<Screen>>, parsed: watch::Sende
                 .await
                 .unwrap_or(None)
         };
-        let Some(offset) = offset else { return };
+        let Some((offset, title)) = parsed_to else {
+            return;
+        };
+        queue.set_title(title);
         parsed.send_replace(offset);
         if pace.flooding(total, Instant::now()) {
             tokio::time::sleep(FLOOD_PAUSE).await;
@@ -274,11 +295,11 @@ impl Pace {
 /// line ([`resume_point`]; the screen always ends where the output ends). When the batch
 /// itself starts after a gap, it starts at the last [`kept_lines`] line starts instead
 /// ([`line_cut`]): the lines before them would scroll past the screen and its scrollback
-/// anyway. Returns the screen's offset.
-fn parse(screen: &Mutex<Screen>, batch: &[Feed]) -> Option<u64> {
+/// anyway. Returns the screen's offset and its title.
+fn parse(screen: &Mutex<Screen>, batch: &[Feed]) -> Option<(u64, Option<Arc<str>>)> {
     let mut s = screen.lock().ok()?;
     parse_into(&mut s, batch);
-    Some(s.offset())
+    Some((s.offset(), s.title().cloned()))
 }
 
 /// [`parse`] on a screen already locked.
@@ -393,7 +414,7 @@ mod tests {
             s.feed(0, b"before the gap\r\n");
         }
         let (stream, batch) = feeds(100_000, count);
-        let end = parse(&screen, &batch);
+        let end = parse(&screen, &batch).map(|(end, _)| end);
         assert_eq!(end, Some(100_000 + stream.len() as u64));
         let mut whole = Screen::new(COLS, ROWS);
         whole.feed(0, &stream);
@@ -499,7 +520,10 @@ mod tests {
                 rows: ROWS,
             })
             .collect();
-        assert_eq!(parse(&screen, &batch), Some(start + long.len() as u64));
+        assert_eq!(
+            parse(&screen, &batch).map(|(end, _)| end),
+            Some(start + long.len() as u64)
+        );
         let text = screen.lock().map(|mut s| s.text()).unwrap_or_default();
         (text, long)
     }

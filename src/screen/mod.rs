@@ -6,7 +6,8 @@
 //! The interface is narrow on purpose: [`Screen::feed`] bytes at their absolute offset,
 //! [`Screen::resize`], [`Screen::snapshot`] (bytes that reproduce the screen on a fresh terminal
 //! of its size, and the offset they stand for), [`Screen::text`] (clean rendered text) and
-//! [`Screen::freeze`] (an idle screen kept as its snapshot bytes only). `feeder` runs it off the
+//! [`Screen::freeze`] (an idle screen kept as its snapshot bytes only), and [`Screen::title`] (the
+//! window title the program set, which the viewers' tabs show). `feeder` runs it off the
 //! session actor's hot path; `recording` times the output for an asciicast recording.
 //!
 //! What `vt100` does not keep or expose is tracked beside it by [`extra::Extra`] (the scroll
@@ -16,7 +17,10 @@ mod extra;
 pub mod feeder;
 pub mod recording;
 
+use std::sync::Arc;
+
 use extra::Extra;
+pub use extra::TITLE_MAX_CHARS;
 
 /// Lines of scrollback the screen keeps (each line costs `cols` × 32 bytes while the screen is
 /// live); a snapshot carries them, so a reattached viewer can scroll back this far.
@@ -46,6 +50,9 @@ pub struct Screen {
     rows: u16,
     /// Absolute offset of the next output byte the screen expects.
     offset: u64,
+    /// The window title the program last set (OSC 0 or 2); kept here, not only in the emulator,
+    /// so a frozen screen still has it.
+    title: Option<Arc<str>>,
 }
 
 impl Screen {
@@ -57,6 +64,7 @@ impl Screen {
             cols,
             rows,
             offset: 0,
+            title: None,
         }
     }
 
@@ -67,6 +75,12 @@ impl Screen {
 
     pub fn size(&self) -> (u16, u16) {
         (self.cols, self.rows)
+    }
+
+    /// The window title the program last set (OSC 0 or 2), cleaned for a label: no control
+    /// characters, at most [`TITLE_MAX_CHARS`]; `None` until one is set or after it is cleared.
+    pub fn title(&self) -> Option<&Arc<str>> {
+        self.title.as_ref()
     }
 
     /// Feeds output that starts at absolute offset `offset`; bytes the screen already has are
@@ -80,6 +94,10 @@ impl Screen {
         let skip = self.offset.saturating_sub(offset) as usize;
         let (parser, extra) = self.live();
         parser.process(&extra.feed(&bytes[skip..]));
+        let title = extra.title_changed().then(|| extra.title().cloned());
+        if let Some(title) = title {
+            self.title = title;
+        }
         self.offset = end;
     }
 
@@ -130,7 +148,7 @@ impl Screen {
     }
 
     /// Bytes that reproduce this screen on a fresh terminal of its size, in this order: a reset,
-    /// the scrollback as lines pushed up above the primary screen, the primary screen with its
+    /// the window title, the scrollback as lines pushed up above the primary screen, the primary screen with its
     /// cursor, the alternate screen if it is on (so the primary one is there when the program
     /// leaves it), the scroll region and origin mode, and the modes (application cursor keys and
     /// keypad, bracketed paste, mouse reporting and its encoding, insert, autowrap, focus
@@ -215,6 +233,12 @@ fn scrollback_len(screen: &mut vt100::Screen) -> usize {
 fn render_snapshot(screen: &mut vt100::Screen, extra: &Extra) -> Vec<u8> {
     // RIS: the snapshot is self-contained even on a terminal that was showing something else.
     let mut out = b"\x1bc".to_vec();
+    if let Some(title) = extra.title() {
+        // Clean (no control character can end the sequence early): OSC 2, ended by BEL.
+        out.extend_from_slice(b"\x1b]2;");
+        out.extend_from_slice(title.as_bytes());
+        out.push(0x07);
+    }
     if screen.alternate_screen() {
         // vt100 keeps the primary screen under the alternate one but does not show it: a copy
         // of the screen, switched back without the cursor restore, shows it as it is.

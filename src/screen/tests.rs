@@ -305,3 +305,48 @@ fn origin_mode_and_the_other_tracked_modes_are_reproduced() {
         assert!(!text.contains(mode), "{mode:?} in {text:?}");
     }
 }
+
+/// The window title a program sets (OSC 0 or 2, ended by BEL or ST) is the screen's title,
+/// cleaned for a label; it survives a reset, a freeze and a snapshot drawn on a fresh screen.
+#[test]
+fn the_title_a_program_sets_is_kept_cleaned_and_carried_by_the_snapshot() {
+    let mut screen = Screen::new(20, 5);
+    assert_eq!(screen.title(), None);
+    screen.feed(0, b"\x1b]0;root@vm: ~\x07$ ");
+    assert_eq!(screen.title().map(|t| &**t), Some("root@vm: ~"));
+    // OSC 2 ended by ST, with a `;` inside and a control character; the icon name (OSC 1) is
+    // not the title.
+    let stream = b"\x1b]2;vim; a.txt\x08 \x1b\\\x1b]1;icon\x07";
+    screen.feed(screen.offset(), stream);
+    assert_eq!(screen.title().map(|t| &**t), Some("vim; a.txt"));
+    // A reset keeps it, as xterm.js does.
+    screen.feed(screen.offset(), b"\x1bc");
+    assert_eq!(screen.title().map(|t| &**t), Some("vim; a.txt"));
+    // A frozen screen still has it, and its snapshot sets it on a fresh screen.
+    screen.freeze();
+    assert_eq!(screen.title().map(|t| &**t), Some("vim; a.txt"));
+    let snap = screen.snapshot();
+    let mut fresh = Screen::new(20, 5);
+    fresh.feed(0, &snap.bytes);
+    assert_eq!(fresh.title().map(|t| &**t), Some("vim; a.txt"));
+    // An empty title clears it; the snapshot then sets none.
+    screen.feed(screen.offset(), b"\x1b]2;\x07");
+    assert_eq!(screen.title(), None);
+    assert!(!screen.snapshot().bytes.windows(3).any(|w| w == b"\x1b]2"));
+}
+
+/// A title is cut to `TITLE_MAX_CHARS` characters (not bytes: a cut never splits one), and
+/// bytes that are not UTF-8 become replacement characters, never a panic.
+#[test]
+fn a_long_or_binary_title_is_cut_and_replaced_not_refused() {
+    let mut screen = Screen::new(20, 5);
+    let mut stream = b"\x1b]2;".to_vec();
+    stream.extend(std::iter::repeat_n("界".as_bytes(), 300).flatten());
+    stream.push(0x07);
+    screen.feed(0, &stream);
+    let title = screen.title().map(|t| t.to_string()).unwrap_or_default();
+    assert_eq!(title.chars().count(), TITLE_MAX_CHARS);
+    assert!(title.chars().all(|c| c == '界'));
+    screen.feed(screen.offset(), b"\x1b]2;a\xff\xfeb\x07");
+    assert_eq!(screen.title().map(|t| &**t), Some("a\u{fffd}\u{fffd}b"));
+}

@@ -194,6 +194,7 @@ impl TerminalState {
             exit_code: exit.and_then(|e| e.code),
             exit_signal: exit.and_then(|e| e.signal),
             finished_at: self.finished_at.clone(),
+            title: self.screen.title().map(|t| t.to_string()),
             agent_id: self.spec.agent_id,
             conversation_id: self.spec.conversation_id.clone(),
         }
