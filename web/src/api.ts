@@ -242,6 +242,8 @@ export interface SessionInfo {
   exit_code: number | null;
   exit_signal: number | null;
   finished_at: string | null;
+  /** The window title the program last set (OSC 0 or 2), or null (docs/terminals.md). */
+  title?: string | null;
   agent_id?: number;
   conversation_id?: string;
   /** Agent sessions: whether the agent needs you (docs/approvals.md). */

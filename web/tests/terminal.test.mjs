@@ -1,7 +1,7 @@
 // A terminal in the browser, end to end against the real server: open through the form, type,
 // reload (same session, previous output shown once), a second read-only viewer whose keystrokes
 // never reach the shell, and a dropped connection whose queued input runs once after reconnect.
-import { env, login, run, shot, until } from "./lib.mjs";
+import { apiCall, env, login, run, shot, until } from "./lib.mjs";
 
 const rand = Math.random().toString(36).slice(2, 8);
 
@@ -64,6 +64,28 @@ await run("terminal", async ({ newPage }) => {
   await typeLine(page, `echo mark-$((1+2))-${rand}`);
   await seen(page, `mark-3-${rand}`);
   await seen(page, hello, 1);
+
+  // The window title the program sets (OSC 0): beside the name the user gave, in the toolbar,
+  // and again after a reload (the server's snapshot carries it). The name stays the tab's and
+  // the browser tab's label. The command line shows `$((2+5))`, so only the title says `job-7`.
+  await typeLine(page, `printf '\\033]0;%s\\007' "job-$((2+5))-${rand}"`);
+  const progTitle = page.locator(".term-toolbar .term-title", { hasText: `job-7-${rand}` });
+  await progTitle.waitFor();
+  await until("the browser tab's title", async () => (await page.title()) === `t-${rand} · claude-manager`);
+  await shot(page, "terminal-title");
+  await page.reload();
+  await live(page);
+  await progTitle.waitFor();
+  // An unnamed session's tab is the title its program set.
+  const other = await apiCall("POST", "/api/terminals", {
+    command: ["sh", "-c", `printf '\\033]2;%s\\007' "build-${rand}"; exec cat`],
+    cwd: env.workDir,
+  });
+  await until("the other session's title", async () => (await apiCall("GET", `/api/terminals/${other.id}`)).title === `build-${rand}`);
+  await page.reload();
+  await live(page);
+  await page.getByRole("link", { name: `build-${rand}` }).waitFor();
+  await apiCall("DELETE", `/api/terminals/${other.id}`);
 
   // Copy: a double-click selects the output word, Copy puts it on the clipboard.
   // (xterm's screen layer takes the pointer events, so click where the row is drawn)

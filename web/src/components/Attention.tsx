@@ -7,6 +7,7 @@ import { api, ApiError, type Approval, type Attention, type List, type SessionIn
 import { useEvents, type ServerEvent } from "../events";
 import { Ago, ErrorBanner, Link, useLoad } from "../ui";
 import { isExecutionChange, useRefetchOn } from "./live";
+import { setNeedsYouCount } from "../title";
 
 export const isAttentionChange = (e: ServerEvent) =>
   e.type === "attention.changed" || e.type === "approval.requested" || e.type === "approval.decided";
@@ -172,7 +173,7 @@ export function useTitleCount(enabled: boolean) {
     if (e.type === "connected" || isAttentionChange(e) || e.type === "session.exited") refresh();
   });
   useEffect(() => {
-    document.title = count ? `(${count}) claude-manager` : "claude-manager";
+    setNeedsYouCount(count);
   }, [count]);
 }
 

@@ -2,7 +2,7 @@
 // and the selected session's terminal. The URL is the selection (/terminals/{id},
 // /agent-sessions/{id}; `?mode=ro` for a read-only view), so a deep link survives a reload.
 
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { ApiError, type SessionInfo } from "../api";
 import { splitArgv } from "../components/text";
 import { useRefetchOn } from "../components/live";
@@ -24,6 +24,7 @@ import { TermView } from "../term/TermView";
 import { AttentionBadge, PendingApprovals } from "../components/Attention";
 import { capsBody, CapsFields, isCapError, NO_CAPS, type CapsText } from "../components/Caps";
 import { Badge, ConfirmButton, ErrorBanner, Field, Link, useLoad, val, useAction } from "../ui";
+import { setPageTitle } from "../title";
 
 /** Session events worth a refetch: a session started or ended (not the 5-second activity ticks). */
 function touchesSessions(e: ServerEvent): boolean {
@@ -49,7 +50,13 @@ export function Terminals(props: { id?: string; kind?: SessionKind }) {
   useRefetchOn(touchesSessions, refresh);
   useRefetchOn((e) => e.type === "attention.changed" && e.data?.session_id === id, current.reload);
   const gone = current.error instanceof ApiError && current.error.status === 404;
-  const info = current.data;
+  // The open session's title as its view sees it set (live), over the one fetched with it.
+  const [liveTitle, setLiveTitle] = useState<{ id: string; title: string | null } | null>(null);
+  const fetched = current.data;
+  const info = fetched && liveTitle?.id === fetched.id ? { ...fetched, title: liveTitle.title } : fetched;
+  const pageTitle = id && info ? sessionLabel(info) : null;
+  useEffect(() => setPageTitle(pageTitle), [pageTitle]);
+  useEffect(() => () => setPageTitle(null), []);
 
   const stop = async () => {
     if (!id) return;
@@ -98,6 +105,7 @@ export function Terminals(props: { id?: string; kind?: SessionKind }) {
           mode={mode}
           onModeChange={(m) => navigate(path + (m === "ro" ? "?mode=ro" : ""), true)}
           onExit={refresh}
+          onTitle={(title) => id && setLiveTitle({ id, title })}
           status={info ? <SessionStatus s={info} /> : null}
           actions={
             // Stopping kills the session's programs: asked twice. Closing an ended one is not.
@@ -125,12 +133,19 @@ export function Terminals(props: { id?: string; kind?: SessionKind }) {
 
 function SessionStatus(props: { s: SessionInfo }) {
   const s = props.s;
+  const label = sessionLabel(s);
   const exit = exitText(s.exit_code, s.exit_signal);
   return (
     <>
       <span class="title" title={`${s.argv.join(" ")}\nin ${s.cwd}`}>
-        {sessionLabel(s)}
+        {label}
       </span>
+      {/* A name the user gave is the label; the title the program set goes beside it. */}
+      {s.title && s.title !== label ? (
+        <span class="term-title" title={s.title}>
+          {s.title}
+        </span>
+      ) : null}
       {/* The exit status itself is in the connection badge ("exited (exit 0)"); here on hover. */}
       <span title={exit || undefined}>
         <Badge status={s.status} />
@@ -148,8 +163,9 @@ function SessionTabs(props: {
   formOpen: boolean;
   onNew: () => void;
 }) {
-  const tabs: [SessionKind, SessionInfo][] = props.terminals.map((s) => ["terminal", s]);
   const c = props.current;
+  // The open one as the page knows it best (its title is live).
+  const tabs: [SessionKind, SessionInfo][] = props.terminals.map((s) => ["terminal", c && s.id === c.id ? c : s]);
   // An agent session, or a terminal not (yet) in the list, still gets its tab.
   if (c && !(props.kind === "terminal" && props.terminals.some((s) => s.id === c.id))) tabs.unshift([props.kind, c]);
   return (
@@ -159,7 +175,7 @@ function SessionTabs(props: {
         <Link
           href={sessionPage(kind, s.id)}
           class={kind === props.kind && s.id === props.id ? "tab active" : "tab"}
-          title={`${s.argv.join(" ")} — ${s.status}`}
+          title={[s.title, `${s.argv.join(" ")} — ${s.status}`].filter(Boolean).join("\n")}
         >
           <span class={s.status === "running" ? "dot running" : "dot"} />
           <span class="label">{sessionLabel(s)}</span>

@@ -47,6 +47,9 @@ export function TermView(props: {
   onModeChange: (m: Mode) => void;
   /** Called when the session's child has ended (the page refreshes its status). */
   onExit?: () => void;
+  /** Called with the window title the program sets (from the snapshot on attach, then live);
+   *  `null` when it clears it. */
+  onTitle?: (title: string | null) => void;
   /** Status shown at the start of the toolbar. */
   status?: ComponentChildren;
   /** Buttons shown at its end (Stop). */
@@ -60,6 +63,8 @@ export function TermView(props: {
   modeRef.current = props.mode;
   const onExitRef = useRef(props.onExit);
   onExitRef.current = props.onExit;
+  const onTitleRef = useRef(props.onTitle);
+  onTitleRef.current = props.onTitle;
   const ctrlRef = useRef(false);
   const [ctrl, setCtrlState] = useState(false);
   const [conn, setConn] = useState<ConnState>({ kind: "connecting" });
@@ -101,6 +106,7 @@ export function TermView(props: {
     const { term, fit } = handle;
     /** The PTY's size as last known (attach, a resize we sent, or another viewer's). */
     const pty = { cols: term.cols, rows: term.rows };
+    term.onTitleChange((title) => onTitleRef.current?.(title.trim() || null));
 
     const c = new SessionClient(props.wsPath, modeRef.current, {
       output: (bytes) => term.write(bytes),

@@ -44,12 +44,13 @@ export function shortPath(p: string): string {
 }
 
 /**
- * A short label for a tab: the name the user gave, else the program and where it runs
- * (`bash · ~/proj`). The server names an unnamed session after its whole command line, which
- * says less than that.
+ * A short label for a tab: the name the user gave, else the title the program set (a shell's
+ * `user@host: dir`, Claude Code's task), else the program and where it runs (`bash · ~/proj`).
+ * The server names an unnamed session after its whole command line, which says less than that.
  */
-export function sessionLabel(s: Pick<SessionInfo, "id" | "name" | "argv" | "cwd">): string {
+export function sessionLabel(s: Pick<SessionInfo, "id" | "name" | "argv" | "cwd"> & { title?: string | null }): string {
   if (s.name && s.name !== s.argv.join(" ")) return s.name;
+  if (s.title) return s.title;
   const program = s.argv.length ? (s.argv[0].split("/").pop() ?? s.argv[0]) : "";
   const words = [program, ...s.argv.slice(1)].join(" ") || s.id;
   return s.cwd ? `${words} · ${shortPath(s.cwd)}` : words;
