@@ -24,19 +24,21 @@ await run("approvals", async ({ newPage }) => {
   await login(page, `/agent-sessions/${session.id}`);
   await page.locator('.conn[data-state="live"]').waitFor();
   await until("the prompt", async () => (await screen(page)).includes("> "));
-  await until("the plain title", async () => (await page.title()) === "claude-manager");
+  // The tab title names the session (its agent), after the count of what needs you.
+  const named = `asker-${rand} · claude-manager`;
+  await until("the plain title", async () => (await page.title()) === named);
 
   await typeLine(page, `ask Bash {"command": "make deploy-${rand}"}`);
   const card = page.locator(".approval");
   await card.waitFor();
   await card.locator(".approval-command", { hasText: `make deploy-${rand}` }).waitFor();
   await page.locator('.attention[data-attention="approval"]').waitFor();
-  await until("the count in the title", async () => (await page.title()) === "(1) claude-manager");
+  await until("the count in the title", async () => (await page.title()) === `(1) ${named}`);
   await shot(page, "approvals-session-card");
   await card.getByRole("button", { name: "Allow" }).click();
   await until("the agent goes on", async () => (await screen(page)).includes("allowed: Bash"));
   await card.waitFor({ state: "detached" });
-  await until("the title without a count", async () => (await page.title()) === "claude-manager");
+  await until("the title without a count", async () => (await page.title()) === named);
 
   await typeLine(page, `ask Edit {"file_path": "/srv/app/${rand}.txt", "old_string": "old line", "new_string": "new line"}`);
   await page.locator(".approval").waitFor();

@@ -76,15 +76,17 @@ await run("terminal", async ({ newPage }) => {
   await page.reload();
   await live(page);
   await progTitle.waitFor();
-  // An unnamed session's tab is the title its program set.
+  // An unnamed session's tab is the title its program set, and it follows a later title without
+  // a reload (the session's activity tick, 5 s after it started, brings the tabs up to date).
   const other = await apiCall("POST", "/api/terminals", {
-    command: ["sh", "-c", `printf '\\033]2;%s\\007' "build-${rand}"; exec cat`],
+    command: ["sh", "-c", `printf '\\033]2;%s\\007' "build-${rand}"; sleep 6; printf '\\033]2;%s\\007' "done-${rand}"; exec cat`],
     cwd: env.workDir,
   });
-  await until("the other session's title", async () => (await apiCall("GET", `/api/terminals/${other.id}`)).title === `build-${rand}`);
+  await until("the other session's title", async () => (await apiCall("GET", `/api/terminals/${other.id}`)).title !== null);
   await page.reload();
   await live(page);
-  await page.getByRole("link", { name: `build-${rand}` }).waitFor();
+  await page.getByRole("link", { name: `build-${rand}` }).or(page.getByRole("link", { name: `done-${rand}` })).waitFor();
+  await page.getByRole("link", { name: `done-${rand}` }).waitFor();
   await apiCall("DELETE", `/api/terminals/${other.id}`);
 
   // Copy: a double-click selects the output word, Copy puts it on the clipboard.

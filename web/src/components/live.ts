@@ -12,19 +12,23 @@ const BURST_WINDOW_MS = 150;
  * Calls `reload` after events for which `relevant(e)` is true, and after every (re)connect of the
  * events socket (events may have been missed while it was down). The first event of a burst
  * arms one timer; later ones in the window ride on it, so a steady stream cannot starve it.
+ * With `minIntervalMs`, reloads are at least that far apart (for events that come steadily).
  */
-export function useRefetchOn(relevant: (e: ServerEvent) => boolean, reload: () => void) {
+export function useRefetchOn(relevant: (e: ServerEvent) => boolean, reload: () => void, minIntervalMs = 0) {
   const timer = useRef<number | undefined>(undefined);
+  const last = useRef(0);
   const reloadRef = useRef(reload);
   reloadRef.current = reload;
   useEffect(() => () => window.clearTimeout(timer.current), []);
   useEvents((e) => {
     if (e.type !== "connected" && !relevant(e)) return;
     if (timer.current !== undefined) return;
+    const wait = Math.max(BURST_WINDOW_MS, last.current + minIntervalMs - Date.now());
     timer.current = window.setTimeout(() => {
       timer.current = undefined;
+      last.current = Date.now();
       reloadRef.current();
-    }, BURST_WINDOW_MS);
+    }, wait);
   });
 }
 

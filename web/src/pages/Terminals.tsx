@@ -33,6 +33,15 @@ function touchesSessions(e: ServerEvent): boolean {
   return (e.type === "execution.started" || e.type === "execution.finished") && (type === "terminal" || type === "agent_session");
 }
 
+/** A live session's activity tick (`execution.updated`, at most every 5 s per session). */
+function isSessionActivity(e: ServerEvent): boolean {
+  const type = e.data?.type;
+  return e.type === "execution.updated" && (type === "terminal" || type === "agent_session");
+}
+
+/** The tabs' titles refresh on activity ticks at most this often, however many sessions print. */
+const ACTIVITY_REFETCH_MS = 5000;
+
 export function Terminals(props: { id?: string; kind?: SessionKind }) {
   const kind = props.kind ?? "terminal";
   const id = props.id;
@@ -48,6 +57,8 @@ export function Terminals(props: { id?: string; kind?: SessionKind }) {
     current.reload();
   };
   useRefetchOn(touchesSessions, refresh);
+  // A session's activity tick (every 5 s while it prints) may come with a new title for its tab.
+  useRefetchOn(isSessionActivity, list.reload, ACTIVITY_REFETCH_MS);
   useRefetchOn((e) => e.type === "attention.changed" && e.data?.session_id === id, current.reload);
   const gone = current.error instanceof ApiError && current.error.status === 404;
   // The open session's title as its view sees it set (live), over the one fetched with it.
