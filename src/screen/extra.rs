@@ -1,8 +1,8 @@
 //! Terminal state `vt100` does not keep or does not expose, tracked from the same bytes with its
 //! own parser (`vte`, which `vt100` is built on): the scroll region (DECSTBM), origin mode,
 //! insert mode, autowrap off, focus reporting, the character sets, and the window title (OSC 0
-//! and 2). Reset as a terminal resets them: on RIS and DECSTR (but the title, which xterm.js keeps);
-//! the scroll region also on a switch of screen and on resize.
+//! and 2). Reset as a terminal resets them: on RIS and DECSTR (but the title, which xterm.js
+//! keeps); the scroll region also on a switch of screen and on resize.
 //!
 //! `vt100` ignores character sets, so a box drawn in DEC special graphics (`ESC ( 0`, `lqqk`)
 //! would be letters on the server's screen: [`Extra::feed`] hands it the bytes with those

@@ -148,11 +148,11 @@ impl Screen {
     }
 
     /// Bytes that reproduce this screen on a fresh terminal of its size, in this order: a reset,
-    /// the window title, the scrollback as lines pushed up above the primary screen, the primary screen with its
-    /// cursor, the alternate screen if it is on (so the primary one is there when the program
-    /// leaves it), the scroll region and origin mode, and the modes (application cursor keys and
-    /// keypad, bracketed paste, mouse reporting and its encoding, insert, autowrap, focus
-    /// reporting, character sets).
+    /// the window title, the scrollback as lines pushed up above the primary screen, the primary
+    /// screen with its cursor, the alternate screen if it is on (so the primary one is there
+    /// when the program leaves it), the scroll region and origin mode, and the modes
+    /// (application cursor keys and keypad, bracketed paste, mouse reporting and its encoding,
+    /// insert, autowrap, focus reporting, character sets).
     pub fn snapshot(&mut self) -> Snapshot {
         let (offset, cols, rows) = (self.offset, self.cols, self.rows);
         let bytes = match &mut self.state {
