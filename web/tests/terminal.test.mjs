@@ -76,6 +76,11 @@ await run("terminal", async ({ newPage }) => {
   await page.reload();
   await live(page);
   await progTitle.waitFor();
+  // The dashboard's live sessions say it beside the name too.
+  await page.goto(env.base + "/");
+  await page.locator(".session-title", { hasText: `job-7-${rand}` }).waitFor();
+  await page.goto(url);
+  await live(page);
   // An unnamed session's tab is the title its program set, and it follows a later title without
   // a reload (the session's activity tick, 5 s after it started, brings the tabs up to date).
   const other = await apiCall("POST", "/api/terminals", {

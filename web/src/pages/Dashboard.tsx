@@ -143,6 +143,8 @@ function SessionsCard() {
                 <tr key={href}>
                   <td>
                     <Link href={href}>{sessionLabel(x)}</Link>
+                    {/* A named session (an agent's) with the title its program set: what it does now. */}
+                    {x.title && x.title !== sessionLabel(x) ? <span class="muted session-title"> · {x.title}</span> : null}
                   </td>
                   <td>{kind}</td>
                   <td>
