@@ -5,6 +5,7 @@ loopback port, running `termbench.py`, and alternating the servers round by roun
 import argparse
 import json
 import os
+import shutil
 import statistics
 import socket
 import subprocess
@@ -49,7 +50,7 @@ def alternate(servers, rounds, measure, show):
 
 def start_cm(server, port):
     """Our server `PATH`, `PATH@N` or `PATH@N,L` on `port`, without authentication, in a fresh
-    data directory."""
+    data directory (removed by `stop`)."""
     binary, _, threads = server.partition("@")
     workers, _, lanes = threads.partition(",")
     env = dict(os.environ, CM_LOG_LEVEL="warning")
@@ -58,9 +59,11 @@ def start_cm(server, port):
     if lanes:
         env["CM_SESSION_THREADS"] = lanes
     data = tempfile.mkdtemp(prefix="cm-bench-")
-    return subprocess.Popen([binary, "serve", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}",
+    proc = subprocess.Popen([binary, "serve", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}",
                              "--data-dir", data], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.data_dir = data
+    return proc
 
 
 # The session the echo scripts type into: no line discipline echo, `cat` sends each byte back.
@@ -96,10 +99,13 @@ def serve(server, command, procs):
 
 
 def stop(procs):
-    """Ends the servers `serve` started (or any processes in `procs`)."""
+    """Ends the servers `serve` started (or any processes in `procs`) and removes the data
+    directories `start_cm` made for them."""
     for proc in procs:
         proc.terminate()
         proc.wait(30)
+        if getattr(proc, "data_dir", None):
+            shutil.rmtree(proc.data_dir, ignore_errors=True)
 
 
 def termbench_runs(termbench, args):

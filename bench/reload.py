@@ -20,7 +20,8 @@ Usage: cargo build --release && /tmp/tbvenv/bin/python bench/reload.py [--sessio
 Needs the `websockets` package (the side-by-side venv has it). Loopback only; every process it
 starts is stopped at the end.
 """
-import argparse, asyncio, json, os, re, resource, signal, statistics, subprocess, sys, tempfile
+import argparse, asyncio, json, os, re, resource, shutil, signal, statistics, subprocess, sys
+import tempfile
 import time, urllib.error, urllib.request
 
 import websockets
@@ -207,19 +208,27 @@ def main():
     work = tempfile.mkdtemp(prefix="reload-bench-")
     print("sessions  ready_ms(median)  ready_ms(max)  viewer_pause_max_ms  pause_p50_ms  "
           "adopted  exact  counters  closed_1012  health_errors  same_pid")
-    for n in a.sessions:
-        runs = [asyncio.run(one_run(a.bin, n, work)) for _ in range(a.runs)]
-        for r in runs:
-            print(json.dumps(r), file=sys.stderr)
-        ready = [r["ready_ms"] for r in runs]
-        print(f"{n:8d}  {statistics.median(ready):16.1f}  {max(ready):13.1f}  "
-              f"{max(r['pause_max_ms'] for r in runs):19.1f}  "
-              f"{statistics.median(r['pause_p50_ms'] for r in runs):12.1f}  "
-              f"{min(r['adopted'] for r in runs):7d}  {min(r['resumed_exact'] for r in runs):5d}  "
-              f"{min(r['counters_intact'] for r in runs):8d}  "
-              f"{min(r['closed_1012'] for r in runs):11d}  "
-              f"{sum(r['health_errors'] for r in runs):13d}  "
-              f"{all(r['same_pid'] for r in runs)}", flush=True)
+    try:
+        for n in a.sessions:
+            measure_sessions(a, n, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure_sessions(a, n, work):
+    """`a.runs` reloads with `n` sessions, one line of medians and maxima."""
+    runs = [asyncio.run(one_run(a.bin, n, work)) for _ in range(a.runs)]
+    for r in runs:
+        print(json.dumps(r), file=sys.stderr)
+    ready = [r["ready_ms"] for r in runs]
+    print(f"{n:8d}  {statistics.median(ready):16.1f}  {max(ready):13.1f}  "
+          f"{max(r['pause_max_ms'] for r in runs):19.1f}  "
+          f"{statistics.median(r['pause_p50_ms'] for r in runs):12.1f}  "
+          f"{min(r['adopted'] for r in runs):7d}  {min(r['resumed_exact'] for r in runs):5d}  "
+          f"{min(r['counters_intact'] for r in runs):8d}  "
+          f"{min(r['closed_1012'] for r in runs):11d}  "
+          f"{sum(r['health_errors'] for r in runs):13d}  "
+          f"{all(r['same_pid'] for r in runs)}", flush=True)
 
 
 if __name__ == "__main__":

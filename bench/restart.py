@@ -10,7 +10,7 @@
 Usage: cargo build --release && bench/restart.py [--runs 10] [--sessions 1000]
 Stdlib only; loopback only; every process it starts is stopped at the end.
 """
-import argparse, json, os, sqlite3, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, shutil, sqlite3, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "claude-manager")
@@ -86,6 +86,7 @@ def startup(runs):
                 time.sleep(0.001)
         times.append((time.perf_counter() - t0) * 1000)
         stop(p)
+    shutil.rmtree(data, ignore_errors=True)
     times.sort()
     print(f"startup to first /api/health, 10000 executions + 100 stale, {runs} runs: "
           f"min {times[0]:.1f} ms, median {times[len(times)//2]:.1f} ms, max {times[-1]:.1f} ms")
@@ -93,6 +94,8 @@ def startup(runs):
 
 def reaper(sessions):
     data = tempfile.mkdtemp(prefix="cm-bench-")
+    # `token create` writes into an existing database only (it refuses a mistyped data dir).
+    subprocess.run([BIN, "migrate", "--create", "--data-dir", data], check=True, stdout=subprocess.DEVNULL)
     token = subprocess.run([BIN, "token", "create", "--scope", "admin", "--name", "bench",
                             "--data-dir", data], check=True, capture_output=True,
                            text=True).stdout.strip()
@@ -125,6 +128,7 @@ def reaper(sessions):
               f"min {seen[0]:.3f} ms, median {seen[len(seen)//2]:.3f} ms, max {seen[-1]:.3f} ms")
     finally:
         stop(p)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":
