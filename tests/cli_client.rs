@@ -23,8 +23,14 @@ async fn client(s: &TestServer, args: &[&str]) -> (i32, String, String) {
 #[tokio::test]
 async fn ls_shows_sessions_as_a_table_and_as_json() {
     let s = TestServer::start().await;
-    let session = create(&s, sh("sleep 30")).await;
+    let session = create(&s, sh(r"printf '\033]2;cli-title\007'; exec sleep 30")).await;
     let id = session["id"].as_str().unwrap();
+    // Its name and, once the server's screen has parsed it, the title its program set.
+    eventually("the session's title", || async {
+        let r = s.get(&format!("/api/terminals/{id}")).await;
+        (r.body["title"] == "cli-title").then_some(())
+    })
+    .await;
 
     let (code, out, err) = client(&s, &["ls"]).await;
     assert_eq!(code, 0, "{err}");
@@ -34,7 +40,7 @@ async fn ls_shows_sessions_as_a_table_and_as_json() {
         .find(|l| l.contains(id))
         .expect("the session's row");
     assert!(
-        line.contains("terminal") && line.contains("running"),
+        line.contains("terminal") && line.contains("running") && line.ends_with(" — cli-title"),
         "{line}"
     );
 

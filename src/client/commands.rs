@@ -152,7 +152,7 @@ async fn ls(api: &Api, as_json: bool) -> Result<u8, ClientError> {
         "ID", "KIND", "STATUS", "ATTENTION", "CREATED"
     );
     for s in &sessions {
-        row(&s["id"], &s["kind"], s, &s["name"]);
+        row(&s["id"], &s["kind"], s, &session_name(s));
     }
     for r in &runs {
         let name = match r["task_id"].as_i64() {
@@ -162,6 +162,18 @@ async fn ls(api: &Api, as_json: bool) -> Result<u8, ClientError> {
         row(&r["id"], &json!("agent_run"), r, &name);
     }
     Ok(0)
+}
+
+/// A session's name, and the window title its program set when it says something else
+/// (`runner — Fixing the login test`).
+fn session_name(s: &Value) -> Value {
+    match (s["name"].as_str(), s["title"].as_str()) {
+        (Some(name), Some(title)) if !title.is_empty() && title != name => {
+            json!(format!("{name} — {title}"))
+        }
+        (None, Some(title)) if !title.is_empty() => json!(title),
+        _ => s["name"].clone(),
+    }
 }
 
 fn row(id: &Value, kind: &Value, v: &Value, name: &Value) {
