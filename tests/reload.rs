@@ -173,7 +173,7 @@ async fn reload_keeps_every_session_and_the_pid() {
         .terminal(json!({"command": ["vim", "-u", "NONE", "-N", "-n"], "cols": 80, "rows": 24}))
         .await;
     let exits_7 = api
-        .terminal(json!({"command": ["sh", "-c", "read x; exit 7"]}))
+        .terminal(json!({"command": ["sh", "-c", r"printf '\033]2;seven\007'; read x; exit 7"]}))
         .await;
     let agent = api.agent_session().await;
     let (cid, vid, xid, aid) = (
@@ -207,6 +207,17 @@ async fn reload_keeps_every_session_and_the_pid() {
     let mut before = Seen::default();
     read_until(&mut counter_ws, &mut before, |s| s.contains(b"tick 20\r\n")).await;
 
+    // The title its program set, as the screen parsed it.
+    let title_of = |id: &str| {
+        let path = format!("/api/terminals/{id}");
+        let api = &api;
+        async move { api.get(&path).await.1["title"].clone() }
+    };
+    common::eventually("the title before the reload", || async {
+        (title_of(xid).await == "seven").then_some(())
+    })
+    .await;
+
     let hammer = Hammer::start(&p.base);
     hammer.wait_for_answers(5).await;
     let (code, out, err) = reload(dir.path()).await;
@@ -239,6 +250,9 @@ async fn reload_keeps_every_session_and_the_pid() {
             s["pid"]
         );
     }
+
+    // The title is handed over: the new image has it before anything is parsed again.
+    assert_eq!(title_of(xid).await, "seven");
 
     // `since` resumes exactly where the old viewer stopped, and equals a since=0 replay.
     let resume_at = attached["offset"].as_u64().unwrap() + before.bytes.len() as u64;

@@ -75,6 +75,9 @@ pub struct SessionSpec {
     /// The device of the viewer that held the session's size when a reload handed the session
     /// over (its viewers reconnect; that device's next read-write viewer holds it again).
     pub size_held_by: Option<String>,
+    /// The window title its program had set when a reload handed the session over: the new
+    /// screen starts with it, so tabs do not lose it until the program sets it again.
+    pub title: Option<String>,
 }
 
 /// When a session last saw output or input, in ms since the Unix epoch. Written by the session's

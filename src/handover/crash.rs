@@ -88,6 +88,7 @@ pub fn session_record(
         ring_blob_at: 0,
         ring_len: 0,
         size_held_by: None,
+        title: None,
     }
 }
 

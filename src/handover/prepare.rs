@@ -58,6 +58,7 @@ impl Prepared {
                 ring_blob_at: blob_at,
                 ring_len: h.ring.len() as u64,
                 size_held_by: h.size_held_by,
+                title: h.title,
             });
             blob_at += h.ring.len() as u64;
             rings.push(h.ring);

@@ -85,6 +85,10 @@ pub struct SessionRecord {
     /// absent in a record of an image before it.
     #[serde(default)]
     pub size_held_by: Option<String>,
+    /// The window title its program had set (`SessionSpec::title`); absent in a record of an
+    /// image before it.
+    #[serde(default)]
+    pub title: Option<String>,
 }
 
 /// The version written: [`RECORD_VERSION`]; tests of the fault-injection build may ask for

@@ -240,6 +240,7 @@ async fn create(state: AppState, body: CreateTerminal) -> Result<Response, Rejec
         worktree: None,
         caps,
         size_held_by: None,
+        title: None,
     };
     let info = state
         .sessions

@@ -96,6 +96,12 @@ impl Extra {
         self.modes.title.as_ref()
     }
 
+    /// Starts with `title` (one set before this parser saw any byte), as if the program had
+    /// set it and it had been taken.
+    pub fn seed_title(&mut self, title: Option<Arc<str>>) {
+        self.modes.title = title;
+    }
+
     /// Whether the program set its title since the last call.
     pub fn title_changed(&mut self) -> bool {
         std::mem::take(&mut self.modes.title_changed)
@@ -183,7 +189,7 @@ impl Modes {
 
 /// What a tab can show of a title a program set: control characters dropped, the rest trimmed
 /// and cut to [`TITLE_MAX_CHARS`]; `None` for an empty one (the program cleared it).
-fn clean_title(parts: &[&[u8]]) -> Option<Arc<str>> {
+pub fn clean_title(parts: &[&[u8]]) -> Option<Arc<str>> {
     let joined = parts.join(&b';');
     let text = String::from_utf8_lossy(&joined);
     let kept: String = text

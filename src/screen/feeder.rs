@@ -168,6 +168,19 @@ impl ScreenFeed {
         (screen.offset() == end).then(|| (screen.text(), screen.scrollback_full()))
     }
 
+    /// A title the program had set before this screen existed (a session handed over by a
+    /// reload): the screen has it until the program sets another. Cleaned again, as if the
+    /// program had set it: it goes into snapshots.
+    pub fn restore_title(&self, title: &str) {
+        let Some(title) = super::clean_title(&[title.as_bytes()]) else {
+            return;
+        };
+        if let Ok(mut screen) = self.screen.lock() {
+            screen.restore_title(title.clone());
+        }
+        self.queue.set_title(Some(title));
+    }
+
     /// The window title the program last set, as of the last parse (`Screen::title`).
     pub fn title(&self) -> Option<Arc<str>> {
         self.queue.title.lock().ok()?.clone()

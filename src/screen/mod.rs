@@ -20,7 +20,7 @@ pub mod recording;
 use std::sync::Arc;
 
 use extra::Extra;
-pub use extra::TITLE_MAX_CHARS;
+pub use extra::{clean_title, TITLE_MAX_CHARS};
 
 /// Lines of scrollback the screen keeps (each line costs `cols` × 32 bytes while the screen is
 /// live); a snapshot carries them, so a reattached viewer can scroll back this far.
@@ -75,6 +75,19 @@ impl Screen {
 
     pub fn size(&self) -> (u16, u16) {
         (self.cols, self.rows)
+    }
+
+    /// Starts the screen with a title the program set before it existed (a reload handed the
+    /// session over): the emulator has it too, so the program clearing it clears it, and so
+    /// has a frozen screen's snapshot (frozen again: an idle screen keeps no grid).
+    pub fn restore_title(&mut self, title: Arc<str>) {
+        let frozen = self.is_frozen();
+        self.title = Some(title.clone());
+        let (_, extra) = self.live();
+        extra.seed_title(Some(title));
+        if frozen {
+            self.freeze();
+        }
     }
 
     /// The window title the program last set (OSC 0 or 2), cleaned for a label: no control
@@ -209,6 +222,7 @@ impl Screen {
         if let State::Frozen(bytes) = &self.state {
             let mut parser = vt100::Parser::new(self.rows, self.cols, SCROLLBACK_LINES);
             let mut extra = Extra::new();
+            extra.seed_title(self.title.clone());
             parser.process(&extra.feed(bytes));
             self.state = State::Live(Box::new((parser, extra)));
         }

@@ -350,3 +350,20 @@ fn a_long_or_binary_title_is_cut_and_replaced_not_refused() {
     screen.feed(screen.offset(), b"\x1b]2;a\xff\xfeb\x07");
     assert_eq!(screen.title().map(|t| &**t), Some("a\u{fffd}\u{fffd}b"));
 }
+
+/// A title restored into a new screen (a reload handed the session over) is its title, is in
+/// its snapshot while it is still frozen, and goes when the program clears it.
+#[test]
+fn a_restored_title_is_in_the_snapshot_until_the_program_clears_it() {
+    let mut screen = Screen::new(20, 5);
+    screen.restore_title("before the reload".into());
+    assert!(screen.is_frozen(), "an idle screen keeps no grid");
+    assert_eq!(screen.title().map(|t| &**t), Some("before the reload"));
+    let snap = screen.snapshot();
+    assert_eq!(snap.offset, 0);
+    let mut fresh = Screen::new(20, 5);
+    fresh.feed(0, &snap.bytes);
+    assert_eq!(fresh.title().map(|t| &**t), Some("before the reload"));
+    screen.feed(0, b"$ \x1b]2;\x07");
+    assert_eq!(screen.title(), None);
+}

@@ -104,6 +104,7 @@ impl SessionsState {
                 pids_max: req.def.pids_max,
             },
             size_held_by: None,
+            title: None,
         };
         let info = match self.create(me, spec).await {
             Ok(info) => info,

@@ -123,6 +123,7 @@ impl SessionsState {
             worktree: None,
             caps: Default::default(),
             size_held_by: r.size_held_by,
+            title: r.title,
         };
         let mut ring = match s.mapped {
             Some(ring) => ring,

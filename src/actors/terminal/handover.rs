@@ -32,6 +32,8 @@ pub struct SessionHandover {
     pub ring: Vec<u8>,
     /// The device of the viewer that holds the size, or held it last.
     pub size_held_by: Option<String>,
+    /// The window title the program set, as the screen parsed it.
+    pub title: Option<String>,
 }
 
 impl TerminalState {
@@ -111,6 +113,7 @@ impl TerminalState {
             ring_start: ring.start,
             ring: ring.bytes,
             size_held_by,
+            title: self.screen.title().map(|t| t.to_string()),
         })
     }
 }

@@ -202,13 +202,17 @@ impl Actor for TerminalActor {
         let tasks = vec![reader_task, writer_task];
         let mut spec = args.spec;
         let size_left_by = spec.size_held_by.take().map(String::into_boxed_str);
+        let screen = ScreenFeed::start(spec.size.cols, spec.size.rows);
+        if let Some(title) = spec.title.take() {
+            screen.restore_title(&title);
+        }
         Ok(TerminalState {
             id: args.id,
             size: spec.size,
             size_by: None,
             size_left_by,
             timeline: Timeline::new(spec.size.cols, spec.size.rows),
-            screen: ScreenFeed::start(spec.size.cols, spec.size.rows),
+            screen,
             spec: Box::new(spec),
             execution_id: args.execution_id,
             created_at: args.created_at,
