@@ -175,3 +175,42 @@ impl Record {
         Ok((record, blobs))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session as an image writes it, with `extra` fields added to its JSON.
+    fn session_json(extra: &[(&str, serde_json::Value)]) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "id": "0123456789abcdef0123456789abcdef", "kind": "terminal", "name": null,
+            "argv": ["sh"], "cwd": "/tmp", "cols": 80, "rows": 24, "task_id": null,
+            "agent_id": null, "conversation_id": null, "idle_timeout_ms": null,
+            "execution_id": 1, "created_at": "2026-12-01T00:00:00Z", "pid": 42,
+            "start_time": null, "cgroup": null, "master_fd": 3, "ring_start": 0,
+            "ring_blob_at": 0, "ring_len": 0
+        });
+        for (key, value) in extra {
+            v[*key] = value.clone();
+        }
+        v
+    }
+
+    /// The optional fields read both ways across a reload: a record from an image before them
+    /// reads as none, and one from an image after this (with fields this one does not know)
+    /// still reads, so neither an upgrade nor a downgrade stops the sessions over them.
+    #[test]
+    fn optional_session_fields_read_across_versions_both_ways() {
+        let older: SessionRecord =
+            serde_json::from_value(session_json(&[])).expect("a record without the fields");
+        assert_eq!((older.size_held_by, older.title), (None, None));
+        let newer: SessionRecord = serde_json::from_value(session_json(&[
+            ("size_held_by", "Chrome on Linux".into()),
+            ("title", "vim a.txt".into()),
+            ("a_field_of_a_later_image", serde_json::json!({"x": 1})),
+        ]))
+        .expect("a record with a field this image does not know");
+        assert_eq!(newer.size_held_by.as_deref(), Some("Chrome on Linux"));
+        assert_eq!(newer.title.as_deref(), Some("vim a.txt"));
+    }
+}
