@@ -23,7 +23,17 @@ await run("agent_terminal", async ({ newPage }) => {
   await page.keyboard.type(`hello ${rand}`);
   await page.keyboard.press("Enter");
   await until("the answer", async () => (await screen(page)).includes(`echo: hello ${rand}`));
+  // The agent titles its terminal with what it works on: beside its name in the toolbar, and
+  // under its live badge on the Agents page.
+  await page.keyboard.type(`title fixing ${rand}`);
+  await page.keyboard.press("Enter");
+  await page.locator(".term-toolbar .term-title", { hasText: `fixing ${rand}` }).waitFor();
   await shot(page, "agent-terminal");
+  await page.goto(env.base + "/agents");
+  await page.locator(`tr[data-agent="${agent.id}"] .session-title`, { hasText: `fixing ${rand}` }).waitFor();
+  await shot(page, "agents-working-on");
+  await page.goto(env.base + `/agent-sessions/${session.id}`);
+  await page.locator('.conn[data-state="live"]').waitFor();
 
   await page.getByRole("button", { name: "Stop", exact: true }).click();
   await page.getByRole("button", { name: "Yes, stop" }).click();

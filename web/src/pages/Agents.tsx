@@ -103,9 +103,13 @@ function AgentList() {
                     <td class="wide">{idleSummary(a.idle_timeout_secs)}</td>
                     <td>
                       {live ? (
-                        <Link href={`/agent-sessions/${encodeURIComponent(live.id)}`}>
-                          <Badge status="live" />
-                        </Link>
+                        <>
+                          <Link href={`/agent-sessions/${encodeURIComponent(live.id)}`}>
+                            <Badge status="live" />
+                          </Link>
+                          {/* What it works on, as the agent titles its terminal. */}
+                          {live.title ? <div class="muted small session-title">{live.title}</div> : null}
+                        </>
                       ) : (
                         <button disabled={opener.busy} onClick={() => opener.open(a.id)}>
                           Open session
