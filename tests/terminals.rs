@@ -418,3 +418,22 @@ async fn a_dead_session_actor_is_recorded_failed_and_its_group_killed() {
     create(&s, json!({"command": ["true"]})).await;
     s.stop().await;
 }
+
+/// Output that stops right after it starts still reaches the execution's record within the
+/// 5-second interval: its `bytes_out` and `last_activity_at`, with the `execution.updated`
+/// tick that brings other pages up to date. Before, it waited for output that never came.
+#[tokio::test]
+async fn activity_that_stops_is_recorded_within_the_interval() {
+    let s = TestServer::start().await;
+    let t = create(&s, sh("printf hello; exec sleep 60")).await;
+    let exec = format!("/api/executions/{}", t["execution_id"]);
+    let created = s.get(&exec).await.body["last_activity_at"].clone();
+    common::eventually("the output's bytes in the execution's record", || async {
+        let row = s.get(&exec).await.body;
+        (row["bytes_out"] == 5).then_some(row)
+    })
+    .await;
+    let row = s.get(&exec).await.body;
+    assert_ne!(row["last_activity_at"], created, "{row}");
+    s.stop().await;
+}

@@ -30,6 +30,9 @@ pub enum TerminalMsg {
     OutputEnded,
     ChildExited(Result<ExitInfo, String>),
     DrainDeadline,
+    /// The activity of output that came within `TOUCH_INTERVAL` (5 s) of the last record of
+    /// it is recorded now, whether or not more output follows.
+    TouchDue,
     Attach {
         mode: ViewerMode,
         since: Option<u64>,

@@ -55,7 +55,8 @@ pub use messages::{AttachRefused, Attached, Catchup, ReplaySizes, TerminalMsg, V
 /// Chunks read but not yet handled by the actor: bounds the mailbox to 16 reads of at most
 /// [`crate::pty::READ_CHUNK_BYTES`] each.
 const READS_IN_FLIGHT: usize = 16;
-/// `last_activity_at` and `bytes_out` reach the DB at most this often (the issue: 5 s).
+/// `last_activity_at` and `bytes_out` reach the DB at most this often (the issue: 5 s), and at
+/// most this long after the output they describe.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 /// How long shutdown waits for a SIGKILLed child to be reaped.
 const REAP_AT_SHUTDOWN: Duration = Duration::from_secs(2);
@@ -137,6 +138,8 @@ pub struct TerminalState {
     next_viewer: u64,
     last_activity: SystemTime,
     last_touch: Instant,
+    /// A `TouchDue` is on its way: output came too soon after the last touch to record it then.
+    touch_due: bool,
     exit: Option<ExitInfo>,
     /// When the child's exit was seen (the drain is measured from it).
     exited_at: Option<Instant>,
@@ -230,6 +233,7 @@ impl Actor for TerminalActor {
             next_viewer: 1,
             last_activity: SystemTime::now(),
             last_touch: Instant::now(),
+            touch_due: false,
             exit: None,
             exited_at: None,
             last_output: Instant::now(),
@@ -256,7 +260,15 @@ impl Actor for TerminalActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             TerminalMsg::Output(chunk, permit) => {
-                state.on_output(chunk, permit);
+                state.on_output(chunk, permit, &me);
+            }
+            TerminalMsg::TouchDue => {
+                state.touch_due = false;
+                let unrecorded = state.last_output > state.last_touch;
+                if unrecorded && state.final_status.is_none() && !state.handed_over {
+                    state.last_touch = Instant::now();
+                    state.touch();
+                }
             }
             TerminalMsg::OutputEnded => {
                 state.output_ended = true;
@@ -430,7 +442,12 @@ impl TerminalState {
         }
     }
 
-    fn on_output(&mut self, chunk: Bytes, permit: OwnedSemaphorePermit) {
+    fn on_output(
+        &mut self,
+        chunk: Bytes,
+        permit: OwnedSemaphorePermit,
+        me: &ActorRef<TerminalMsg>,
+    ) {
         let offset = self.replay.end();
         self.replay.push(&chunk);
         self.deps
@@ -448,9 +465,16 @@ impl TerminalState {
             .feed(offset, chunk, (self.size.cols, self.size.rows));
         drop(permit);
         self.last_activity = SystemTime::now();
-        if self.last_touch.elapsed() >= TOUCH_INTERVAL {
+        let since_touch = self.last_touch.elapsed();
+        if since_touch >= TOUCH_INTERVAL {
             self.last_touch = Instant::now();
             self.touch();
+        } else if !self.touch_due {
+            // Recorded when the interval is up, even if nothing follows: the execution's
+            // `last_activity_at` and `bytes_out`, and the tick that brings tabs up to date (a
+            // title set by this output), are never left behind by output that then stops.
+            self.touch_due = true;
+            me.send_after(TOUCH_INTERVAL - since_touch, || TerminalMsg::TouchDue);
         }
     }
 
