@@ -90,21 +90,16 @@ impl Extra {
         }
     }
 
-    /// The window title, if the program set one (control characters removed, at most
-    /// [`TITLE_MAX_CHARS`]).
-    pub fn title(&self) -> Option<&Arc<str>> {
-        self.modes.title.as_ref()
-    }
-
     /// Starts with `title` (one set before this parser saw any byte), as if the program had
     /// set it and it had been taken.
     pub fn seed_title(&mut self, title: Option<Arc<str>>) {
         self.modes.title = title;
     }
 
-    /// Whether the program set its title since the last call.
-    pub fn title_changed(&mut self) -> bool {
-        std::mem::take(&mut self.modes.title_changed)
+    /// The window title the program set since the last call, if it changed it (`Some(None)`:
+    /// it cleared it). Cleaned: no control characters, at most [`TITLE_MAX_CHARS`].
+    pub fn title_change(&mut self) -> Option<Option<Arc<str>>> {
+        std::mem::take(&mut self.modes.title_changed).then(|| self.modes.title.clone())
     }
 
     pub fn resized(&mut self) {

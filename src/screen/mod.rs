@@ -39,8 +39,8 @@ pub struct Snapshot {
 enum State {
     /// Boxed: a frozen screen costs a pointer-sized tag, not the parsers' inline buffers.
     Live(Box<(vt100::Parser, Extra)>),
-    /// An idle screen kept as its snapshot bytes (far smaller than the grid); fed again into a
-    /// fresh emulator when output arrives.
+    /// An idle screen kept as its snapshot bytes after the reset and the title (far smaller
+    /// than the grid); fed again into a fresh emulator when output arrives.
     Frozen(Vec<u8>),
 }
 
@@ -50,8 +50,8 @@ pub struct Screen {
     rows: u16,
     /// Absolute offset of the next output byte the screen expects.
     offset: u64,
-    /// The window title the program last set (OSC 0 or 2); kept here, not only in the emulator,
-    /// so a frozen screen still has it.
+    /// The window title the program last set (OSC 0 or 2): the one the snapshots set. The
+    /// emulator's `Extra` tells when the program changes it.
     title: Option<Arc<str>>,
 }
 
@@ -78,16 +78,13 @@ impl Screen {
     }
 
     /// Starts the screen with a title the program set before it existed (a reload handed the
-    /// session over): the emulator has it too, so the program clearing it clears it, and so
-    /// has a frozen screen's snapshot (frozen again: an idle screen keeps no grid).
+    /// session over). The emulator starts with it too (`live`), so the program clearing it
+    /// clears it.
     pub fn restore_title(&mut self, title: Arc<str>) {
-        let frozen = self.is_frozen();
-        self.title = Some(title.clone());
-        let (_, extra) = self.live();
-        extra.seed_title(Some(title));
-        if frozen {
-            self.freeze();
+        if let State::Live(live) = &mut self.state {
+            live.1.seed_title(Some(title.clone()));
         }
+        self.title = Some(title);
     }
 
     /// The window title the program last set (OSC 0 or 2), cleaned for a label: no control
@@ -107,8 +104,7 @@ impl Screen {
         let skip = self.offset.saturating_sub(offset) as usize;
         let (parser, extra) = self.live();
         parser.process(&extra.feed(&bytes[skip..]));
-        let title = extra.title_changed().then(|| extra.title().cloned());
-        if let Some(title) = title {
+        if let Some(title) = extra.title_change() {
             self.title = title;
         }
         self.offset = end;
@@ -150,8 +146,9 @@ impl Screen {
 
     /// Drops the emulator and keeps only the snapshot bytes (an idle session's memory).
     pub fn freeze(&mut self) {
-        if let State::Live(..) = self.state {
-            let bytes = self.snapshot().bytes;
+        if let State::Live(live) = &mut self.state {
+            let (parser, extra) = &mut **live;
+            let bytes = render_snapshot(parser.screen_mut(), extra);
             self.state = State::Frozen(bytes);
         }
     }
@@ -168,13 +165,21 @@ impl Screen {
     /// insert, autowrap, focus reporting, character sets).
     pub fn snapshot(&mut self) -> Snapshot {
         let (offset, cols, rows) = (self.offset, self.cols, self.rows);
-        let bytes = match &mut self.state {
-            State::Frozen(bytes) => bytes.clone(),
+        // RIS: the snapshot is self-contained even on a terminal that was showing something else.
+        let mut bytes = b"\x1bc".to_vec();
+        if let Some(title) = &self.title {
+            // Clean (no control character can end the sequence early): OSC 2, ended by BEL.
+            bytes.extend_from_slice(b"\x1b]2;");
+            bytes.extend_from_slice(title.as_bytes());
+            bytes.push(0x07);
+        }
+        match &mut self.state {
+            State::Frozen(frozen) => bytes.extend_from_slice(frozen),
             State::Live(live) => {
                 let (parser, extra) = &mut **live;
-                render_snapshot(parser.screen_mut(), extra)
+                bytes.extend(render_snapshot(parser.screen_mut(), extra));
             }
-        };
+        }
         Snapshot {
             bytes,
             offset,
@@ -244,15 +249,9 @@ fn scrollback_len(screen: &mut vt100::Screen) -> usize {
     held
 }
 
+/// The snapshot after its reset and title (`Screen::snapshot`), as drawn on a fresh terminal.
 fn render_snapshot(screen: &mut vt100::Screen, extra: &Extra) -> Vec<u8> {
-    // RIS: the snapshot is self-contained even on a terminal that was showing something else.
-    let mut out = b"\x1bc".to_vec();
-    if let Some(title) = extra.title() {
-        // Clean (no control character can end the sequence early): OSC 2, ended by BEL.
-        out.extend_from_slice(b"\x1b]2;");
-        out.extend_from_slice(title.as_bytes());
-        out.push(0x07);
-    }
+    let mut out = Vec::new();
     if screen.alternate_screen() {
         // vt100 keeps the primary screen under the alternate one but does not show it: a copy
         // of the screen, switched back without the cursor restore, shows it as it is.
