@@ -6,7 +6,7 @@ import { api, ApiError, query, type Execution, type HealthDetailed, type List, t
 import { ExecutionsTable } from "../components/ExecutionsTable";
 import { NeedsYouCard } from "../components/Attention";
 import { isExecutionChange, useRefetchOn } from "../components/live";
-import { sessionLabel } from "../term/api";
+import { sessionLabel, sessionSubtitle } from "../term/api";
 import { Ago, Badge, ErrorBanner, fmtSecs, Link, plural, useLoad } from "../ui";
 
 /** Uptime and DB latency move without events: re-read health this often. */
@@ -144,7 +144,7 @@ function SessionsCard() {
                   <td>
                     <Link href={href}>{sessionLabel(x)}</Link>
                     {/* A named session (an agent's) with the title its program set: what it does now. */}
-                    {x.title && x.title !== sessionLabel(x) ? <span class="muted session-title"> · {x.title}</span> : null}
+                    {sessionSubtitle(x) ? <span class="muted session-title"> · {sessionSubtitle(x)}</span> : null}
                   </td>
                   <td>{kind}</td>
                   <td>

@@ -14,6 +14,7 @@ import {
   getSession,
   listTerminals,
   sessionLabel,
+  sessionSubtitle,
   sessionPage,
   sessionWsPath,
   stopSession,
@@ -66,8 +67,10 @@ export function Terminals(props: { id?: string; kind?: SessionKind }) {
   const fetched = current.data;
   const info = fetched && liveTitle?.id === fetched.id ? { ...fetched, title: liveTitle.title } : fetched;
   const pageTitle = id && info ? sessionLabel(info) : null;
-  useEffect(() => setPageTitle(pageTitle), [pageTitle]);
-  useEffect(() => () => setPageTitle(null), []);
+  useEffect(() => {
+    setPageTitle(pageTitle);
+    return () => setPageTitle(null);
+  }, [pageTitle]);
 
   const stop = async () => {
     if (!id) return;
@@ -144,17 +147,17 @@ export function Terminals(props: { id?: string; kind?: SessionKind }) {
 
 function SessionStatus(props: { s: SessionInfo }) {
   const s = props.s;
-  const label = sessionLabel(s);
+  const subtitle = sessionSubtitle(s);
   const exit = exitText(s.exit_code, s.exit_signal);
   return (
     <>
       <span class="title" title={`${s.argv.join(" ")}\nin ${s.cwd}`}>
-        {label}
+        {sessionLabel(s)}
       </span>
       {/* A name the user gave is the label; the title the program set goes beside it. */}
-      {s.title && s.title !== label ? (
-        <span class="term-title" title={s.title}>
-          {s.title}
+      {subtitle ? (
+        <span class="term-title" title={subtitle}>
+          {subtitle}
         </span>
       ) : null}
       {/* The exit status itself is in the connection badge ("exited (exit 0)"); here on hover. */}

@@ -55,3 +55,9 @@ export function sessionLabel(s: Pick<SessionInfo, "id" | "name" | "argv" | "cwd"
   const words = [program, ...s.argv.slice(1)].join(" ") || s.id;
   return s.cwd ? `${words} · ${shortPath(s.cwd)}` : words;
 }
+
+/** The title the program set, when the label is something else (a name the user gave), to show
+ *  beside it; else null. */
+export function sessionSubtitle(s: Parameters<typeof sessionLabel>[0]): string | null {
+  return s.title && s.title !== sessionLabel(s) ? s.title : null;
+}
