@@ -3,7 +3,7 @@
 // screen, unified on a phone — with merge and discard, each asked twice.
 
 import type { ComponentChildren } from "preact";
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, type Execution } from "../api";
 import { useRefetchOn } from "./live";
 import { useEvents } from "../events";
@@ -60,15 +60,22 @@ export function WithChanges(props: { x: Execution; label: string; children: Comp
     [id, isolated],
   );
   // A run that ends or is merged (here or elsewhere) changes what the diff says. A discarded
-  // one has no diff left to fetch (409 worktree_removed): it is shown as discarded instead.
+  // one has no diff left to fetch (409 worktree_removed): it is shown as discarded instead, and
+  // from the moment a discard is asked here no refetch goes out (the one the events socket's
+  // (re)connect arms, say, would meet the 409).
+  const discarding = useRef(false);
   useRefetchOn(
     (e) =>
       (e.type === "execution.finished" && e.data?.id === id) ||
       (e.type === "worktree.merged" && e.data?.execution_id === id),
-    diff.reload,
+    () => {
+      if (!discarding.current) diff.reload();
+    },
   );
-  const discarded = () =>
+  const discarded = () => {
+    discarding.current = true;
     diff.setData((d) => d && { ...d, state: "discarded", files: [], diff: "", truncated: false });
+  };
   useEvents((e) => {
     if (e.type === "worktree.discarded" && e.data?.execution_id === id) discarded();
   });
@@ -93,7 +100,12 @@ export function WithChanges(props: { x: Execution; label: string; children: Comp
       {tab === "run" ? (
         props.children
       ) : diff.data ? (
-        <Changes x={props.x} d={diff.data} onDiscarded={discarded} />
+        <Changes
+          x={props.x}
+          d={diff.data}
+          onDiscarding={(on) => (discarding.current = on)}
+          onDiscarded={discarded}
+        />
       ) : (
         <ErrorBanner error={diff.error} />
       )}
@@ -101,7 +113,7 @@ export function WithChanges(props: { x: Execution; label: string; children: Comp
   );
 }
 
-function Changes(props: { x: Execution; d: Diff; onDiscarded: () => void }) {
+function Changes(props: { x: Execution; d: Diff; onDiscarding: (on: boolean) => void; onDiscarded: () => void }) {
   const { x, d } = props;
   const { busy, error, setError, act } = useAction();
   const [done, setDone] = useState<string | null>(null);
@@ -122,7 +134,13 @@ function Changes(props: { x: Execution; d: Diff; onDiscarded: () => void }) {
     });
   const discard = () =>
     act(async () => {
-      await api.post(`/api/executions/${x.id}/discard`);
+      props.onDiscarding(true);
+      try {
+        await api.post(`/api/executions/${x.id}/discard`);
+      } catch (e) {
+        props.onDiscarding(false);
+        throw e;
+      }
       setDone("Discarded: the worktree and its branch are deleted.");
       props.onDiscarded();
     });
